@@ -1,0 +1,38 @@
+//! `rkt enter`: run a command inside a running pod.
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+
+use super::Global;
+use crate::pod::PodState;
+use crate::stage1::{self, caps};
+
+#[derive(Debug, Args)]
+pub struct EnterArgs {
+    pub uuid: String,
+    /// The command and its arguments [default: /bin/sh].
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub cmd: Vec<String>,
+}
+
+pub fn enter(g: &Global, a: EnterArgs) -> Result<i32> {
+    let pod = g.store().find(&a.uuid).map_err(|e| anyhow!(e))?;
+    if pod.state() != PodState::Running {
+        bail!(
+            "pod {} is {}, not running; rkt enter needs a running pod",
+            pod.uuid,
+            pod.state().as_str()
+        );
+    }
+    let pid = pod
+        .pid()
+        .ok_or_else(|| anyhow!("pod {} has no pid yet", pod.uuid))?;
+    let m = pod.manifest()?;
+    let argv = if a.cmd.is_empty() {
+        vec!["/bin/sh".to_string()]
+    } else {
+        a.cmd
+    };
+    stage1::enter(pid, &argv, &m.app.env, caps::DEFAULT)
+        .map_err(|e| anyhow!("pod {}: {e}", pod.uuid))
+}

@@ -1,0 +1,156 @@
+//! The command line: global flags and one module per subcommand.
+
+mod enter;
+mod gc;
+mod list;
+mod run;
+mod stop;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::networking::{self, netns};
+use crate::pod::{Pod, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rkt",
+    version,
+    about = "A pod runtime with CNI networking, in the style of CoreOS rkt"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Global {
+    /// Pod state directory.
+    #[arg(long, global = true, default_value = "/var/lib/rkt")]
+    pub dir: PathBuf,
+    /// Local configuration directory; networks are read from its net.d/.
+    #[arg(long = "local-config", global = true, default_value = "/etc/rkt")]
+    pub local_config: PathBuf,
+    /// Print debug output, with the timing of each phase.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Colon-separated plugin directories [default: beside rkt,
+    /// /usr/lib/rkt/plugins/net, /opt/cni/bin, /usr/lib/cni].
+    #[arg(long = "net-plugin-path", global = true)]
+    pub net_plugin_path: Option<String>,
+    /// How long a CNI plugin may take before it is killed and the pod rolled back.
+    #[arg(long = "net-plugin-timeout", global = true, default_value = "60s")]
+    pub net_plugin_timeout: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an image in a new pod, in the foreground.
+    Run(run::RunArgs),
+    /// List pods.
+    List(list::ListArgs),
+    /// Show the status of a pod.
+    Status(list::StatusArgs),
+    /// Run a command inside a running pod.
+    Enter(enter::EnterArgs),
+    /// Stop running pods.
+    Stop(stop::StopArgs),
+    /// Remove exited pods.
+    Rm(stop::RmArgs),
+    /// Tear down pods whose runtime died and remove exited pods.
+    Gc(gc::GcArgs),
+}
+
+pub fn init_tracing(debug: bool) {
+    let level = if debug { "debug" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RKT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Run(a) => run::run(g, a),
+        Command::List(a) => list::list(g, a),
+        Command::Status(a) => list::status(g, a),
+        Command::Enter(a) => enter::enter(g, a),
+        Command::Stop(a) => stop::stop(g, a),
+        Command::Rm(a) => stop::rm(g, a),
+        Command::Gc(a) => gc::gc(g, a),
+    }
+}
+
+impl Global {
+    pub fn store(&self) -> Store {
+        Store::new(&self.dir)
+    }
+
+    pub fn plugin_path(&self) -> Vec<PathBuf> {
+        if let Some(p) = &self.net_plugin_path {
+            return std::env::split_paths(p)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect();
+        }
+        let mut out = Vec::new();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            out.push(dir);
+        }
+        for d in ["/usr/lib/rkt/plugins/net", "/opt/cni/bin", "/usr/lib/cni"] {
+            out.push(PathBuf::from(d));
+        }
+        out
+    }
+
+    pub fn plugin_timeout(&self) -> Result<Duration> {
+        let secs = crate::pod::time::parse_duration(&self.net_plugin_timeout)
+            .map_err(|e| anyhow::anyhow!("--net-plugin-timeout: {e}"))?;
+        Ok(Duration::from_secs(secs.max(1)))
+    }
+}
+
+/// Detaches a pod's networks (DEL in reverse, with the saved configs and
+/// results) and removes its network namespace. Keeps going; returns every
+/// problem.
+pub fn release_network(g: &Global, pod: &Pod) -> Vec<String> {
+    let records = pod.nets();
+    let netns_path = std::fs::read_to_string(pod.path("netns"))
+        .ok()
+        .map(PathBuf::from);
+    let Some(netns_path) = netns_path else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    let plugin_path = g.plugin_path();
+    let timeout = g.plugin_timeout().unwrap_or(Duration::from_secs(60));
+    let ctx = networking::Context {
+        plugin_path: &plugin_path,
+        timeout,
+        container_id: &pod.uuid,
+        netns: &netns_path,
+        runtime_config: Default::default(),
+    };
+    problems.extend(networking::teardown(&ctx, &records));
+    if let Err(e) = netns::remove(&netns_path) {
+        problems.push(format!(
+            "cannot remove network namespace {}: {e}",
+            netns_path.display()
+        ));
+    }
+    if problems.is_empty() {
+        let _ = std::fs::remove_file(pod.path("netns"));
+    }
+    problems
+}

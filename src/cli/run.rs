@@ -1,0 +1,324 @@
+//! `rkt run`: image, pod directory, network namespace, networks, DNS files,
+//! the pod process, and teardown when the app exits.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::Args;
+use nix::sys::signal::{self, SigHandler, Signal};
+use tracing::debug;
+
+use super::{release_network, Global};
+use crate::image;
+use crate::networking::{self, dns, netd, netns};
+use crate::pod::lock::FileLock;
+use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord};
+use crate::pod::{time, Pod};
+use crate::stage1::{self, caps, PodSpec};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Networks to attach: names (comma lists or repeated), `name:K=V;K2=V2`
+    /// for CNI_ARGS, `default`, `default-restricted`, `none`, `host`, `all`.
+    #[arg(long = "net")]
+    pub net: Vec<String>,
+    /// Hand the terminal to the app.
+    #[arg(long)]
+    pub interactive: bool,
+    /// The pod's hostname [default: rkt-<uuid>].
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Run this instead of the image's entrypoint.
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// Capabilities the app keeps, replacing the default set.
+    #[arg(long = "caps-retain")]
+    pub caps_retain: Option<String>,
+    /// Capabilities taken from the app's set.
+    #[arg(long = "caps-remove")]
+    pub caps_remove: Option<String>,
+    /// The image: an OCI layout directory, an OCI or docker-save archive, or a root filesystem directory.
+    pub image: String,
+    /// Arguments for the app.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+static POD_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_to_pod(sig: libc::c_int) {
+    let pid = POD_PID.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; the pid is our own child.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 64
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+struct Phase(Instant, &'static str);
+impl Drop for Phase {
+    fn drop(&mut self) {
+        debug!(
+            phase = self.1,
+            elapsed_ms = self.0.elapsed().as_secs_f64() * 1e3,
+            "phase"
+        );
+    }
+}
+fn phase(name: &'static str) -> Phase {
+    Phase(Instant::now(), name)
+}
+
+/// The app's argv: `--exec` plus args, or the image's entrypoint + cmd
+/// (args replace cmd).
+fn app_exec(a: &RunArgs, cfg: &image::ImageConfig) -> Result<Vec<String>> {
+    let argv: Vec<String> = match &a.exec {
+        Some(e) => std::iter::once(e.clone())
+            .chain(a.args.iter().cloned())
+            .collect(),
+        None => {
+            let tail = if a.args.is_empty() {
+                cfg.cmd.clone()
+            } else {
+                a.args.clone()
+            };
+            cfg.entrypoint.iter().cloned().chain(tail).collect()
+        }
+    };
+    if argv.is_empty() {
+        bail!(
+            "image {}: no entrypoint or cmd to run; pass --exec=/path/to/program",
+            a.image
+        );
+    }
+    Ok(argv)
+}
+
+pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
+    let total = phase("total");
+    let timeout = g.plugin_timeout()?;
+    let retain = a
+        .caps_retain
+        .as_deref()
+        .map(|v| caps::parse_list("--caps-retain", v))
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    let remove = caps::parse_list("--caps-remove", a.caps_remove.as_deref().unwrap_or(""))
+        .map_err(|e| anyhow!(e))?;
+    let app_caps = caps::effective_set(retain.as_deref(), &remove);
+    if let Some(h) = &a.hostname {
+        if !valid_hostname(h) {
+            bail!(
+                "--hostname={h}: not a valid hostname (letters, digits, '-', dot-separated labels)"
+            );
+        }
+    }
+    let selection = netd::parse_selection(&a.net).map_err(|e| anyhow!(e))?;
+    let nets = match &selection {
+        netd::Selection::Networks(sel) => {
+            let _p = phase("load networks");
+            let all = netd::load(&g.local_config).map_err(|e| anyhow!(e))?;
+            netd::resolve(sel, &all).map_err(|e| anyhow!(e))?
+        }
+        _ => Vec::new(),
+    };
+    let img = {
+        let _p = phase("image");
+        image::load(&a.image, &g.dir.join("cas"))?
+    };
+    let exec = app_exec(&a, &img.config)?;
+
+    let uuid = uuid::Uuid::new_v4().to_string();
+    let store = g.store();
+    let pod = {
+        let _p = phase("pod dir");
+        store
+            .create(&uuid)
+            .with_context(|| format!("cannot create pod directory in {}", g.dir.display()))?
+    };
+    let _lock =
+        FileLock::acquire(&pod.path("lock")).with_context(|| format!("cannot lock pod {uuid}"))?;
+    let hostname = a.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
+    let mut env = img.config.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    let manifest = Manifest {
+        uuid: uuid.clone(),
+        created: time::now(),
+        hostname: hostname.clone(),
+        image: ImageRef {
+            name: img.name.clone(),
+            id: img.id.clone(),
+        },
+        app: AppManifest {
+            name: app_name(&img.name),
+            exec: exec.clone(),
+            env: env.clone(),
+            working_dir: img.config.working_dir.clone(),
+        },
+        net_mode: match &selection {
+            netd::Selection::Host => "host".into(),
+            netd::Selection::None => "none".into(),
+            netd::Selection::Networks(_) => nets
+                .iter()
+                .map(|(c, _)| c.name.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        },
+    };
+    let result = (|| -> Result<i32> {
+        pod.write_json("pod.json", &manifest)?;
+        let netns_path = match selection {
+            netd::Selection::Host => None,
+            _ => {
+                let _p = phase("netns");
+                let p = netns::create(&format!("rkt-{uuid}")).with_context(|| {
+                    format!("cannot create the network namespace of pod {uuid}")
+                })?;
+                pod.write_file("netns", p.as_os_str().as_encoded_bytes())?;
+                Some(p)
+            }
+        };
+        let records = match &netns_path {
+            Some(ns) if !nets.is_empty() => {
+                let _p = phase("networks");
+                let plugin_path = g.plugin_path();
+                let ctx = networking::Context {
+                    plugin_path: &plugin_path,
+                    timeout,
+                    container_id: &uuid,
+                    netns: ns,
+                    runtime_config: Default::default(),
+                };
+                networking::setup(&pod, &ctx, &nets).map_err(|e| anyhow!(e))?
+            }
+            _ => Vec::new(),
+        };
+        {
+            let _p = phase("dns files");
+            write_etc(&pod, &hostname, &records)?;
+        }
+        let spec = PodSpec {
+            rootfs: pod.path("rootfs"),
+            upper: pod.path("upper"),
+            work: pod.path("work"),
+            lowers: img.lowers.clone(),
+            hostname: hostname.clone(),
+            netns: netns_path,
+            exec: exec.clone(),
+            env: env.clone(),
+            working_dir: img.config.working_dir.clone(),
+            interactive: a.interactive,
+            caps: app_caps.clone(),
+        };
+        std::fs::create_dir_all(&spec.rootfs)?;
+        std::fs::create_dir_all(&spec.work)?;
+        let start = phase("app start");
+        let started = stage1::start(&spec).map_err(|e| anyhow!("pod {uuid}: {e}"))?;
+        POD_PID.store(started.pid.as_raw(), Ordering::Relaxed);
+        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+            // SAFETY: the handler only calls kill(2) on our child.
+            let _ = unsafe { signal::signal(s, SigHandler::Handler(forward_to_pod)) };
+        }
+        pod.write_file("pid", started.pid.to_string().as_bytes())?;
+        pod.write_file("started", time::now().to_string().as_bytes())?;
+        let exec_result = started.wait_exec();
+        drop(start);
+        let code = started.wait();
+        exec_result.map_err(|e| anyhow!("pod {uuid}: {e}"))?;
+        Ok(code)
+    })();
+
+    let _t = phase("teardown");
+    let mut pod = pod;
+    if let Ok(code) = &result {
+        let _ = pod.write_file("exit", code.to_string().as_bytes());
+    }
+    let problems = release_network(g, &pod);
+    let _ = std::fs::remove_dir_all(pod.path("work"));
+    let _ = std::fs::remove_dir(pod.path("rootfs"));
+    for p in &problems {
+        eprintln!("rkt: pod {uuid}: teardown: {p}");
+    }
+    match result {
+        Ok(code) => {
+            pod.move_to_exited()
+                .with_context(|| format!("cannot move pod {uuid} to exited-garbage"))?;
+            drop(_t);
+            drop(total);
+            Ok(code)
+        }
+        Err(e) => {
+            // A pod that never started is not kept.
+            if problems.is_empty() {
+                let _ = std::fs::remove_dir_all(&pod.dir);
+            } else {
+                let _ = pod.move_to_exited();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn app_name(image_name: &str) -> String {
+    let base = image_name.rsplit('/').next().unwrap_or(image_name);
+    let base = base.split([':', '@']).next().unwrap_or(base);
+    let clean: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "app".into()
+    } else {
+        clean
+    }
+}
+
+/// Writes /etc/resolv.conf, /etc/hosts and /etc/hostname into the pod's
+/// upper layer, so they appear in its root without touching the image.
+fn write_etc(pod: &Pod, hostname: &str, records: &[NetRecord]) -> Result<()> {
+    let etc: PathBuf = pod.path("upper/etc");
+    std::fs::create_dir_all(&etc)?;
+    let results: Vec<_> = records
+        .iter()
+        .map(|r| (r.name.clone(), r.parsed_result()))
+        .collect();
+    if let Some((name, r)) = results
+        .iter()
+        .find_map(|(n, r)| r.as_ref().filter(|r| !r.dns.is_empty()).map(|r| (n, r)))
+    {
+        std::fs::write(
+            etc.join("resolv.conf"),
+            dns::resolv_conf(&r.dns, &format!("network \"{name}\"")),
+        )?;
+    }
+    let first_ip = results.iter().find_map(|(_, r)| {
+        r.as_ref()
+            .and_then(|r| r.ips.first())
+            .map(|i| i.address.addr().to_string())
+    });
+    std::fs::write(
+        etc.join("hosts"),
+        dns::hosts(hostname, first_ip.as_deref(), &[]),
+    )?;
+    std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `rkt stop` and `rkt rm`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use clap::Args;
+
+use super::{release_network, Global};
+use crate::pod::PodState;
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Kill the app (SIGKILL) instead of asking it to stop (SIGTERM).
+    #[arg(long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub uuids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    pub uuids: Vec<String>,
+}
+
+pub fn stop(g: &Global, a: StopArgs) -> Result<i32> {
+    let store = g.store();
+    let mut failed = 0;
+    for u in &a.uuids {
+        let res = (|| -> Result<String> {
+            let pod = store.find(u).map_err(|e| anyhow!(e))?;
+            if pod.state() != PodState::Running {
+                return Err(anyhow!(
+                    "pod {} is {}, not running",
+                    pod.uuid,
+                    pod.state().as_str()
+                ));
+            }
+            let pid = pod
+                .pid()
+                .ok_or_else(|| anyhow!("pod {} has no pid", pod.uuid))?;
+            let sig = if a.force {
+                libc::SIGKILL
+            } else {
+                libc::SIGTERM
+            };
+            // SAFETY: signalling the pod's first process, started by rkt run.
+            if unsafe { libc::kill(pid, sig) } != 0 {
+                return Err(anyhow!(
+                    "cannot signal pod {} (pid {pid}): {}",
+                    pod.uuid,
+                    std::io::Error::last_os_error()
+                ));
+            }
+            // Wait until its runtime has torn it down (it releases the lock).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if matches!(
+                    store.find(&pod.uuid).map(|p| p.state()),
+                    Ok(PodState::Exited) | Ok(PodState::Abandoned)
+                ) {
+                    return Ok(pod.uuid);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(anyhow!(
+                "pod {} did not stop within 30s; try rkt stop --force",
+                pod.uuid
+            ))
+        })();
+        match res {
+            Ok(uuid) => println!("{uuid}"),
+            Err(e) => {
+                eprintln!("rkt: {e}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 { 254 } else { 0 })
+}
+
+pub fn rm(g: &Global, a: RmArgs) -> Result<i32> {
+    let store = g.store();
+    let mut failed = 0;
+    for u in &a.uuids {
+        let res = (|| -> Result<String> {
+            let pod = store.find(u).map_err(|e| anyhow!(e))?;
+            let Some(_lock) = pod.try_lock()? else {
+                return Err(anyhow!(
+                    "pod {} is running; stop it first (rkt stop {})",
+                    pod.uuid,
+                    pod.uuid
+                ));
+            };
+            let problems = release_network(g, &pod);
+            if !problems.is_empty() {
+                return Err(anyhow!("pod {}: {}", pod.uuid, problems.join("; ")));
+            }
+            std::fs::remove_dir_all(&pod.dir)
+                .map_err(|e| anyhow!("cannot remove {}: {e}", pod.dir.display()))?;
+            Ok(pod.uuid)
+        })();
+        match res {
+            Ok(uuid) => println!("\"{uuid}\""),
+            Err(e) => {
+                eprintln!("rkt: {e}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 { 254 } else { 0 })
+}

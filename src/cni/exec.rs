@@ -1,0 +1,166 @@
+//! Finding and executing plugin binaries with the CNI_* environment, a
+//! config on stdin, and a deadline after which the plugin is killed.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::CniError;
+
+/// One call of a plugin.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    pub command: &'a str,
+    pub container_id: &'a str,
+    pub netns: &'a str,
+    pub ifname: &'a str,
+    pub args: &'a str,
+    pub path: &'a [PathBuf],
+    pub timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("plugin \"{plugin}\" not found in {searched}; install it or pass --net-plugin-path")]
+    NotFound { plugin: String, searched: String },
+    #[error("plugin {} is not executable; chmod +x it", path.display())]
+    NotExecutable { path: PathBuf },
+    #[error("cannot run plugin {}: {source}", path.display())]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin {} did not answer within {secs:.1}s and was killed", path.display())]
+    Timeout { path: PathBuf, secs: f64 },
+    #[error("{0}")]
+    Plugin(CniError),
+    #[error("plugin {} failed ({status}): {output}", path.display())]
+    Failed {
+        path: PathBuf,
+        status: String,
+        output: String,
+    },
+}
+
+/// Looks up a plugin type on the search path.
+pub fn find_plugin(ty: &str, path: &[PathBuf]) -> Result<PathBuf, ExecError> {
+    for dir in path {
+        let candidate = dir.join(ty);
+        if let Ok(meta) = std::fs::metadata(&candidate) {
+            if !meta.is_file() {
+                continue;
+            }
+            if meta.permissions().mode() & 0o111 == 0 {
+                return Err(ExecError::NotExecutable { path: candidate });
+            }
+            return Ok(candidate);
+        }
+    }
+    Err(ExecError::NotFound {
+        plugin: ty.to_string(),
+        searched: path
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+    })
+}
+
+fn set_nonblocking(fd: i32) {
+    // SAFETY: fcntl on a pipe fd we own; failure only means blocking reads.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+/// Runs `plugin` and returns its stdout. A non-zero exit becomes
+/// [`ExecError::Plugin`] when the plugin printed a CNI error.
+pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, ExecError> {
+    let cni_path = std::env::join_paths(inv.path)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut child = Command::new(plugin)
+        .env("CNI_COMMAND", inv.command)
+        .env("CNI_CONTAINERID", inv.container_id)
+        .env("CNI_NETNS", inv.netns)
+        .env("CNI_IFNAME", inv.ifname)
+        .env("CNI_ARGS", inv.args)
+        .env("CNI_PATH", cni_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| ExecError::Spawn {
+            path: plugin.to_path_buf(),
+            source,
+        })?;
+    if let Some(mut input) = child.stdin.take() {
+        // A plugin that exits without reading its config gives EPIPE: not ours to report.
+        let _ = input.write_all(stdin);
+    }
+    let as_file = |fd: std::os::fd::OwnedFd| std::fs::File::from(fd);
+    let mut out = child.stdout.take().map(|p| as_file(p.into()));
+    let mut err = child.stderr.take().map(|p| as_file(p.into()));
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + inv.timeout;
+    for p in [&out, &err].into_iter().flatten() {
+        set_nonblocking(p.as_raw_fd());
+    }
+    while out.is_some() || err.is_some() {
+        let now = Instant::now();
+        if now >= deadline {
+            // We started this child: kill it by its PID and reap it.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ExecError::Timeout {
+                path: plugin.to_path_buf(),
+                secs: inv.timeout.as_secs_f64(),
+            });
+        }
+        let mut fds: Vec<libc::pollfd> = [&out, &err]
+            .iter()
+            .map(|p| libc::pollfd {
+                fd: p.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let wait_ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: fds is a valid array of pollfd for the duration of the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms.max(1)) };
+        for (pipe, buf) in [(&mut out, &mut stdout), (&mut err, &mut stderr)] {
+            if let Some(p) = pipe {
+                let mut chunk = [0u8; 16384];
+                match p.read(&mut chunk) {
+                    Ok(0) => *pipe = None,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => *pipe = None,
+                }
+            }
+        }
+    }
+    let status = child.wait().map_err(|source| ExecError::Spawn {
+        path: plugin.to_path_buf(),
+        source,
+    })?;
+    if status.success() {
+        return Ok(stdout);
+    }
+    if let Ok(e) = serde_json::from_slice::<CniError>(&stdout) {
+        return Err(ExecError::Plugin(e));
+    }
+    let output = String::from_utf8_lossy(if stdout.is_empty() { &stderr } else { &stdout })
+        .trim()
+        .replace('\n', " ");
+    Err(ExecError::Failed {
+        path: plugin.to_path_buf(),
+        status: status.to_string(),
+        output,
+    })
+}

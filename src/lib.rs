@@ -1,0 +1,9 @@
+//! rkt: a pod runtime in the style of CoreOS rkt, whose heart is its
+//! networking stage, and the CNI plugins it ships.
+
+pub mod cli;
+pub mod cni;
+pub mod image;
+pub mod networking;
+pub mod pod;
+pub mod stage1;

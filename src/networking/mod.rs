@@ -1,0 +1,168 @@
+//! The runtime side of CNI: attaching a pod's networks in order (journaled
+//! in the pod directory, rolled back on failure) and detaching them.
+
+pub mod dns;
+pub mod netd;
+pub mod netns;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use tracing::debug;
+
+use crate::cni::exec::{self, Invocation};
+use crate::cni::{args, version, CniResult, NetConf};
+use crate::pod::manifest::NetRecord;
+use crate::pod::Pod;
+
+/// What every plugin call of one pod shares.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    pub plugin_path: &'a [PathBuf],
+    pub timeout: Duration,
+    pub container_id: &'a str,
+    pub netns: &'a Path,
+    pub runtime_config: Map<String, Value>,
+}
+
+fn cni_args(user: &[(String, String)]) -> String {
+    if user.is_empty() {
+        String::new()
+    } else {
+        format!("IgnoreUnknown=1;{}", args::join(user))
+    }
+}
+
+impl NetRecord {
+    fn conf(&self) -> NetConf {
+        NetConf {
+            name: self.name.clone(),
+            cni_version: self.cni_version.clone(),
+            plugins: self.plugins.clone(),
+            source: self.source.clone(),
+            is_list: self.is_list,
+        }
+    }
+}
+
+/// Runs one plugin of a network's chain; errors name network and plugin.
+fn call(
+    ctx: &Context,
+    conf: &NetConf,
+    i: usize,
+    command: &str,
+    ifname: &str,
+    cni_args: &str,
+    prev: Option<&Value>,
+) -> Result<Vec<u8>, String> {
+    let ty = conf.types()[i].to_string();
+    let where_ = format!("network \"{}\" (plugin {ty}, {command})", conf.name);
+    let plugin = exec::find_plugin(&ty, ctx.plugin_path).map_err(|e| format!("{where_}: {e}"))?;
+    let stdin = conf.plugin_stdin(i, prev, &ctx.runtime_config);
+    let stdin = serde_json::to_vec(&stdin).map_err(|e| format!("{where_}: {e}"))?;
+    let inv = Invocation {
+        command,
+        container_id: ctx.container_id,
+        netns: &ctx.netns.to_string_lossy(),
+        ifname,
+        args: cni_args,
+        path: ctx.plugin_path,
+        timeout: ctx.timeout,
+    };
+    let t = Instant::now();
+    let out = exec::run(&plugin, &inv, &stdin).map_err(|e| format!("{where_}: {e}"))?;
+    debug!(network = %conf.name, plugin = %ty, command, elapsed_ms = t.elapsed().as_secs_f64() * 1e3, "plugin");
+    Ok(out)
+}
+
+/// ADD through the chain; returns the final result in the config's version.
+fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Value, String> {
+    let mut prev: Option<Value> = None;
+    for i in 0..conf.plugins.len() {
+        let out = call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref())?;
+        let result = CniResult::parse(&out, &conf.cni_version).map_err(|e| {
+            format!(
+                "network \"{}\" (plugin {}): {e}",
+                conf.name,
+                conf.types()[i]
+            )
+        })?;
+        prev = Some(result.to_version(&conf.cni_version));
+    }
+    prev.ok_or_else(|| format!("network \"{}\" has no plugins", conf.name))
+}
+
+/// DEL through the chain in reverse; every plugin runs, errors are collected.
+fn del(ctx: &Context, rec: &NetRecord) -> Vec<String> {
+    let conf = rec.conf();
+    let prev = if version::at_least_040(&conf.cni_version) {
+        rec.result.as_ref()
+    } else {
+        None
+    };
+    let cni_args = rec.args.clone();
+    (0..conf.plugins.len())
+        .rev()
+        .filter_map(|i| call(ctx, &conf, i, "DEL", &rec.ifname, &cni_args, prev).err())
+        .collect()
+}
+
+/// Attaches the networks in order. Before each ADD the intent is recorded
+/// in `<pod>/net/<i>.json`, after it the result. On failure every network
+/// touched so far (the failing one included) is detached again, in reverse.
+pub fn setup(
+    pod: &Pod,
+    ctx: &Context,
+    nets: &[(NetConf, Vec<(String, String)>)],
+) -> Result<Vec<NetRecord>, String> {
+    let mut records: Vec<NetRecord> = Vec::new();
+    for (i, (conf, user_args)) in nets.iter().enumerate() {
+        let mut rec = NetRecord {
+            name: conf.name.clone(),
+            ifname: format!("eth{i}"),
+            args: cni_args(user_args),
+            cni_version: conf.cni_version.clone(),
+            plugins: conf.plugins.clone(),
+            source: conf.source.clone(),
+            is_list: conf.is_list,
+            result: None,
+        };
+        let rel = format!("net/{i}.json");
+        let journaled = pod.write_json(&rel, &rec).map_err(|e| {
+            format!(
+                "cannot record network \"{}\" in {}: {e}",
+                conf.name,
+                pod.dir.display()
+            )
+        });
+        let added = journaled.and_then(|_| add(ctx, conf, &rec.ifname, &rec.args));
+        records.push(rec.clone());
+        match added {
+            Ok(result) => {
+                rec.result = Some(result);
+                if let Err(e) = pod.write_json(&rel, &rec) {
+                    let err = format!("cannot record network \"{}\": {e}", conf.name);
+                    return Err(rollback(ctx, &records, err));
+                }
+                *records.last_mut().expect("just pushed") = rec;
+            }
+            Err(e) => return Err(rollback(ctx, &records, e)),
+        }
+    }
+    Ok(records)
+}
+
+fn rollback(ctx: &Context, records: &[NetRecord], err: String) -> String {
+    let problems = teardown(ctx, records);
+    if problems.is_empty() {
+        err
+    } else {
+        format!("{err}; rolling back also failed: {}", problems.join("; "))
+    }
+}
+
+/// Detaches networks in reverse order; keeps going and returns every error.
+pub fn teardown(ctx: &Context, records: &[NetRecord]) -> Vec<String> {
+    records.iter().rev().flat_map(|r| del(ctx, r)).collect()
+}

@@ -1,0 +1,71 @@
+//! The pod manifest (`pod.json`): what was asked for, written once at
+//! creation; and the per-network records written as networks come up.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cni::CniResult;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppManifest {
+    pub name: String,
+    pub exec: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRef {
+    pub name: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub uuid: String,
+    pub created: u64,
+    pub hostname: String,
+    pub image: ImageRef,
+    pub app: AppManifest,
+    /// `host`, `none`, or the selected network names (in interface order).
+    pub net_mode: String,
+}
+
+/// One network attachment as recorded in `<pod>/net/<index>.json`: written
+/// before ADD (intent, `result` empty) and again after it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetRecord {
+    pub name: String,
+    pub ifname: String,
+    pub args: String,
+    pub cni_version: String,
+    pub plugins: Vec<serde_json::Value>,
+    pub source: String,
+    pub is_list: bool,
+    /// The final result, in the config's version.
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+}
+
+impl NetRecord {
+    pub fn parsed_result(&self) -> Option<CniResult> {
+        self.result
+            .clone()
+            .and_then(|v| CniResult::from_value(v, &self.cni_version).ok())
+    }
+
+    /// `name:ip4=A.B.C.D` as rkt lists it (the name alone without an address).
+    pub fn listing(&self) -> String {
+        match self
+            .parsed_result()
+            .as_ref()
+            .and_then(|r| r.first_ipv4().cloned())
+        {
+            Some(ip) => format!("{}:ip4={}", self.name, ip.address.addr()),
+            None => self.name.clone(),
+        }
+    }
+}

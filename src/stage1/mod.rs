@@ -1,0 +1,345 @@
+//! The pod process. `rkt run` clones the pod's first process into new mount,
+//! UTS, IPC and PID namespaces; it joins the pod network namespace, mounts
+//! the overlayfs root, `/proc`, `/sys` (read-only) and a minimal `/dev`,
+//! pivots into the root and starts the app, then stays as the pod's init:
+//! it reaps orphans, forwards signals to the app and exits with its code.
+
+pub mod caps;
+mod mounts;
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::sched::{clone, setns, CloneFlags};
+use nix::sys::signal::{self, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{self, Pid};
+
+/// Everything the pod process needs, prepared before it is cloned.
+#[derive(Debug, Clone)]
+pub struct PodSpec {
+    pub rootfs: PathBuf,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    pub lowers: Vec<PathBuf>,
+    pub hostname: String,
+    /// `None`: stay in the caller's network namespace (`--net=host`).
+    pub netns: Option<PathBuf>,
+    pub exec: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub interactive: bool,
+    pub caps: Vec<::caps::Capability>,
+}
+
+/// A started pod: its first process and the pipe its errors come through.
+pub struct Started {
+    pub pid: Pid,
+    errors: OwnedFd,
+}
+
+static APP_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = APP_PID.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn report(fd: i32, msg: &str) {
+    // SAFETY: writing a buffer we own to a pipe fd we own.
+    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// Exit code of a waited-for process, shell style (128 + signal).
+pub fn exit_code(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}
+
+fn exec_app(spec: &PodSpec, errfd: i32) -> ! {
+    let fail = |msg: String| -> ! {
+        report(errfd, &msg);
+        // SAFETY: leaving the forked child without running parent-owned destructors.
+        unsafe { libc::_exit(127) }
+    };
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: restoring default dispositions in the child before exec.
+        let _ = unsafe { signal::signal(s, SigHandler::SigDfl) };
+    }
+    if !spec.interactive {
+        if let Ok(null) = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            let _ = unistd::dup2(null, 0);
+        }
+    }
+    let wd = if spec.working_dir.is_empty() {
+        "/"
+    } else {
+        &spec.working_dir
+    };
+    if let Err(e) = unistd::chdir(wd) {
+        fail(format!("cannot change to working directory {wd}: {e}"));
+    }
+    // SAFETY: single-threaded child between fork and exec.
+    for (k, _) in std::env::vars_os() {
+        unsafe { std::env::remove_var(k) };
+    }
+    for kv in &spec.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            if !k.is_empty() {
+                // SAFETY: single-threaded child between fork and exec.
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+    }
+    if let Err(e) = caps::apply(&spec.caps) {
+        fail(format!("cannot set capabilities: {e}"));
+    }
+    let argv: Vec<CString> = spec
+        .exec
+        .iter()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    if argv.is_empty() {
+        fail("nothing to execute: the image has no entrypoint or cmd; pass --exec".into());
+    }
+    let err = unistd::execvp(&argv[0], &argv).unwrap_err();
+    fail(format!("cannot execute {} in the pod: {err}", spec.exec[0]))
+}
+
+/// Sets `lo` up in the current network namespace.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a datagram socket for interface ioctls; ifreq is zeroed and
+    // NUL-terminated; the fd is closed before returning.
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        let mut rc = libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req);
+        if rc == 0 {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            rc = libc::ioctl(sock, libc::SIOCSIFFLAGS, &req);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(sock);
+        if rc != 0 {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+fn pid1(spec: &PodSpec, netns: Option<i32>, errfd: i32) -> isize {
+    let step = || -> Result<(), String> {
+        // The pod dies with its runtime; `rkt gc` then recovers what it held.
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        if let Some(fd) = netns {
+            // SAFETY: fd is the pod netns, opened by the parent and inherited.
+            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            setns(fd, CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("cannot join the pod network namespace: {e}"))?;
+            loopback_up().map_err(|e| format!("cannot bring up lo in the pod: {e}"))?;
+        }
+        unistd::sethostname(&spec.hostname).map_err(|e| format!("cannot set hostname: {e}"))?;
+        mounts::setup_root(spec)?;
+        Ok(())
+    };
+    if let Err(msg) = step() {
+        report(errfd, &msg);
+        return 127;
+    }
+    // SAFETY: the pod's init forks its only app; no other threads exist here.
+    let app = match unsafe { unistd::fork() } {
+        Ok(unistd::ForkResult::Child) => exec_app(spec, errfd),
+        Ok(unistd::ForkResult::Parent { child }) => child,
+        Err(e) => {
+            report(errfd, &format!("cannot fork the app: {e}"));
+            return 127;
+        }
+    };
+    APP_PID.store(app.as_raw(), Ordering::Relaxed);
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only calls kill(2).
+        let _ = unsafe { signal::signal(s, SigHandler::Handler(forward)) };
+    }
+    // SAFETY: closing our copy of the error pipe so the parent sees EOF once the app execs.
+    unsafe { libc::close(errfd) };
+    loop {
+        match waitpid(None, None) {
+            Ok(status) if status.pid() == Some(app) => {
+                if let Some(code) = exit_code(status) {
+                    return code as isize;
+                }
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return 127,
+        }
+    }
+}
+
+/// Clones the pod's first process. Returns once it is running; the app's
+/// start is confirmed by [`Started::wait_exec`].
+pub fn start(spec: &PodSpec) -> Result<Started, String> {
+    let netns = match &spec.netns {
+        Some(p) => Some(
+            std::fs::File::open(p)
+                .map_err(|e| format!("cannot open network namespace {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let netns_fd = netns.as_ref().map(|f| f.as_raw_fd());
+    let wr_fd = wr.as_raw_fd();
+    let mut stack = vec![0u8; 1 << 20];
+    let flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWPID;
+    let cb = Box::new(|| {
+        let code = pid1(spec, netns_fd, wr_fd);
+        // SAFETY: leave the cloned child without unwinding into the parent's frames.
+        unsafe { libc::_exit(code as i32) }
+    });
+    // SAFETY: no CLONE_VM: the child runs on a copy of our memory, like fork.
+    let pid = unsafe { clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|e| format!("cannot create the pod's namespaces: {e}"))?;
+    drop(wr);
+    Ok(Started { pid, errors: rd })
+}
+
+impl Started {
+    /// Waits until the app has been exec'd, or returns the pod's error.
+    pub fn wait_exec(&self) -> Result<(), String> {
+        let mut f = std::fs::File::from(self.errors.try_clone().map_err(|e| e.to_string())?);
+        let mut msg = String::new();
+        use std::io::Read;
+        let _ = f.read_to_string(&mut msg);
+        if msg.is_empty() {
+            Ok(())
+        } else {
+            Err(msg)
+        }
+    }
+
+    /// Waits for the pod's first process and returns its exit code.
+    pub fn wait(&self) -> i32 {
+        loop {
+            match waitpid(self.pid, None) {
+                Ok(status) => {
+                    if let Some(code) = exit_code(status) {
+                        return code;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return 255,
+            }
+        }
+    }
+}
+
+/// Runs `argv` inside a running pod: joins the namespaces and root of its
+/// first process (`pid`), then forks so the command is inside its PID
+/// namespace. Returns the command's exit code.
+pub fn enter(
+    pid: i32,
+    argv: &[String],
+    env: &[String],
+    caps: &[::caps::Capability],
+) -> Result<i32, String> {
+    let ns_dir = PathBuf::from(format!("/proc/{pid}/ns"));
+    let root = std::fs::File::open(format!("/proc/{pid}/root"))
+        .map_err(|e| format!("cannot open the pod's root (pid {pid}): {e}"))?;
+    let mut fds = Vec::new();
+    for (name, flag) in [
+        ("ipc", CloneFlags::CLONE_NEWIPC),
+        ("uts", CloneFlags::CLONE_NEWUTS),
+        ("net", CloneFlags::CLONE_NEWNET),
+        ("pid", CloneFlags::CLONE_NEWPID),
+        ("mnt", CloneFlags::CLONE_NEWNS),
+    ] {
+        let f = std::fs::File::open(ns_dir.join(name))
+            .map_err(|e| format!("cannot open {}: {e}", ns_dir.join(name).display()))?;
+        fds.push((f, flag, name));
+    }
+    for (f, flag, name) in &fds {
+        setns(f, *flag).map_err(|e| format!("cannot join the pod's {name} namespace: {e}"))?;
+    }
+    unistd::fchdir(root.as_raw_fd()).map_err(|e| e.to_string())?;
+    unistd::chroot(".").map_err(|e| format!("cannot enter the pod's root: {e}"))?;
+    let spec = PodSpec {
+        rootfs: PathBuf::new(),
+        upper: PathBuf::new(),
+        work: PathBuf::new(),
+        lowers: vec![],
+        hostname: String::new(),
+        netns: None,
+        exec: argv.to_vec(),
+        env: env.to_vec(),
+        working_dir: "/".into(),
+        interactive: true,
+        caps: caps.to_vec(),
+    };
+    let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the runtime is single-threaded here; the child execs at once.
+    match unsafe { unistd::fork() } {
+        Ok(unistd::ForkResult::Child) => exec_app(&spec, wr.as_raw_fd()),
+        Ok(unistd::ForkResult::Parent { child }) => {
+            drop(wr);
+            let started = Started {
+                pid: child,
+                errors: rd,
+            };
+            if let Err(msg) = started.wait_exec() {
+                started.wait();
+                return Err(msg);
+            }
+            Ok(started.wait())
+        }
+        Err(e) => Err(format!("fork: {e}")),
+    }
+}
+
+/// The overlayfs mount data for the pod root.
+pub fn overlay_data(spec: &PodSpec) -> String {
+    let lowers: Vec<String> = spec
+        .lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lowers.join(":"),
+        spec.upper.display(),
+        spec.work.display()
+    )
+}
