@@ -111,11 +111,7 @@ fn del(ctx: &Context, rec: &NetRecord) -> Vec<String> {
 /// Attaches the networks in order. Before each ADD the intent is recorded
 /// in `<pod>/net/<i>.json`, after it the result. On failure every network
 /// touched so far (the failing one included) is detached again, in reverse.
-pub fn setup(
-    pod: &Pod,
-    ctx: &Context,
-    nets: &[(NetConf, Vec<(String, String)>)],
-) -> Result<Vec<NetRecord>, String> {
+pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetRecord>, String> {
     let mut records: Vec<NetRecord> = Vec::new();
     for (i, (conf, user_args)) in nets.iter().enumerate() {
         let mut rec = NetRecord {

@@ -72,6 +72,9 @@ pub struct Selected {
     pub args: Vec<(String, String)>,
 }
 
+/// A network to attach, with its CNI_ARGS pairs.
+pub type Attach = (NetConf, Vec<(String, String)>);
+
 /// What `--net` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -143,14 +146,11 @@ pub fn parse_selection(flags: &[String]) -> Result<Selection, String> {
 
 /// Resolves a selection into configs in interface order, adding
 /// `default-restricted` last when `default` is not selected.
-pub fn resolve(
-    sel: &[Selected],
-    nets: &Networks,
-) -> Result<Vec<(NetConf, Vec<(String, String)>)>, String> {
-    let mut out: Vec<(NetConf, Vec<(String, String)>)> = Vec::new();
+pub fn resolve(sel: &[Selected], nets: &Networks) -> Result<Vec<Attach>, String> {
+    let mut out: Vec<Attach> = Vec::new();
     let push = |name: &str,
                 args: &[(String, String)],
-                out: &mut Vec<(NetConf, Vec<(String, String)>)>|
+                out: &mut Vec<Attach>|
      -> Result<(), String> {
         if out.iter().any(|(c, _)| c.name == name) {
             return Ok(());
