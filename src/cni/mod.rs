@@ -5,6 +5,7 @@ pub mod args;
 pub mod config;
 pub mod exec;
 pub mod result;
+pub mod skeleton;
 
 pub use config::NetConf;
 pub use result::CniResult;
