@@ -76,25 +76,41 @@ fn call(
     Ok(out)
 }
 
+/// A failed ADD: the message and how many plugins of the chain were run
+/// (and so need a DEL).
+struct AddError {
+    msg: String,
+    ran: usize,
+}
+
 /// ADD through the chain; returns the final result in the config's version.
-fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Value, String> {
+fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Value, AddError> {
     let mut prev: Option<Value> = None;
     for i in 0..conf.plugins.len() {
-        let out = call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref())?;
-        let result = CniResult::parse(&out, &conf.cni_version).map_err(|e| {
-            format!(
-                "network \"{}\" (plugin {}): {e}",
-                conf.name,
-                conf.types()[i]
-            )
-        })?;
+        let fail = |msg: String, ran: usize| AddError { msg, ran };
+        // A plugin that cannot be found or executed never ran: nothing to undo.
+        let ty = conf.types()[i];
+        if let Err(e) = exec::find_plugin(ty, ctx.plugin_path) {
+            return Err(fail(format!("network \"{}\" (plugin {ty}): {e}", conf.name), i));
+        }
+        let out = call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref()).map_err(|m| fail(m, i + 1))?;
+        let result = CniResult::parse(&out, &conf.cni_version)
+            .map_err(|e| fail(format!("network \"{}\" (plugin {ty}): {e}", conf.name), i + 1))?;
         prev = Some(result.to_version(&conf.cni_version));
     }
-    prev.ok_or_else(|| format!("network \"{}\" has no plugins", conf.name))
+    prev.ok_or_else(|| AddError {
+        msg: format!("network \"{}\" has no plugins", conf.name),
+        ran: 0,
+    })
 }
 
 /// DEL through the chain in reverse; every plugin runs, errors are collected.
 fn del(ctx: &Context, rec: &NetRecord) -> Vec<String> {
+    del_first(ctx, rec, rec.plugins.len())
+}
+
+/// DEL of the first `ran` plugins of the chain, in reverse.
+fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<String> {
     let conf = rec.conf();
     let prev = if version::at_least_040(&conf.cni_version) {
         rec.result.as_ref()
@@ -102,7 +118,7 @@ fn del(ctx: &Context, rec: &NetRecord) -> Vec<String> {
         None
     };
     let cni_args = rec.args.clone();
-    (0..conf.plugins.len())
+    (0..ran.min(conf.plugins.len()))
         .rev()
         .filter_map(|i| call(ctx, &conf, i, "DEL", &rec.ifname, &cni_args, prev).err())
         .collect()
@@ -125,33 +141,33 @@ pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetR
             result: None,
         };
         let rel = format!("net/{i}.json");
-        let journaled = pod.write_json(&rel, &rec).map_err(|e| {
-            format!(
-                "cannot record network \"{}\" in {}: {e}",
-                conf.name,
-                pod.dir.display()
-            )
-        });
-        let added = journaled.and_then(|_| add(ctx, conf, &rec.ifname, &rec.args));
-        records.push(rec.clone());
-        match added {
+        if let Err(e) = pod.write_json(&rel, &rec) {
+            let err = format!("cannot record network \"{}\" in {}: {e}", conf.name, pod.dir.display());
+            return Err(rollback(ctx, pod, &records, None, err));
+        }
+        match add(ctx, conf, &rec.ifname, &rec.args) {
             Ok(result) => {
                 rec.result = Some(result);
                 if let Err(e) = pod.write_json(&rel, &rec) {
                     let err = format!("cannot record network \"{}\": {e}", conf.name);
-                    return Err(rollback(ctx, &records, err));
+                    return Err(rollback(ctx, pod, &records, Some((&rec, rec.plugins.len())), err));
                 }
-                *records.last_mut().expect("just pushed") = rec;
+                records.push(rec);
             }
-            Err(e) => return Err(rollback(ctx, &records, e)),
+            Err(e) => return Err(rollback(ctx, pod, &records, Some((&rec, e.ran)), e.msg)),
         }
     }
     Ok(records)
 }
 
-fn rollback(ctx: &Context, records: &[NetRecord], err: String) -> String {
-    let problems = teardown(ctx, records);
+/// Undoes a failed setup: the failing network's plugins that ran, then
+/// every network attached before it, in reverse.
+fn rollback(ctx: &Context, pod: &Pod, records: &[NetRecord], failing: Option<(&NetRecord, usize)>, err: String) -> String {
+    let mut problems = failing.map(|(rec, ran)| del_first(ctx, rec, ran)).unwrap_or_default();
+    problems.extend(teardown(ctx, records));
     if problems.is_empty() {
+        // Everything is undone: clear the journal so nothing is undone twice.
+        let _ = std::fs::remove_dir_all(pod.path("net"));
         err
     } else {
         format!("{err}; rolling back also failed: {}", problems.join("; "))

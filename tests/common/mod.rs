@@ -57,6 +57,7 @@ for d in /etc/rkt /var/lib/rkt /var/lib/cni /run /tmp; do
   mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d"
 done
 mkdir -p /etc/rkt/net.d /run/netns
+cd /tmp
 ip link set lo up
 rkt() { "$RKT_BIN" $RKT_GLOBAL "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }

@@ -1,0 +1,2 @@
+from-image-cmd hello-oci
+/tmp
