@@ -5,6 +5,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::Global;
+use crate::networking::dns::PodDns;
 use crate::pod::{time, Pod, PodState};
 
 #[derive(Debug, Args)]
@@ -79,7 +80,14 @@ fn pod_json(pod: &Pod) -> Value {
     if let Some(code) = pod.exit_code() {
         v["app_exit_codes"] = json!({ m.app.name: code });
     }
+    if let Some(d) = pod_dns(pod) {
+        v["dns"] = json!(d);
+    }
     v
+}
+
+fn pod_dns(pod: &Pod) -> Option<PodDns> {
+    pod.read_json("dns.json").ok()
 }
 
 fn print_table(rows: &[Vec<String>]) {
@@ -198,6 +206,13 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<i32> {
     );
     if let Some(code) = pod.exit_code() {
         println!("app-{}={code}", m.app.name);
+    }
+    if let Some(d) = pod_dns(&pod) {
+        println!("dns-source={}", d.source);
+        println!("dns-nameservers={}", d.dns.nameservers.join(","));
+        println!("dns-search={}", d.dns.search.join(","));
+        println!("dns-options={}", d.dns.options.join(","));
+        println!("dns-domain={}", d.dns.domain);
     }
     Ok(0)
 }

@@ -51,7 +51,7 @@ pub struct Global {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run an image in a new pod, in the foreground.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// List pods.
     List(list::ListArgs),
     /// Show the status of a pod.
@@ -80,7 +80,7 @@ pub fn init_tracing(debug: bool) {
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
-        Command::Run(a) => run::run(g, a),
+        Command::Run(a) => run::run(g, *a),
         Command::List(a) => list::list(g, a),
         Command::Status(a) => list::status(g, a),
         Command::Enter(a) => enter::enter(g, a),

@@ -33,6 +33,22 @@ pub struct RunArgs {
     /// Run this instead of the image's entrypoint.
     #[arg(long)]
     pub exec: Option<String>,
+    /// DNS servers (IP[,IP], repeatable), `host` (the host's resolv.conf) or
+    /// `none` (no resolv.conf written).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// DNS resolver options (e.g. ndots:2).
+    #[arg(long = "dns-opt")]
+    pub dns_opt: Vec<String>,
+    /// DNS domain.
+    #[arg(long = "dns-domain")]
+    pub dns_domain: Option<String>,
+    /// /etc/hosts entries `IP=HOST[,HOST...]` (repeatable), or `host`.
+    #[arg(long = "hosts-entry")]
+    pub hosts_entry: Vec<String>,
     /// Capabilities the app keeps, replacing the default set.
     #[arg(long = "caps-retain")]
     pub caps_retain: Option<String>,
@@ -124,6 +140,10 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
             );
         }
     }
+    let dns_flags =
+        dns::DnsFlags::parse(&a.dns, &a.dns_search, &a.dns_opt, a.dns_domain.as_deref())
+            .map_err(|e| anyhow!(e))?;
+    let hosts_flags = dns::HostsFlags::parse(&a.hosts_entry).map_err(|e| anyhow!(e))?;
     let selection = netd::parse_selection(&a.net).map_err(|e| anyhow!(e))?;
     let nets = match &selection {
         netd::Selection::Networks(sel) => {
@@ -200,7 +220,10 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
                     timeout,
                     container_id: &uuid,
                     netns: ns,
-                    runtime_config: Default::default(),
+                    runtime_config: dns_flags
+                        .runtime_config()
+                        .map(|d| [("dns".to_string(), d)].into_iter().collect())
+                        .unwrap_or_default(),
                 };
                 networking::setup(&pod, &ctx, &nets).map_err(|e| anyhow!(e))?
             }
@@ -208,7 +231,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
         };
         {
             let _p = phase("dns files");
-            write_etc(&pod, &hostname, &records)?;
+            write_etc(&pod, &hostname, &records, &dns_flags, &hosts_flags)?;
         }
         let spec = PodSpec {
             rootfs: pod.path("rootfs"),
@@ -293,32 +316,58 @@ fn app_name(image_name: &str) -> String {
 }
 
 /// Writes /etc/resolv.conf, /etc/hosts and /etc/hostname into the pod's
-/// upper layer, so they appear in its root without touching the image.
-fn write_etc(pod: &Pod, hostname: &str, records: &[NetRecord]) -> Result<()> {
+/// upper layer, so they appear in its root without touching the image, and
+/// records the pod's DNS in `<pod>/dns.json` for `status` and `list`.
+fn write_etc(
+    pod: &Pod,
+    hostname: &str,
+    records: &[NetRecord],
+    flags: &dns::DnsFlags,
+    hosts_flags: &dns::HostsFlags,
+) -> Result<()> {
     let etc: PathBuf = pod.path("upper/etc");
     std::fs::create_dir_all(&etc)?;
     let results: Vec<_> = records
         .iter()
-        .map(|r| (r.name.clone(), r.parsed_result()))
+        .map(|r| (r.name.clone(), r.parsed_result().unwrap_or_default()))
         .collect();
-    if let Some((name, r)) = results
+    let host_resolv = if flags.host {
+        std::fs::read_to_string("/etc/resolv.conf")
+            .context("--dns=host: cannot read the host's /etc/resolv.conf")?
+    } else {
+        String::new()
+    };
+    let nets: Vec<_> = results
         .iter()
-        .find_map(|(n, r)| r.as_ref().filter(|r| !r.dns.is_empty()).map(|r| (n, r)))
-    {
-        std::fs::write(
+        .map(|(n, r)| (n.clone(), r.dns.clone()))
+        .collect();
+    let (pod_dns, notes) = dns::decide(flags, &nets, &host_resolv);
+    for n in notes {
+        debug!("{n}");
+    }
+    match pod_dns.source.as_str() {
+        "host" => std::fs::write(etc.join("resolv.conf"), &host_resolv)?,
+        "none" | "image" => {}
+        source => std::fs::write(
             etc.join("resolv.conf"),
-            dns::resolv_conf(&r.dns, &format!("network \"{name}\"")),
+            dns::resolv_conf(&pod_dns.dns, source),
+        )?,
+    }
+    pod.write_json("dns.json", &pod_dns)?;
+    if hosts_flags.host {
+        let host = std::fs::read("/etc/hosts")
+            .context("--hosts-entry=host: cannot read the host's /etc/hosts")?;
+        std::fs::write(etc.join("hosts"), host)?;
+    } else {
+        let first_ip = results
+            .iter()
+            .find_map(|(_, r)| r.ips.first())
+            .map(|i| i.address.addr().to_string());
+        std::fs::write(
+            etc.join("hosts"),
+            dns::hosts(hostname, first_ip.as_deref(), &hosts_flags.entries),
         )?;
     }
-    let first_ip = results.iter().find_map(|(_, r)| {
-        r.as_ref()
-            .and_then(|r| r.ips.first())
-            .map(|i| i.address.addr().to_string())
-    });
-    std::fs::write(
-        etc.join("hosts"),
-        dns::hosts(hostname, first_ip.as_deref(), &[]),
-    )?;
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
     Ok(())
 }

@@ -60,13 +60,46 @@ impl Request {
         self.config.get(key)
     }
 
-    /// The config's `dns` block, if any.
+    /// The DNS a plugin returns: the config's `dns` block, overridden field
+    /// by field by the `dns` capability (`runtimeConfig.dns`: `servers`,
+    /// `searches`, `options`, `domain`) when the runtime passed it.
     pub fn conf_dns(&self) -> super::result::Dns {
-        self.config
+        let mut dns: super::result::Dns = self
+            .config
             .get("dns")
             .cloned()
             .and_then(|d| serde_json::from_value(d).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Some(rc) = self.config.pointer("/runtimeConfig/dns") {
+            let list = |k: &str| -> Vec<String> {
+                rc.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let (servers, searches, options) = (list("servers"), list("searches"), list("options"));
+            if !servers.is_empty() {
+                dns.nameservers = servers;
+            }
+            if !searches.is_empty() {
+                dns.search = searches;
+            }
+            if !options.is_empty() {
+                dns.options = options;
+            }
+            if let Some(d) = rc
+                .get("domain")
+                .and_then(Value::as_str)
+                .filter(|d| !d.is_empty())
+            {
+                dns.domain = d.to_string();
+            }
+        }
+        dns
     }
 }
 

@@ -91,11 +91,19 @@ fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Va
         // A plugin that cannot be found or executed never ran: nothing to undo.
         let ty = conf.types()[i];
         if let Err(e) = exec::find_plugin(ty, ctx.plugin_path) {
-            return Err(fail(format!("network \"{}\" (plugin {ty}): {e}", conf.name), i));
+            return Err(fail(
+                format!("network \"{}\" (plugin {ty}): {e}", conf.name),
+                i,
+            ));
         }
-        let out = call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref()).map_err(|m| fail(m, i + 1))?;
-        let result = CniResult::parse(&out, &conf.cni_version)
-            .map_err(|e| fail(format!("network \"{}\" (plugin {ty}): {e}", conf.name), i + 1))?;
+        let out = call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref())
+            .map_err(|m| fail(m, i + 1))?;
+        let result = CniResult::parse(&out, &conf.cni_version).map_err(|e| {
+            fail(
+                format!("network \"{}\" (plugin {ty}): {e}", conf.name),
+                i + 1,
+            )
+        })?;
         prev = Some(result.to_version(&conf.cni_version));
     }
     prev.ok_or_else(|| AddError {
@@ -142,7 +150,11 @@ pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetR
         };
         let rel = format!("net/{i}.json");
         if let Err(e) = pod.write_json(&rel, &rec) {
-            let err = format!("cannot record network \"{}\" in {}: {e}", conf.name, pod.dir.display());
+            let err = format!(
+                "cannot record network \"{}\" in {}: {e}",
+                conf.name,
+                pod.dir.display()
+            );
             return Err(rollback(ctx, pod, &records, None, err));
         }
         match add(ctx, conf, &rec.ifname, &rec.args) {
@@ -150,7 +162,13 @@ pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetR
                 rec.result = Some(result);
                 if let Err(e) = pod.write_json(&rel, &rec) {
                     let err = format!("cannot record network \"{}\": {e}", conf.name);
-                    return Err(rollback(ctx, pod, &records, Some((&rec, rec.plugins.len())), err));
+                    return Err(rollback(
+                        ctx,
+                        pod,
+                        &records,
+                        Some((&rec, rec.plugins.len())),
+                        err,
+                    ));
                 }
                 records.push(rec);
             }
@@ -162,8 +180,16 @@ pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetR
 
 /// Undoes a failed setup: the failing network's plugins that ran, then
 /// every network attached before it, in reverse.
-fn rollback(ctx: &Context, pod: &Pod, records: &[NetRecord], failing: Option<(&NetRecord, usize)>, err: String) -> String {
-    let mut problems = failing.map(|(rec, ran)| del_first(ctx, rec, ran)).unwrap_or_default();
+fn rollback(
+    ctx: &Context,
+    pod: &Pod,
+    records: &[NetRecord],
+    failing: Option<(&NetRecord, usize)>,
+    err: String,
+) -> String {
+    let mut problems = failing
+        .map(|(rec, ran)| del_first(ctx, rec, ran))
+        .unwrap_or_default();
     problems.extend(teardown(ctx, records));
     if problems.is_empty() {
         // Everything is undone: clear the journal so nothing is undone twice.
