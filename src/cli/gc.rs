@@ -5,7 +5,7 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 
 use super::{release_network, Global};
-use crate::networking::netns;
+use crate::networking::{self, netd, netns};
 use crate::pod::{time, PodState};
 
 #[derive(Debug, Args)]
@@ -49,6 +49,8 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             }
         }
     }
+    problems += collect_leases(g, &store);
+    clean_image_tmp(g);
     // Namespaces named for pods that are not running any more.
     let live: Vec<String> = store
         .all()
@@ -71,4 +73,100 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
         }
     }
     Ok(if problems > 0 { 254 } else { 0 })
+}
+
+/// Lease files of a network's host-local directory (to report what GC freed).
+fn lease_count(conf: &crate::cni::NetConf) -> usize {
+    let data_dir = conf
+        .plugins
+        .iter()
+        .find_map(|p| {
+            p.pointer("/ipam/dataDir")
+                .and_then(|v| v.as_str())
+                .map(String::from)
+        })
+        .unwrap_or_else(|| "/var/lib/cni/networks".into());
+    std::fs::read_dir(std::path::Path::new(&data_dir).join(&conf.name))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .parse::<std::net::IpAddr>()
+                        .is_ok()
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Runs the CNI GC verb for every network with the attachments of the pods
+/// that still exist, so leases leaked outside any pod are released.
+fn collect_leases(g: &Global, store: &crate::pod::Store) -> usize {
+    let nets = match netd::load(&g.local_config) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("rkt: gc: cannot load networks, leases not collected: {e}");
+            return 1;
+        }
+    };
+    let live: Vec<_> = store
+        .all()
+        .into_iter()
+        .filter(|p| !p.is_exited_dir())
+        .collect();
+    let plugin_path = g.plugin_path();
+    let timeout = g
+        .plugin_timeout()
+        .unwrap_or(std::time::Duration::from_secs(60));
+    let mut problems = 0;
+    for conf in nets.by_name.values() {
+        let valid: Vec<(String, String)> = live
+            .iter()
+            .flat_map(|p| {
+                p.nets()
+                    .into_iter()
+                    .filter(|r| r.name == conf.name)
+                    .map(|r| (p.uuid.clone(), r.ifname))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let ctx = networking::Context {
+            plugin_path: &plugin_path,
+            timeout,
+            container_id: "",
+            netns: std::path::Path::new(""),
+            runtime_config: Default::default(),
+        };
+        let before = lease_count(conf);
+        let errs = networking::gc(&ctx, conf, &valid);
+        for e in &errs {
+            eprintln!("rkt: gc: {e}");
+        }
+        problems += errs.len();
+        let freed = before.saturating_sub(lease_count(conf));
+        if freed > 0 {
+            println!(
+                "Released {freed} leaked lease(s) of network \"{}\"",
+                conf.name
+            );
+        }
+    }
+    problems
+}
+
+/// Removes half-unpacked image trees left by runs that died while unpacking.
+fn clean_image_tmp(g: &Global) {
+    let Ok(entries) = std::fs::read_dir(g.dir.join("cas/tmp")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid: Option<i32> = name.rsplit('.').next().and_then(|p| p.parse().ok());
+        if let Some(pid) = pid {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }

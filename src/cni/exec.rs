@@ -83,7 +83,8 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
     let cni_path = std::env::join_paths(inv.path)
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut child = Command::new(plugin)
+    let mut command = Command::new(plugin);
+    command
         .env("CNI_COMMAND", inv.command)
         .env("CNI_CONTAINERID", inv.container_id)
         .env("CNI_NETNS", inv.netns)
@@ -92,12 +93,26 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
         .env("CNI_PATH", cni_path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| ExecError::Spawn {
-            path: plugin.to_path_buf(),
-            source,
-        })?;
+        .stderr(Stdio::piped());
+    // A plugin dies with its runtime: a runtime killed mid-ADD must not
+    // leave a plugin finishing the ADD after `rkt gc` has undone it.
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    // Its own process group, so a plugin that hangs is killed with its children.
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let mut child = command.spawn().map_err(|source| ExecError::Spawn {
+        path: plugin.to_path_buf(),
+        source,
+    })?;
     if let Some(mut input) = child.stdin.take() {
         // A plugin that exits without reading its config gives EPIPE: not ours to report.
         let _ = input.write_all(stdin);
@@ -113,7 +128,9 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
     while out.is_some() || err.is_some() {
         let now = Instant::now();
         if now >= deadline {
-            // We started this child: kill it by its PID and reap it.
+            // We started this child in its own group: kill the group and reap it.
+            // SAFETY: kill(2) on the process group we created.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.kill();
             let _ = child.wait();
             return Err(ExecError::Timeout {

@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod netd;
 pub mod netns;
+pub mod preflight;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -203,4 +204,66 @@ fn rollback(
 /// Detaches networks in reverse order; keeps going and returns every error.
 pub fn teardown(ctx: &Context, records: &[NetRecord]) -> Vec<String> {
     records.iter().rev().flat_map(|r| del(ctx, r)).collect()
+}
+
+/// Runs the CNI GC verb on every plugin of a network's chain, with the
+/// attachments that are still valid (`cni.dev/valid-attachments`). Plugins
+/// that predate GC (spec < 1.1.0) or are not installed are skipped.
+pub fn gc(ctx: &Context, conf: &NetConf, valid: &[(String, String)]) -> Vec<String> {
+    let mut conf = conf.clone();
+    conf.cni_version = version::LATEST.to_string();
+    let attachments: Vec<Value> = valid
+        .iter()
+        .map(|(id, ifname)| serde_json::json!({"containerID": id, "ifname": ifname}))
+        .collect();
+    let mut problems = Vec::new();
+    for i in 0..conf.plugins.len() {
+        let ty = conf.types()[i].to_string();
+        let Ok(plugin) = exec::find_plugin(&ty, ctx.plugin_path) else {
+            continue;
+        };
+        if !supports(ctx, &plugin, version::LATEST) {
+            continue;
+        }
+        let mut stdin = conf.plugin_stdin(i, None, &ctx.runtime_config);
+        stdin["cni.dev/valid-attachments"] = Value::Array(attachments.clone());
+        let inv = Invocation {
+            command: "GC",
+            container_id: "",
+            netns: "",
+            ifname: "",
+            args: "",
+            path: ctx.plugin_path,
+            timeout: ctx.timeout,
+        };
+        let stdin = serde_json::to_vec(&stdin).unwrap_or_default();
+        match exec::run(&plugin, &inv, &stdin) {
+            Ok(_) => {}
+            Err(exec::ExecError::Plugin(e))
+                if e.code == crate::cni::codes::INCOMPATIBLE_VERSION => {}
+            Err(e) => problems.push(format!("network \"{}\" (plugin {ty}, GC): {e}", conf.name)),
+        }
+    }
+    problems
+}
+
+/// Whether a plugin supports a spec version (asked with VERSION).
+fn supports(ctx: &Context, plugin: &Path, ver: &str) -> bool {
+    let inv = Invocation {
+        command: "VERSION",
+        container_id: "",
+        netns: "",
+        ifname: "",
+        args: "",
+        path: ctx.plugin_path,
+        timeout: ctx.timeout,
+    };
+    let stdin = serde_json::json!({ "cniVersion": ver }).to_string();
+    exec::run(plugin, &inv, stdin.as_bytes())
+        .ok()
+        .and_then(|out| serde_json::from_slice::<Value>(&out).ok())
+        .and_then(|v| v.get("supportedVersions").cloned())
+        .and_then(|v| v.as_array().cloned())
+        .map(|vs| vs.iter().any(|v| v.as_str() == Some(ver)))
+        .unwrap_or(false)
 }
