@@ -283,6 +283,10 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 .with_context(|| format!("cannot move pod {uuid} to exited-garbage"))?;
             drop(_t);
             drop(total);
+            // SAFETY: getrusage with a valid out-pointer.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+            debug!(maxrss_kb = usage.ru_maxrss, "rkt peak memory");
             Ok(code)
         }
         Err(e) => {

@@ -77,6 +77,25 @@ fn set_nonblocking(fd: i32) {
     }
 }
 
+/// Reaps a child and returns its exit status and peak resident memory (KiB).
+fn wait_with_rusage(pid: i32) -> std::io::Result<(std::process::ExitStatus, i64)> {
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain data; pid is our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child with valid out-pointers.
+        let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if rc == pid {
+            return Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Runs `plugin` and returns its stdout. A non-zero exit becomes
 /// [`ExecError::Plugin`] when the plugin printed a CNI error.
 pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, ExecError> {
@@ -162,10 +181,12 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
             }
         }
     }
-    let status = child.wait().map_err(|source| ExecError::Spawn {
-        path: plugin.to_path_buf(),
-        source,
-    })?;
+    let (status, maxrss_kb) =
+        wait_with_rusage(child.id() as i32).map_err(|source| ExecError::Spawn {
+            path: plugin.to_path_buf(),
+            source,
+        })?;
+    tracing::debug!(plugin = %plugin.display(), command = inv.command, maxrss_kb, "plugin peak memory");
     if status.success() {
         return Ok(stdout);
     }

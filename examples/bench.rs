@@ -1,0 +1,337 @@
+//! The end-to-end benchmark (issue 7): `rkt run` latency with the bundled
+//! and the reference plugins and without networking, a per-phase breakdown,
+//! 1000 pods attached at once to one ptp network with ipMasq, and peak
+//! memory. Prints a markdown table and writes `bench-results.json`.
+//!
+//! Run as root from the repository: `cargo run --release --example bench`
+//! (`BENCH_N` runs per figure, default 30). It re-executes itself inside a
+//! throwaway host (new mount, network and PID namespaces, tmpfs over rkt's
+//! state directories), so it never touches the machine's real network.
+//! It is not a timed test: it prints figures and never fails on noise.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{json, Value};
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn sh(cmd: &str) {
+    let _ = Command::new("sh").arg("-c").arg(cmd).status();
+}
+
+fn build_image(dir: &Path) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("image dir");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
+    for applet in ["sh", "true", "sleep"] {
+        let _ = std::os::unix::fs::symlink("busybox", bin.join(applet));
+    }
+}
+
+struct Bench {
+    rkt: PathBuf,
+    plugins: PathBuf,
+    img: PathBuf,
+    n: usize,
+}
+
+impl Bench {
+    /// Wall time of one `rkt` call, in ms.
+    fn time(&self, global: &[&str], args: &[&str]) -> f64 {
+        let t = Instant::now();
+        let ok = Command::new(&self.rkt)
+            .args(global)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if !ok {
+            eprintln!("bench: rkt {} {} failed", global.join(" "), args.join(" "));
+        }
+        ms
+    }
+
+    fn run_median(&self, global: &[&str], net: &str) -> f64 {
+        let img = self.img.to_string_lossy().into_owned();
+        let args = ["run", net, img.as_str(), "--exec=/bin/true"];
+        for _ in 0..3 {
+            self.time(global, &args);
+        }
+        let mut v: Vec<f64> = (0..self.n).map(|_| self.time(global, &args)).collect();
+        median(&mut v)
+    }
+
+    /// Medians of the `--debug` phases (and peak memory) over `n` runs.
+    fn phases(&self, global: &[&str]) -> BTreeMap<String, f64> {
+        let mut all: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let img = self.img.to_string_lossy().into_owned();
+        for _ in 0..self.n {
+            let out = Command::new(&self.rkt)
+                .args(global)
+                .args([
+                    "--debug",
+                    "run",
+                    "--net=default",
+                    img.as_str(),
+                    "--exec=/bin/true",
+                ])
+                .output()
+                .expect("rkt");
+            for line in String::from_utf8_lossy(&out.stderr).lines() {
+                let field = |k: &str| -> Option<String> {
+                    let i = line.find(&format!("{k}="))? + k.len() + 1;
+                    let rest = &line[i..];
+                    let (rest, stop) = match rest.strip_prefix('"') {
+                        Some(r) => (r, &['"'][..]),
+                        None => (rest, &[' '][..]),
+                    };
+                    let end = rest.find(stop).unwrap_or(rest.len());
+                    Some(rest[..end].to_string())
+                };
+                let key = if let Some(p) = field("phase") {
+                    Some(p)
+                } else if line.contains(" plugin ") && !line.contains("peak memory") {
+                    field("plugin")
+                        .zip(field("command"))
+                        .map(|(p, c)| format!("plugin {p} {c}"))
+                } else if line.contains("rkt peak memory") {
+                    Some("rkt peak RSS (KiB)".into())
+                } else if line.contains("plugin peak memory") {
+                    field("plugin").zip(field("command")).map(|(p, c)| {
+                        format!(
+                            "{} {c} peak RSS (KiB)",
+                            Path::new(&p)
+                                .file_name()
+                                .map(|f| f.to_string_lossy().into_owned())
+                                .unwrap_or(p)
+                        )
+                    })
+                } else {
+                    None
+                };
+                let val = field("elapsed_ms")
+                    .or_else(|| field("maxrss_kb"))
+                    .and_then(|v| v.parse::<f64>().ok());
+                if let (Some(k), Some(v)) = (key, val) {
+                    all.entry(k).or_default().push(v);
+                }
+            }
+        }
+        all.into_iter()
+            .map(|(k, mut v)| (k, median(&mut v)))
+            .collect()
+    }
+
+    /// `count` pods attached at once to one ptp + ipMasq network on a /16,
+    /// at the plugin level (netns + ADD, then DEL + netns removal).
+    fn scale(&self, plugin_dir: &Path, count: usize) -> Value {
+        let conf = r#"{"cniVersion":"1.0.0","name":"scale","type":"ptp","ipMasq":true,"ipam":{"type":"host-local","subnet":"10.200.0.0/16"}}"#;
+        let path = format!("{}:/usr/lib/cni", plugin_dir.display());
+        let call = |cmd: &str, i: usize| -> f64 {
+            let ns = format!("/run/netns/scale{i}");
+            let t = Instant::now();
+            let mut child = Command::new(plugin_dir.join("ptp"))
+                .env("CNI_COMMAND", cmd)
+                .env("CNI_CONTAINERID", format!("scale{i}"))
+                .env("CNI_NETNS", &ns)
+                .env("CNI_IFNAME", "eth0")
+                .env("CNI_PATH", &path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("ptp");
+            use std::io::Write;
+            let _ = child.stdin.take().map(|mut s| s.write_all(conf.as_bytes()));
+            let _ = child.wait();
+            t.elapsed().as_secs_f64() * 1e3
+        };
+        let mut add = Vec::new();
+        for i in 0..count {
+            sh(&format!("ip netns add scale{i}"));
+            add.push(call("ADD", i));
+        }
+        let mut del = Vec::new();
+        for i in 0..count {
+            let t = Instant::now();
+            let d = call("DEL", i);
+            sh(&format!("ip netns del scale{i}"));
+            let _ = t;
+            del.push(d);
+        }
+        let k = count.min(100);
+        let first = median(&mut add[..k].to_vec());
+        let last = median(&mut add[count - k..].to_vec());
+        json!({
+            "pods": count,
+            "add_first_100_median_ms": first,
+            "add_last_100_median_ms": last,
+            "last_over_first": last / first,
+            "del_median_ms": median(&mut del),
+        })
+    }
+}
+
+fn inner() {
+    for d in ["/etc/rkt", "/var/lib/rkt", "/var/lib/cni", "/run", "/tmp"] {
+        sh(&format!("mkdir -p {d} && mount -t tmpfs tmpfs {d}"));
+    }
+    sh("ip link set lo up");
+    let exe = std::env::current_exe().expect("exe");
+    let release = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/release")
+        .to_path_buf();
+    let img = PathBuf::from("/tmp/bench-image");
+    build_image(&img);
+    let b = Bench {
+        rkt: release.join("rkt"),
+        plugins: release.clone(),
+        img,
+        n: std::env::var("BENCH_N")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    };
+    let reference = ["--net-plugin-path=/usr/lib/cni"];
+    let bundled_available = b.plugins.join("ptp").exists();
+    let e2e_bundled = if bundled_available {
+        b.run_median(&[], "--net=default")
+    } else {
+        f64::NAN
+    };
+    let e2e_reference = b.run_median(&reference, "--net=default");
+    let e2e_none = b.run_median(&[], "--net=none");
+    let phases_bundled = if bundled_available {
+        b.phases(&[])
+    } else {
+        BTreeMap::new()
+    };
+    let phases_reference = b.phases(&reference);
+    let scale_n: usize = std::env::var("BENCH_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let scale_bundled = if bundled_available {
+        b.scale(&b.plugins, scale_n)
+    } else {
+        json!(null)
+    };
+    let ref_n: usize = std::env::var("BENCH_REF_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let scale_reference = b.scale(Path::new("/usr/lib/cni"), ref_n);
+
+    println!("## rkt run, end to end (median of {} runs, ms)\n", b.n);
+    println!("| what | median ms | vs podman (330 ms) |");
+    println!("|---|---:|---:|");
+    for (what, v) in [
+        (
+            "`rkt run --net=default ... /bin/true`, bundled plugins",
+            e2e_bundled,
+        ),
+        (
+            "same, `--net-plugin-path=/usr/lib/cni` (reference plugins)",
+            e2e_reference,
+        ),
+        ("`rkt run --net=none ... /bin/true`", e2e_none),
+    ] {
+        println!("| {what} | {v:.1} | {:.1}x faster |", 330.0 / v);
+    }
+    println!(
+        "\nbundled vs reference end to end: {:.1}x faster\n",
+        e2e_reference / e2e_bundled
+    );
+    println!("## one run by phase (`rkt --debug run`, medians, ms / KiB)\n");
+    println!("| phase | bundled | reference |");
+    println!("|---|---:|---:|");
+    let keys: std::collections::BTreeSet<&String> = phases_bundled
+        .keys()
+        .chain(phases_reference.keys())
+        .collect();
+    for k in keys {
+        let f = |m: &BTreeMap<String, f64>| {
+            m.get(k)
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        println!(
+            "| {k} | {} | {} |",
+            f(&phases_bundled),
+            f(&phases_reference)
+        );
+    }
+    println!("\n## pods attached at once to one ptp+ipMasq network (/16), plugin level\n");
+    println!("| plugins | pods | ADD first 100 (ms) | ADD last 100 (ms) | last/first | DEL (ms) |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, s) in [("bundled", &scale_bundled), ("reference", &scale_reference)] {
+        if s.is_null() {
+            continue;
+        }
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            s["pods"],
+            s["add_first_100_median_ms"].as_f64().unwrap_or(f64::NAN),
+            s["add_last_100_median_ms"].as_f64().unwrap_or(f64::NAN),
+            s["last_over_first"].as_f64().unwrap_or(f64::NAN),
+            s["del_median_ms"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let results = json!({
+        "runs": b.n,
+        "e2e_ms": {"bundled": e2e_bundled, "reference": e2e_reference, "none": e2e_none},
+        "phases_bundled": phases_bundled,
+        "phases_reference": phases_reference,
+        "scale": {"bundled": scale_bundled, "reference": scale_reference},
+    });
+    let out = std::env::var("BENCH_OUT").unwrap_or_else(|_| "bench-results.json".into());
+    if std::fs::write(
+        &out,
+        serde_json::to_vec_pretty(&results).unwrap_or_default(),
+    )
+    .is_ok()
+    {
+        println!("\nwrote {out}");
+    }
+}
+
+fn main() {
+    if std::env::var_os("RKT_BENCH_INNER").is_some() {
+        inner();
+        return;
+    }
+    let exe = std::env::current_exe().expect("exe");
+    let out = std::env::current_dir()
+        .unwrap_or_default()
+        .join("bench-results.json");
+    let status = Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+        ])
+        .arg(exe)
+        .env("RKT_BENCH_INNER", "1")
+        .env("BENCH_OUT", out)
+        .status()
+        .expect("unshare (run as root)");
+    std::process::exit(status.code().unwrap_or(1));
+}
