@@ -445,3 +445,36 @@ rkt gc --grace-period=0s > /dev/null
     assert!(o.value("E1").unwrap().contains("/nonexistent"));
     assert!(o.value("E2").unwrap().contains("/tmp/bad.tar"));
 }
+
+/// `--interactive` hands the app the terminal (here: stdin); without it the
+/// app's stdin is /dev/null. The exit code is the app's.
+#[test]
+fn interactive_and_exit_code() {
+    let o = Host::new()
+        .run(
+            r#"echo "IN=$(echo typed-in | rkt run --net=none --interactive "$IMG" --exec=/bin/cat)"
+echo "NOIN=$(echo typed-in | rkt run --net=none "$IMG" --exec=/bin/cat)"
+set +e; rkt run --net=none "$IMG" --exec=/bin/sh -- -c 'exit 42'; echo "CODE=$?"; set -e
+set +e; rkt run --net=none "$IMG" --exec=/nonexistent 2>err; echo "NOEXEC=$?"; set -e
+echo "NOEXECERR=$(cat err)"
+echo "STATUS=$(rkt status $(rkt list --full --no-legend | awk '/exited/ {print $1}' | head -1) | grep app-)"
+rkt gc --grace-period=0s > /dev/null
+"#,
+        )
+        .ok();
+    assert_eq!(o.value("IN").as_deref(), Some("typed-in"));
+    assert_eq!(o.value("NOIN").as_deref(), Some(""));
+    assert_eq!(o.value("CODE").as_deref(), Some("42"));
+    assert_ne!(o.value("NOEXEC").as_deref(), Some("0"));
+    assert!(
+        o.value("NOEXECERR")
+            .unwrap()
+            .contains("cannot execute /nonexistent in the pod"),
+        "{}",
+        o.stdout
+    );
+    assert!(o
+        .value("STATUS")
+        .unwrap()
+        .starts_with("app-busybox-rootfs="));
+}
