@@ -135,7 +135,7 @@ cat > /etc/rkt/net.d/rc.conf <<'JSON'
 {"cniVersion":"1.0.0","name":"rc","type":"ptp","ipam":{"type":"host-local","subnet":"10.61.0.0/24","resolvConf":"/tmp/net-resolv.conf"}}
 JSON
 rkt run --net=rc "$IMG" --exec=/bin/sh -- -c 'cat /etc/resolv.conf; sleep 1' > out &
-for i in $(seq 50); do [ "$(rkt list --no-legend | grep -c running)" = 1 ] && break; sleep 0.1; done
+wait_running
 u=$(rkt list --full --no-legend | awk '{print $1}')
 rkt status $u > status
 rkt list --format=json > list.json

@@ -14,12 +14,13 @@ fn default_network() {
             .global(flags)
             .run(
                 r#"
-rkt run --net=default "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr show eth0; ip route; sleep 1' > out &
-sleep 0.6
+rkt run --net=default "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr show eth0; ip route; sleep 30' > out &
+wait_running
 uuid=$(rkt list --full --no-legend | awk '{print $1}')
 echo "UUID=$uuid"
 echo "LEASE=$(head -n1 /var/lib/cni/networks/default/172.16.28.* | tr -d '\r')"
-wait $!
+rkt stop $uuid > /dev/null
+wait $! || true
 cat out
 echo "AFTER=$(ls /var/lib/cni/networks/default | grep -c 172.16.28 || true)"
 "#,
@@ -76,12 +77,13 @@ fn seed_walkthrough() {
             .global(flags)
             .run(&format!(
                 r#"{SEED_BRIDGE}
-rkt run --net=customrktbridge "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr; sleep 1' > out &
-sleep 0.6
+rkt run --net=customrktbridge "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr; sleep 30' > out &
+wait_running
 rkt list --full --no-legend > list
 echo "LEASE=$(head -n1 /var/lib/cni/networks/customrktbridge/10.11.0.2 | tr -d '\r')"
 echo "RLEASE=$(head -n1 /var/lib/cni/networks/default-restricted/172.17.0.2 | tr -d '\r')"
-wait $!
+rkt stop $(awk '{{print $1}}' list) > /dev/null
+wait $! || true
 cat out list
 echo "UUID=$(awk '{{print $1}}' list)"
 "#
@@ -313,7 +315,7 @@ fn pod_lifecycle_commands() {
         .run(
             r#"rkt run "$IMG" --exec=/bin/sleep -- 30 > /dev/null 2>&1 &
 runner=$!
-for i in $(seq 50); do [ "$(rkt list --no-legend | grep -c running)" = 1 ] && break; sleep 0.1; done
+wait_running
 uuid=$(rkt list --full --no-legend | awk '{print $1}')
 short=${uuid:0:8}
 echo "UUID=$uuid"

@@ -61,6 +61,14 @@ cd /tmp
 ip link set lo up
 rkt() { "$RKT_BIN" $RKT_GLOBAL "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
+# Waits (up to 20 s) until N pods (default 1) are running.
+wait_running() {
+  for _ in $(seq 200); do
+    [ "$(rkt list --no-legend | grep -c running)" -ge "${1:-1}" ] && return 0
+    sleep 0.1
+  done
+  fail "no running pod after 20 s"
+}
 # Runs a command, expecting it to fail; prints its stderr as ERR=...
 expect_fail() {
   local out
