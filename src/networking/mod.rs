@@ -17,6 +17,9 @@ use crate::cni::{args, version, CniResult, NetConf};
 use crate::pod::manifest::NetRecord;
 use crate::pod::Pod;
 
+/// CNI_ARGS key on DEL: the runtime deletes the netns right after.
+pub const NETNS_TEARDOWN_HINT: &str = "RKT_NETNS_TEARDOWN=1";
+
 /// What every plugin call of one pod shares.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
@@ -126,7 +129,14 @@ fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<String> {
     } else {
         None
     };
-    let cni_args = rec.args.clone();
+    // The runtime removes the pod's netns right after DEL: the hint lets our
+    // plugins leave the pod's links to the kernel, which reaps them with the
+    // namespace in the background instead of a synchronous 20-40 ms delete.
+    let cni_args = if rec.args.is_empty() {
+        format!("IgnoreUnknown=1;{NETNS_TEARDOWN_HINT}")
+    } else {
+        format!("{};{NETNS_TEARDOWN_HINT}", rec.args)
+    };
     (0..ran.min(conf.plugins.len()))
         .rev()
         .filter_map(|i| call(ctx, &conf, i, "DEL", &rec.ifname, &cni_args, prev).err())
