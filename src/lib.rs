@@ -7,3 +7,5 @@ pub mod image;
 pub mod networking;
 pub mod pod;
 pub mod stage1;
+pub mod netlink;
+pub mod plugins;
