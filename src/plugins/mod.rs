@@ -2,9 +2,9 @@
 //! share: IPAM delegation, IP masquerade with nftables, config parsing, the
 //! plugin error type, and applying an IPAM result to a pod interface.
 
-// pub mod bridge;
+pub mod bridge;
 pub mod ipam;
-// pub mod macvlan;
+pub mod macvlan;
 pub mod masquerade;
 pub mod ptp;
 mod setup;
@@ -30,27 +30,27 @@ pub enum PluginError {
     #[error("network \"{network}\": {source}")]
     Masquerade {
         network: String,
-        #[source]
         source: masquerade::MasqError,
     },
     #[error("network \"{network}\": {msg}")]
     Other { network: String, msg: String },
+    /// A delegated plugin's error, passed on as it is.
+    #[error("{0}")]
+    Cni(#[from] CniError),
 }
 
 impl From<PluginError> for CniError {
     fn from(e: PluginError) -> Self {
         let code = match &e {
+            PluginError::Cni(_) => codes::INTERNAL,
             PluginError::Config { .. } => codes::INVALID_CONFIG,
             PluginError::Netlink { .. } | PluginError::Masquerade { .. } => codes::IO_FAILURE,
             PluginError::Other { .. } => codes::INTERNAL,
         };
-        let msg = match &e {
-            PluginError::Masquerade { network, source } => {
-                format!("network \"{network}\": {source}")
-            }
-            other => other.to_string(),
-        };
-        CniError::new(code, msg)
+        match e {
+            PluginError::Cni(inner) => inner,
+            other => CniError::new(code, other.to_string()),
+        }
     }
 }
 

@@ -31,7 +31,24 @@ fn ipam_type(req: &Request) -> Result<String, CniError> {
         })
 }
 
+/// Runs the IPAM plugin. A 1.1.0 config that an older IPAM plugin refuses
+/// (code 1, incompatible version) is retried as 1.0.0: the two versions'
+/// IPAM results have the same shape, and GC/STATUS are not delegated.
 fn run(req: &Request, command: &str) -> Result<Vec<u8>, CniError> {
+    match run_as(req, command, &req.config) {
+        Err(e) if e.code == codes::INCOMPATIBLE_VERSION && req.cni_version == "1.1.0" => {
+            let mut older = req.config.clone();
+            older["cniVersion"] = Value::from("1.0.0");
+            if let Some(prev) = older.get_mut("prevResult") {
+                prev["cniVersion"] = Value::from("1.0.0");
+            }
+            run_as(req, command, &older)
+        }
+        other => other,
+    }
+}
+
+fn run_as(req: &Request, command: &str, config: &Value) -> Result<Vec<u8>, CniError> {
     let ty = ipam_type(req)?;
     let fail = |e: ExecError| match e {
         ExecError::Plugin(e) => e,
@@ -41,7 +58,7 @@ fn run(req: &Request, command: &str) -> Result<Vec<u8>, CniError> {
         ),
     };
     let plugin = exec::find_plugin(&ty, &req.path).map_err(fail)?;
-    let stdin = serde_json::to_vec(&req.config).map_err(|e| {
+    let stdin = serde_json::to_vec(config).map_err(|e| {
         CniError::new(
             codes::INTERNAL,
             format!("network \"{}\": cannot encode config: {e}", req.name),
