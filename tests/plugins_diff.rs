@@ -169,6 +169,7 @@ fn differential(plugin: &str, conf: Value, prelude: &str) -> common::Outcome {
         script += &scenario(&format!("REF{tag}"), &format!("/usr/lib/cni/{plugin}"), &theirs);
         script += &scenario(&format!("OUR{tag}"), &format!("$BIN_DIR/{plugin}"), &ours);
     }
+    script += "ip link del lan0 2>/dev/null || true\n";
     let o = Host::new().run(&script).ok();
     for v in VERSIONS {
         let tag = v.replace('.', "");
@@ -234,20 +235,24 @@ fn bridge_gateway_matches_reference() {
     );
 }
 
+/// `vlan` is left out: this kernel has no bridge VLAN filtering, and both
+/// implementations fail alike ("operation not supported").
 #[test]
-fn bridge_default_gateway_vlan_promisc_matches_reference() {
+fn bridge_default_gateway_promisc_matches_reference() {
     differential(
         "bridge",
         json!({"name": "diffbr2", "type": "bridge", "bridge": "cni0",
-               "isDefaultGateway": true, "forceAddress": true, "promiscMode": true, "vlan": 12,
+               "isDefaultGateway": true, "forceAddress": true, "promiscMode": true,
                "ipam": {"type": "host-local", "subnet": "10.12.0.0/24"}}),
         "",
     );
 }
 
+/// The "LAN": a veth pair inside the throwaway host (no dummy driver here).
 const LAN: &str = r#"
-ip link add lan0 type dummy
+ip link add lan0 type veth peer name lan1
 ip link set lan0 up
+ip link set lan1 up
 ip addr add 10.77.0.10/24 dev lan0
 ip route add default via 10.77.0.1 dev lan0
 "#;
