@@ -191,7 +191,10 @@ impl Netlink {
         mtu: Option<u32>,
         ns: &Netns,
     ) -> Result<()> {
-        let mut b = LinkMacVlan::new(name, master, mode).setns_by_fd(ns.fd());
+        // txqueuelen 0, as the reference plugins' netlink library sets it.
+        let mut b = LinkMacVlan::new(name, master, mode)
+            .setns_by_fd(ns.fd())
+            .txqueuelen(0);
         if let Some(m) = mtu {
             b = b.mtu(m);
         }
