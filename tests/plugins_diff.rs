@@ -128,7 +128,12 @@ fn norm_addr(v: &Value) -> Value {
 fn norm_route(s: &str) -> Value {
     let mut out = Vec::new();
     for arr in serde_json::Deserializer::from_str(s).into_iter::<Value>() {
-        for r in arr.expect("route json").as_array().cloned().unwrap_or_default() {
+        for r in arr
+            .expect("route json")
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             if r["dst"].as_str().unwrap_or("").starts_with("fe80") {
                 continue;
             }
@@ -166,7 +171,11 @@ fn differential(plugin: &str, conf: Value, prelude: &str) -> common::Outcome {
         ours["cniVersion"] = json!(v);
         let mut theirs = conf.clone();
         theirs["cniVersion"] = json!(reference_version(v));
-        script += &scenario(&format!("REF{tag}"), &format!("/usr/lib/cni/{plugin}"), &theirs);
+        script += &scenario(
+            &format!("REF{tag}"),
+            &format!("/usr/lib/cni/{plugin}"),
+            &theirs,
+        );
         script += &scenario(&format!("OUR{tag}"), &format!("$BIN_DIR/{plugin}"), &ours);
     }
     script += "ip link del lan0 2>/dev/null || true\n";
@@ -194,7 +203,11 @@ fn differential(plugin: &str, conf: Value, prelude: &str) -> common::Outcome {
             );
         }
         for k in ["FWD", "LEASES"] {
-            assert_eq!(get(&o, &format!("{u}_{k}")), get(&o, &format!("{r}_{k}")), "{ctx}: {k}");
+            assert_eq!(
+                get(&o, &format!("{u}_{k}")),
+                get(&o, &format!("{r}_{k}")),
+                "{ctx}: {k}"
+            );
         }
         assert_eq!(get(&o, &format!("{u}_LEASES")), "0", "{ctx}: leases left");
     }

@@ -91,7 +91,12 @@ pub fn parse_mac(s: &str) -> Option<Vec<u8>> {
 impl Netlink {
     /// The link called `name`, or None when there is none.
     pub fn link_by_name(&self, name: &str) -> Result<Option<Link>> {
-        let req = self.handle().link().get().match_name(name.to_string()).execute();
+        let req = self
+            .handle()
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         let res = self.block_on(async move {
             futures_util::pin_mut!(req);
             req.try_next().await
@@ -176,7 +181,9 @@ impl Netlink {
             b = b.mtu(m);
         }
         if vlan_filtering {
-            b = b.append_info_data(rtnetlink::packet_route::link::InfoBridge::VlanFiltering(true));
+            b = b.append_info_data(rtnetlink::packet_route::link::InfoBridge::VlanFiltering(
+                true,
+            ));
         }
         self.add_link(b.build(), format!("create bridge {name}"))
     }
@@ -200,7 +207,10 @@ impl Netlink {
         }
         self.add_link(
             b.build(),
-            format!("create macvlan {name} on link #{master} in {}", ns.path().display()),
+            format!(
+                "create macvlan {name} on link #{master} in {}",
+                ns.path().display()
+            ),
         )
     }
 
@@ -225,7 +235,9 @@ impl Netlink {
 
     pub fn set_mac(&self, index: u32, mac: &[u8]) -> Result<()> {
         self.set(
-            LinkUnspec::new_with_index(index).address(mac.to_vec()).build(),
+            LinkUnspec::new_with_index(index)
+                .address(mac.to_vec())
+                .build(),
             format!("set mac {} on link #{index}", format_mac(mac)),
         )
     }
@@ -239,7 +251,9 @@ impl Netlink {
 
     pub fn rename(&self, index: u32, name: &str) -> Result<()> {
         self.set(
-            LinkUnspec::new_with_index(index).name(name.to_string()).build(),
+            LinkUnspec::new_with_index(index)
+                .name(name.to_string())
+                .build(),
             format!("rename link #{index} to {name}"),
         )
     }
@@ -263,7 +277,10 @@ impl Netlink {
     /// `bridge vlan add dev <index> vid <vid> pvid untagged`.
     pub fn add_port_vlan(&self, index: u32, vid: u16) -> Result<()> {
         let msg = LinkBridgeVlan::new(index)
-            .vlan(vid, BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged)
+            .vlan(
+                vid,
+                BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged,
+            )
             .build();
         self.set(msg, format!("add vlan {vid} to bridge port #{index}"))
     }

@@ -30,7 +30,7 @@ pub enum NetlinkError {
     #[error("cannot {what}: {source}")]
     Request {
         what: String,
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     #[error("{0}")]
     Other(String),
@@ -40,10 +40,10 @@ impl NetlinkError {
     /// The errno of a failed request (positive), if the kernel sent one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            NetlinkError::Request {
-                source: rtnetlink::Error::NetlinkError(msg),
-                ..
-            } => msg.code.map(|c| -c.get()),
+            NetlinkError::Request { source, .. } => match source.as_ref() {
+                rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
+                _ => None,
+            },
             NetlinkError::Io { source, .. } | NetlinkError::Netns { source, .. } => {
                 source.raw_os_error()
             }
@@ -110,7 +110,11 @@ impl Netlink {
             rt.spawn(conn);
             handle
         };
-        Ok(Netlink { rt, handle, ns_name })
+        Ok(Netlink {
+            rt,
+            handle,
+            ns_name,
+        })
     }
 
     /// The namespace's name in messages.
@@ -127,8 +131,14 @@ impl Netlink {
     }
 
     /// Wraps an rtnetlink error with what was being done, in which netns.
-    pub(crate) fn fail(&self, what: impl std::fmt::Display) -> impl FnOnce(rtnetlink::Error) -> NetlinkError + '_ {
+    pub(crate) fn fail(
+        &self,
+        what: impl std::fmt::Display,
+    ) -> impl FnOnce(rtnetlink::Error) -> NetlinkError + '_ {
         let what = format!("{what} in {}", self.ns_name);
-        move |source| NetlinkError::Request { what, source }
+        move |source| NetlinkError::Request {
+            what,
+            source: Box::new(source),
+        }
     }
 }

@@ -40,9 +40,11 @@ impl Netns {
 
     /// Runs `f` with the calling thread inside this namespace.
     pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
-        let io = |what: String| move |e: nix::Error| NetlinkError::Io {
-            what,
-            source: std::io::Error::from(e),
+        let io = |what: String| {
+            move |e: nix::Error| NetlinkError::Io {
+                what,
+                source: std::io::Error::from(e),
+            }
         };
         let home = File::open("/proc/thread-self/ns/net").map_err(|source| NetlinkError::Io {
             what: "open this thread's netns".into(),

@@ -11,12 +11,12 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ptp::{enable_forwarding, open_netns};
-use super::{host_veth_name, ipam, masquerade, parse_conf, setup, PluginError};
+use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, PluginError};
 use crate::cni::result::{Interface, Route as CniRoute};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
 use crate::netlink::link::Link;
-use crate::netlink::{sysctl, Netlink, NetlinkError, Netns};
+use crate::netlink::{sysctl, Netlink, Netns};
 
 /// The bridge plugin.
 pub struct Bridge;
@@ -73,20 +73,13 @@ impl Conf {
         Ok(c)
     }
     fn has_ipam(&self) -> bool {
-        self.ipam.as_ref().map(|i| !i.ty.is_empty()).unwrap_or(false)
+        self.ipam
+            .as_ref()
+            .map(|i| !i.ty.is_empty())
+            .unwrap_or(false)
     }
     fn mtu(&self) -> Option<u32> {
         (self.mtu > 0).then_some(self.mtu)
-    }
-}
-
-fn nl_err(req: &Request, what: impl Into<String>) -> impl FnOnce(NetlinkError) -> PluginError + '_ {
-    let what = what.into();
-    move |source| PluginError::Netlink {
-        network: req.name.clone(),
-        ifname: req.ifname.clone(),
-        what,
-        source,
     }
 }
 
@@ -122,8 +115,10 @@ fn ensure_bridge(req: &Request, conf: &Conf, host: &Netlink) -> Result<Link, Plu
         });
     }
     if conf.promisc_mode && !br.promisc {
-        host.set_promisc(br.index, true)
-            .map_err(nl_err(req, format!("set bridge {} promiscuous", conf.bridge)))?;
+        host.set_promisc(br.index, true).map_err(nl_err(
+            req,
+            format!("set bridge {} promiscuous", conf.bridge),
+        ))?;
     }
     // We own the bridge's routes: no router advertisements (best effort,
     // IPv6 may be disabled).
@@ -137,11 +132,21 @@ fn ensure_bridge(req: &Request, conf: &Conf, host: &Netlink) -> Result<Link, Plu
 
 /// Puts `gw` on the bridge unless it is there; another address of the
 /// family is replaced with `forceAddress`, an error without.
-fn ensure_addr(req: &Request, conf: &Conf, host: &Netlink, br: &Link, gw: IpNet) -> Result<(), PluginError> {
-    let have = host
-        .addresses(br.index)
-        .map_err(nl_err(req, format!("list addresses of bridge {}", conf.bridge)))?;
-    for a in have.iter().filter(|a| a.addr().is_ipv4() == gw.addr().is_ipv4()) {
+fn ensure_addr(
+    req: &Request,
+    conf: &Conf,
+    host: &Netlink,
+    br: &Link,
+    gw: IpNet,
+) -> Result<(), PluginError> {
+    let have = host.addresses(br.index).map_err(nl_err(
+        req,
+        format!("list addresses of bridge {}", conf.bridge),
+    ))?;
+    for a in have
+        .iter()
+        .filter(|a| a.addr().is_ipv4() == gw.addr().is_ipv4())
+    {
         if *a == gw {
             return Ok(());
         }
@@ -152,22 +157,31 @@ fn ensure_addr(req: &Request, conf: &Conf, host: &Netlink, br: &Link, gw: IpNet)
         if !conf.force_address {
             return Err(PluginError::Other {
                 network: req.name.clone(),
-                msg: format!("\"{}\" already has an IP address different from {gw}", conf.bridge),
+                msg: format!(
+                    "\"{}\" already has an IP address different from {gw}",
+                    conf.bridge
+                ),
             });
         }
-        host.delete_address(br.index, *a)
-            .map_err(nl_err(req, format!("remove {a} from bridge {}", conf.bridge)))?;
+        host.delete_address(br.index, *a).map_err(nl_err(
+            req,
+            format!("remove {a} from bridge {}", conf.bridge),
+        ))?;
     }
     match host.add_address(br.index, gw) {
         Err(e) if !e.is_exists() => {
-            return Err(nl_err(req, format!("add {gw} to bridge {}", conf.bridge))(e))
+            return Err(nl_err(req, format!("add {gw} to bridge {}", conf.bridge))(
+                e,
+            ))
         }
         _ => {}
     }
     // Pin the bridge's MAC, or it follows the lowest port MAC as ports churn.
     if let Some(mac) = crate::netlink::link::parse_mac(&br.mac) {
-        host.set_mac(br.index, &mac)
-            .map_err(nl_err(req, format!("set the MAC of bridge {}", conf.bridge)))?;
+        host.set_mac(br.index, &mac).map_err(nl_err(
+            req,
+            format!("set the MAC of bridge {}", conf.bridge),
+        ))?;
     }
     Ok(())
 }
@@ -196,15 +210,19 @@ impl Bridge {
         let hveth = host
             .link(host_name)
             .map_err(nl_err(req, "look up the host veth"))?;
-        host.set_master(hveth.index, br.index)
-            .map_err(nl_err(req, format!("connect {host_name} to bridge {}", conf.bridge)))?;
+        host.set_master(hveth.index, br.index).map_err(nl_err(
+            req,
+            format!("connect {host_name} to bridge {}", conf.bridge),
+        ))?;
         if conf.hairpin_mode {
             host.set_hairpin(hveth.index, true)
                 .map_err(nl_err(req, format!("set hairpin mode on {host_name}")))?;
         }
         if conf.vlan != 0 {
-            host.add_port_vlan(hveth.index, conf.vlan)
-                .map_err(nl_err(req, format!("set vlan {} on {host_name}", conf.vlan)))?;
+            host.add_port_vlan(hveth.index, conf.vlan).map_err(nl_err(
+                req,
+                format!("set vlan {} on {host_name}", conf.vlan),
+            ))?;
         }
         host.set_up(hveth.index)
             .map_err(nl_err(req, "set the host veth up"))?;
@@ -231,7 +249,10 @@ impl Bridge {
                 if conf.is_default_gateway && !default_found[v6] {
                     default_found[v6] = res.routes.iter().any(|r| r.gw.is_some() && r.dst == any);
                     if !default_found[v6] {
-                        res.routes.push(CniRoute { dst: any, gw: Some(gw) });
+                        res.routes.push(CniRoute {
+                            dst: any,
+                            gw: Some(gw),
+                        });
                         default_found[v6] = true;
                     }
                 }

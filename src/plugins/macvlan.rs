@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::bridge::delete_pod_link;
 use super::ptp::open_netns;
-use super::{ipam, parse_conf, setup, PluginError};
+use super::{ipam, nl_err, parse_conf, setup, PluginError};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -31,7 +31,10 @@ struct Conf {
 
 impl Conf {
     fn has_ipam(&self) -> bool {
-        self.ipam.as_ref().map(|i| !i.ty.is_empty()).unwrap_or(false)
+        self.ipam
+            .as_ref()
+            .map(|i| !i.ty.is_empty())
+            .unwrap_or(false)
     }
 }
 
@@ -43,16 +46,6 @@ fn parse_mode(s: &str) -> Option<MacVlanMode> {
         "passthru" => MacVlanMode::Passthrough,
         _ => return None,
     })
-}
-
-fn nl_err(req: &Request, what: impl Into<String>) -> impl FnOnce(NetlinkError) -> PluginError + '_ {
-    let what = what.into();
-    move |source| PluginError::Netlink {
-        network: req.name.clone(),
-        ifname: req.ifname.clone(),
-        what,
-        source,
-    }
 }
 
 /// The name of the interface of the host's IPv4 default route.
@@ -68,7 +61,14 @@ fn default_route_interface(host: &Netlink) -> Result<Option<String>, NetlinkErro
 }
 
 impl Macvlan {
-    fn setup(&self, req: &Request, conf: &Conf, ns: &Netns, pod: &Netlink, index: u32) -> Result<CniResult, CniError> {
+    fn setup(
+        &self,
+        req: &Request,
+        conf: &Conf,
+        ns: &Netns,
+        pod: &Netlink,
+        index: u32,
+    ) -> Result<CniResult, CniError> {
         let mut res = CniResult::default();
         if conf.has_ipam() {
             res = ipam::add(req)?;
@@ -109,23 +109,37 @@ impl Plugin for Macvlan {
         } else {
             conf.master.clone()
         };
-        let master = host.link_by_name(&master_name).map_err(nl_err(req, "look up the master"))?.ok_or_else(|| {
-            CniError::from(PluginError::Config {
-                network: req.name.clone(),
-                msg: format!("failed to lookup master \"{master_name}\": Link not found"),
-            })
-        })?;
+        let master = host
+            .link_by_name(&master_name)
+            .map_err(nl_err(req, "look up the master"))?
+            .ok_or_else(|| {
+                CniError::from(PluginError::Config {
+                    network: req.name.clone(),
+                    msg: format!("failed to lookup master \"{master_name}\": Link not found"),
+                })
+            })?;
         if conf.mtu > master.mtu {
             return Err(PluginError::Config {
                 network: req.name.clone(),
-                msg: format!("invalid MTU {}, must be [0, master MTU({})]", conf.mtu, master.mtu),
+                msg: format!(
+                    "invalid MTU {}, must be [0, master MTU({})]",
+                    conf.mtu, master.mtu
+                ),
             }
             .into());
         }
-        host.create_macvlan(&req.ifname, master.index, mode, (conf.mtu > 0).then_some(conf.mtu), &ns)
-            .map_err(nl_err(req, format!("create the macvlan on {master_name}")))?;
+        host.create_macvlan(
+            &req.ifname,
+            master.index,
+            mode,
+            (conf.mtu > 0).then_some(conf.mtu),
+            &ns,
+        )
+        .map_err(nl_err(req, format!("create the macvlan on {master_name}")))?;
         let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-        let link = pod.link(&req.ifname).map_err(nl_err(req, "look up the macvlan"))?;
+        let link = pod
+            .link(&req.ifname)
+            .map_err(nl_err(req, "look up the macvlan"))?;
         let arp = format!("net/ipv4/conf/{}/arp_notify", req.ifname);
         let step = ns
             .run(|| sysctl::write(&arp, "1"))

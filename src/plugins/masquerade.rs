@@ -109,7 +109,9 @@ fn nft(script: &str) -> Result<(), MasqError> {
     } else {
         Err(MasqError::Nft {
             status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().replace('\n', " "),
+            stderr: String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .replace('\n', " "),
         })
     }
 }
@@ -136,13 +138,20 @@ fn install_script(network: &str, subnets: &[IpNet]) -> (String, String) {
         } else {
             ("ip6", "ff00::/8")
         };
-        s += &format!("add rule inet {TABLE} {chain} {fam} daddr {} return\n", net.trunc());
+        s += &format!(
+            "add rule inet {TABLE} {chain} {fam} daddr {} return\n",
+            net.trunc()
+        );
         s += &format!("add rule inet {TABLE} {chain} {fam} daddr {mc} return\n");
     }
     s += &format!("add rule inet {TABLE} {chain} masquerade\n");
     let mut elements = String::new();
     for net in subnets {
-        let map = if net.addr().is_ipv4() { "nets4" } else { "nets6" };
+        let map = if net.addr().is_ipv4() {
+            "nets4"
+        } else {
+            "nets6"
+        };
         elements += &format!(
             "add element inet {TABLE} {map} {{ {} : jump {chain} }}\n",
             net.trunc()
@@ -158,7 +167,11 @@ fn remove_script(network: &str, subnets: &[IpNet], last: bool) -> String {
     let chain = chain_name(network);
     let mut s = String::new();
     for net in subnets {
-        let map = if net.addr().is_ipv4() { "nets4" } else { "nets6" };
+        let map = if net.addr().is_ipv4() {
+            "nets4"
+        } else {
+            "nets6"
+        };
         s += &format!("delete element inet {TABLE} {map} {{ {} }}\n", net.trunc());
     }
     s += &format!("flush chain inet {TABLE} {chain}\ndelete chain inet {TABLE} {chain}\n");
@@ -269,10 +282,17 @@ mod tests {
         let (s, e) = install_script("default", &nets);
         assert!(s.contains("ip daddr 172.16.28.0/24 return"));
         assert!(e.contains("add element inet rkt-cni nets4 { 172.16.28.0/24 : jump masq-default }"));
-        for line in s.lines().chain(e.lines()).chain(remove_script("default", &nets, false).lines()) {
+        for line in s
+            .lines()
+            .chain(e.lines())
+            .chain(remove_script("default", &nets, false).lines())
+        {
             assert!(line.contains(&format!("inet {TABLE}")), "{line}");
         }
-        assert_eq!(remove_script("x", &nets, true), "delete table inet rkt-cni\n");
+        assert_eq!(
+            remove_script("x", &nets, true),
+            "delete table inet rkt-cni\n"
+        );
         assert!(chain_name(&"n".repeat(250)).len() < 30);
     }
 }

@@ -25,7 +25,7 @@ pub enum PluginError {
         network: String,
         ifname: String,
         what: String,
-        source: NetlinkError,
+        source: Box<NetlinkError>,
     },
     #[error("network \"{network}\": {source}")]
     Masquerade {
@@ -51,6 +51,20 @@ impl From<PluginError> for CniError {
             PluginError::Cni(inner) => inner,
             other => CniError::new(code, other.to_string()),
         }
+    }
+}
+
+/// Wraps a netlink error with the network, interface and step it failed at.
+pub(crate) fn nl_err(
+    req: &crate::cni::skeleton::Request,
+    what: impl Into<String>,
+) -> impl FnOnce(NetlinkError) -> PluginError + '_ {
+    let what = what.into();
+    move |source| PluginError::Netlink {
+        network: req.name.clone(),
+        ifname: req.ifname.clone(),
+        what,
+        source: Box::new(source),
     }
 }
 
@@ -83,7 +97,10 @@ impl BaseConf {
     }
 
     pub fn has_ipam(&self) -> bool {
-        self.ipam.as_ref().map(|i| !i.ty.is_empty()).unwrap_or(false)
+        self.ipam
+            .as_ref()
+            .map(|i| !i.ty.is_empty())
+            .unwrap_or(false)
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
-use super::{host_veth_name, ipam, masquerade, setup, BaseConf, PluginError};
+use super::{host_veth_name, ipam, masquerade, nl_err, setup, BaseConf, PluginError};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -19,16 +19,6 @@ use crate::netlink::{sysctl, Netlink, NetlinkError, Netns};
 
 /// The ptp plugin.
 pub struct Ptp;
-
-fn nl_err(req: &Request, what: impl Into<String>) -> impl FnOnce(NetlinkError) -> PluginError + '_ {
-    let what = what.into();
-    move |source| PluginError::Netlink {
-        network: req.name.clone(),
-        ifname: req.ifname.clone(),
-        what,
-        source,
-    }
-}
 
 /// Turns on forwarding for the families in use (host netns).
 pub(crate) fn enable_forwarding(res: &CniResult) -> Result<(), NetlinkError> {
@@ -121,9 +111,13 @@ impl Ptp {
         for ip in &res.ips {
             if let Some(gw) = ip.gateway {
                 host.add_address(hveth.index, host_prefix(gw))
-                    .map_err(nl_err(req, format!("add {gw} to the host veth {host_name}")))?;
+                    .map_err(nl_err(
+                        req,
+                        format!("add {gw} to the host veth {host_name}"),
+                    ))?;
             }
-            let r = Route::new(host_prefix(ip.address.addr()), None, hveth.index).scope(Scope::Host);
+            let r =
+                Route::new(host_prefix(ip.address.addr()), None, hveth.index).scope(Scope::Host);
             if let Err(e) = host.add_route(&r) {
                 if !e.is_exists() {
                     return Err(nl_err(req, "add the host route to the pod")(e));
@@ -132,12 +126,12 @@ impl Ptp {
         }
         if conf.ip_masq {
             let nets: Vec<IpNet> = res.ips.iter().map(|i| i.address).collect();
-            masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(|source| {
-                PluginError::Masquerade {
+            masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(
+                |source| PluginError::Masquerade {
                     network: req.name.clone(),
                     source,
-                }
-            })?;
+                },
+            )?;
         }
         res.interfaces = vec![
             Interface {
@@ -161,7 +155,10 @@ pub(crate) fn open_netns(req: &Request) -> Result<Netns, CniError> {
     Netns::open(Path::new(&req.netns)).map_err(|e| {
         CniError::new(
             codes::INTERNAL,
-            format!("network \"{}\": failed to open netns \"{}\": {e}", req.name, req.netns),
+            format!(
+                "network \"{}\": failed to open netns \"{}\": {e}",
+                req.name, req.netns
+            ),
         )
     })
 }
@@ -248,8 +245,7 @@ impl Plugin for Ptp {
             .position(|i| i.name == req.ifname && !i.sandbox.is_empty())
             .unwrap_or(1);
         let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-        setup::verify_iface(&pod, &req.ifname, prev, iface).map_err(|m| {
-            CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name))
-        })
+        setup::verify_iface(&pod, &req.ifname, prev, iface)
+            .map_err(|m| CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name)))
     }
 }

@@ -77,9 +77,16 @@ pub fn verify_iface(
     let mut v4 = None;
     let mut v6 = None;
     for r in &res.routes {
-        let table = if r.dst.addr().is_ipv4() { &mut v4 } else { &mut v6 };
+        let table = if r.dst.addr().is_ipv4() {
+            &mut v4
+        } else {
+            &mut v6
+        };
         if table.is_none() {
-            *table = Some(nl.routes(r.dst.addr().is_ipv6()).map_err(|e| e.to_string())?);
+            *table = Some(
+                nl.routes(r.dst.addr().is_ipv6())
+                    .map_err(|e| e.to_string())?,
+            );
         }
         let found = table.as_ref().is_some_and(|t: &Vec<Route>| {
             t.iter()

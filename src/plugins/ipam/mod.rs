@@ -83,7 +83,10 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
     if res.ips.is_empty() {
         return Err(CniError::new(
             codes::INTERNAL,
-            format!("network \"{}\": IPAM plugin returned missing IP config", req.name),
+            format!(
+                "network \"{}\": IPAM plugin returned missing IP config",
+                req.name
+            ),
         ));
     }
     Ok(res)
