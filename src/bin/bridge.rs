@@ -1,0 +1,5 @@
+//! The bundled `bridge` CNI plugin.
+
+fn main() {
+    rkt::cni::skeleton::main(&rkt::plugins::bridge::Bridge)
+}

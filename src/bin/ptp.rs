@@ -1,0 +1,5 @@
+//! The bundled `ptp` CNI plugin.
+
+fn main() {
+    rkt::cni::skeleton::main(&rkt::plugins::ptp::Ptp)
+}

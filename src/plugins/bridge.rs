@@ -1,0 +1,414 @@
+//! The `bridge` plugin: a host bridge (default `cni0`, created on first
+//! use), a veth per attachment whose pod end is born in the pod netns and
+//! whose host end is enslaved to the bridge; `isGateway` /
+//! `isDefaultGateway` / `forceAddress` put the gateway on the bridge,
+//! `ipMasq`, `mtu`, `hairpinMode`, `promiscMode`, `vlan` as in the
+//! reference bridge 1.1.1.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::ptp::{enable_forwarding, open_netns};
+use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, PluginError};
+use crate::cni::result::{Interface, Route as CniRoute};
+use crate::cni::skeleton::{Plugin, Request};
+use crate::cni::{codes, CniError, CniResult};
+use crate::netlink::link::Link;
+use crate::netlink::{sysctl, Netlink, Netns};
+
+/// The bridge plugin.
+pub struct Bridge;
+
+#[derive(Debug, Clone, Deserialize)]
+struct Conf {
+    #[serde(default = "default_bridge", rename = "bridge")]
+    bridge: String,
+    #[serde(default, rename = "isGateway")]
+    is_gateway: bool,
+    #[serde(default, rename = "isDefaultGateway")]
+    is_default_gateway: bool,
+    #[serde(default, rename = "forceAddress")]
+    force_address: bool,
+    #[serde(default, rename = "ipMasq")]
+    ip_masq: bool,
+    #[serde(default)]
+    mtu: u32,
+    #[serde(default, rename = "hairpinMode")]
+    hairpin_mode: bool,
+    #[serde(default, rename = "promiscMode")]
+    promisc_mode: bool,
+    #[serde(default)]
+    vlan: u16,
+    #[serde(default)]
+    ipam: Option<super::IpamRef>,
+}
+
+fn default_bridge() -> String {
+    "cni0".into()
+}
+
+impl Conf {
+    fn load(req: &Request) -> Result<Self, PluginError> {
+        let mut c: Conf = parse_conf(req)?;
+        if c.is_default_gateway {
+            c.is_gateway = true;
+        }
+        let bad = |msg: &str| PluginError::Config {
+            network: req.name.clone(),
+            msg: msg.into(),
+        };
+        if c.hairpin_mode && c.promisc_mode {
+            return Err(bad(
+                "cannot set hairpin mode and promiscuous mode at the same time",
+            ));
+        }
+        if c.vlan > 4094 {
+            return Err(bad("invalid VLAN ID (must be between 0 and 4094)"));
+        }
+        if !crate::cni::skeleton::valid_ifname(&c.bridge) {
+            return Err(bad("\"bridge\" is not a valid interface name"));
+        }
+        Ok(c)
+    }
+    fn has_ipam(&self) -> bool {
+        self.ipam
+            .as_ref()
+            .map(|i| !i.ty.is_empty())
+            .unwrap_or(false)
+    }
+    fn mtu(&self) -> Option<u32> {
+        (self.mtu > 0).then_some(self.mtu)
+    }
+}
+
+/// The first address of a subnet: the gateway when IPAM names none.
+fn first_host(net: &IpNet) -> IpAddr {
+    match net.network() {
+        IpAddr::V4(a) => IpAddr::V4((u32::from(a).wrapping_add(1)).into()),
+        IpAddr::V6(a) => IpAddr::V6((u128::from(a).wrapping_add(1)).into()),
+    }
+}
+
+fn ensure_bridge(req: &Request, conf: &Conf, host: &Netlink) -> Result<Link, PluginError> {
+    let existing = host
+        .link_by_name(&conf.bridge)
+        .map_err(nl_err(req, format!("look up bridge {}", conf.bridge)))?;
+    let br = match existing {
+        Some(l) => l,
+        None => {
+            match host.create_bridge(&conf.bridge, conf.mtu(), conf.vlan != 0) {
+                Err(e) if !e.is_exists() => {
+                    return Err(nl_err(req, format!("create bridge {}", conf.bridge))(e))
+                }
+                _ => {}
+            }
+            host.link(&conf.bridge)
+                .map_err(nl_err(req, format!("look up bridge {}", conf.bridge)))?
+        }
+    };
+    if br.kind.as_deref() != Some("bridge") {
+        return Err(PluginError::Other {
+            network: req.name.clone(),
+            msg: format!("{} already exists but is not a bridge", conf.bridge),
+        });
+    }
+    if conf.promisc_mode && !br.promisc {
+        host.set_promisc(br.index, true).map_err(nl_err(
+            req,
+            format!("set bridge {} promiscuous", conf.bridge),
+        ))?;
+    }
+    // We own the bridge's routes: no router advertisements (best effort,
+    // IPv6 may be disabled).
+    let _ = sysctl::write(&format!("net/ipv6/conf/{}/accept_ra", conf.bridge), "0");
+    if !br.up {
+        host.set_up(br.index)
+            .map_err(nl_err(req, format!("set bridge {} up", conf.bridge)))?;
+    }
+    Ok(br)
+}
+
+/// Puts `gw` on the bridge unless it is there; another address of the
+/// family is replaced with `forceAddress`, an error without.
+fn ensure_addr(
+    req: &Request,
+    conf: &Conf,
+    host: &Netlink,
+    br: &Link,
+    gw: IpNet,
+) -> Result<(), PluginError> {
+    let have = host.addresses(br.index).map_err(nl_err(
+        req,
+        format!("list addresses of bridge {}", conf.bridge),
+    ))?;
+    for a in have
+        .iter()
+        .filter(|a| a.addr().is_ipv4() == gw.addr().is_ipv4())
+    {
+        if *a == gw {
+            return Ok(());
+        }
+        let clash = gw.addr().is_ipv4() || a.contains(&gw.addr()) || gw.contains(&a.addr());
+        if !clash || matches!(a, IpNet::V6(n) if n.addr().segments()[0] & 0xffc0 == 0xfe80) {
+            continue;
+        }
+        if !conf.force_address {
+            return Err(PluginError::Other {
+                network: req.name.clone(),
+                msg: format!(
+                    "\"{}\" already has an IP address different from {gw}",
+                    conf.bridge
+                ),
+            });
+        }
+        host.delete_address(br.index, *a).map_err(nl_err(
+            req,
+            format!("remove {a} from bridge {}", conf.bridge),
+        ))?;
+    }
+    match host.add_address(br.index, gw) {
+        Err(e) if !e.is_exists() => {
+            return Err(nl_err(req, format!("add {gw} to bridge {}", conf.bridge))(
+                e,
+            ))
+        }
+        _ => {}
+    }
+    // Pin the bridge's MAC, or it follows the lowest port MAC as ports churn.
+    if let Some(mac) = crate::netlink::link::parse_mac(&br.mac) {
+        host.set_mac(br.index, &mac).map_err(nl_err(
+            req,
+            format!("set the MAC of bridge {}", conf.bridge),
+        ))?;
+    }
+    Ok(())
+}
+
+impl Bridge {
+    fn setup(
+        &self,
+        req: &Request,
+        conf: &Conf,
+        ns: &Netns,
+        host: &Netlink,
+        host_name: &str,
+    ) -> Result<CniResult, PluginError> {
+        let br = ensure_bridge(req, conf, host)?;
+        if let Err(e) = host.create_veth(host_name, &req.ifname, ns, conf.mtu()) {
+            let stale = e.is_exists()
+                && host
+                    .delete_link_by_name(host_name)
+                    .map_err(nl_err(req, "remove a stale host veth"))?;
+            if !stale {
+                return Err(nl_err(req, "create the veth pair")(e));
+            }
+            host.create_veth(host_name, &req.ifname, ns, conf.mtu())
+                .map_err(nl_err(req, "create the veth pair"))?;
+        }
+        let hveth = host
+            .link(host_name)
+            .map_err(nl_err(req, "look up the host veth"))?;
+        host.set_master(hveth.index, br.index).map_err(nl_err(
+            req,
+            format!("connect {host_name} to bridge {}", conf.bridge),
+        ))?;
+        if conf.hairpin_mode {
+            host.set_hairpin(hveth.index, true)
+                .map_err(nl_err(req, format!("set hairpin mode on {host_name}")))?;
+        }
+        if conf.vlan != 0 {
+            host.add_port_vlan(hveth.index, conf.vlan).map_err(nl_err(
+                req,
+                format!("set vlan {} on {host_name}", conf.vlan),
+            ))?;
+        }
+        host.set_up(hveth.index)
+            .map_err(nl_err(req, "set the host veth up"))?;
+        let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
+        let cveth = pod
+            .link(&req.ifname)
+            .map_err(nl_err(req, "look up the pod interface"))?;
+
+        let mut res = CniResult::default();
+        if conf.has_ipam() {
+            res = ipam::add(req)?;
+            let mut default_found = [false, false];
+            let mut gws: Vec<IpNet> = Vec::new();
+            for i in 0..res.ips.len() {
+                let ip = &mut res.ips[i];
+                ip.interface = Some(2);
+                let gw = *ip.gateway.get_or_insert_with(|| first_host(&ip.address));
+                let v6 = gw.is_ipv6() as usize;
+                let any: IpNet = if v6 == 1 {
+                    "::/0".parse().unwrap_or_default()
+                } else {
+                    IpNet::default()
+                };
+                if conf.is_default_gateway && !default_found[v6] {
+                    default_found[v6] = res.routes.iter().any(|r| r.gw.is_some() && r.dst == any);
+                    if !default_found[v6] {
+                        res.routes.push(CniRoute {
+                            dst: any,
+                            gw: Some(gw),
+                        });
+                        default_found[v6] = true;
+                    }
+                }
+                let ip = &res.ips[i];
+                if let Ok(n) = IpNet::new(gw, ip.address.prefix_len()) {
+                    gws.push(n);
+                }
+            }
+            setup::configure_iface(&pod, cveth.index, &res, 2)
+                .map_err(|(what, e)| nl_err(req, what)(e))?;
+            if conf.is_gateway {
+                for gw in &gws {
+                    ensure_addr(req, conf, host, &br, *gw)?;
+                }
+                enable_forwarding(&res).map_err(nl_err(req, "enable IP forwarding"))?;
+            }
+            if conf.ip_masq {
+                let nets: Vec<IpNet> = res.ips.iter().map(|i| i.address).collect();
+                masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(
+                    |source| PluginError::Masquerade {
+                        network: req.name.clone(),
+                        source,
+                    },
+                )?;
+            }
+        } else {
+            pod.set_up(cveth.index)
+                .map_err(nl_err(req, "set the pod interface up"))?;
+        }
+        // The bridge's MAC may change as ports come: read it last.
+        let br_mac = host
+            .link_by_index(br.index)
+            .map(|l| l.mac)
+            .unwrap_or(br.mac);
+        res.interfaces = vec![
+            Interface {
+                name: conf.bridge.clone(),
+                mac: br_mac,
+                ..Default::default()
+            },
+            Interface {
+                name: host_name.to_string(),
+                mac: hveth.mac,
+                ..Default::default()
+            },
+            Interface {
+                name: req.ifname.clone(),
+                mac: cveth.mac,
+                sandbox: req.netns.clone(),
+                ..Default::default()
+            },
+        ];
+        Ok(res)
+    }
+}
+
+/// DEL of a veth attachment: the host end by its name, else the pod end.
+pub(crate) fn delete_veth(req: &Request, host: &Netlink) -> Result<(), CniError> {
+    let host_name = host_veth_name(&req.container_id, &req.ifname);
+    if host
+        .delete_link_by_name(&host_name)
+        .map_err(nl_err(req, "delete the host veth"))?
+    {
+        return Ok(());
+    }
+    delete_pod_link(req, "veth")
+}
+
+/// Deletes CNI_IFNAME in the pod netns if it is of `kind`; a missing netns
+/// or link is fine.
+pub(crate) fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
+    let ns = match Netns::open(std::path::Path::new(&req.netns)) {
+        Ok(ns) => ns,
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(nl_err(req, "open the pod netns")(e).into()),
+    };
+    let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
+    if let Some(l) = pod
+        .link_by_name(&req.ifname)
+        .map_err(nl_err(req, "look up the pod interface"))?
+    {
+        if l.kind.as_deref() == Some(kind) {
+            match pod.delete_link(l.index) {
+                Err(e) if !e.is_not_found() => {
+                    return Err(nl_err(req, "delete the pod interface")(e).into())
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Plugin for Bridge {
+    fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        let conf = Conf::load(req)?;
+        let ns = open_netns(req)?;
+        let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
+        let host_name = host_veth_name(&req.container_id, &req.ifname);
+        match self.setup(req, &conf, &ns, &host, &host_name) {
+            Ok(mut res) => {
+                res.dns = req.conf_dns();
+                Ok(res)
+            }
+            Err(e) => {
+                let _ = host.delete_link_by_name(&host_name);
+                if conf.has_ipam() {
+                    if conf.ip_masq {
+                        let _ = masquerade::del(&req.name, &req.container_id, &req.ifname);
+                    }
+                    let _ = ipam::del(req);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    fn del(&self, req: &Request) -> Result<(), CniError> {
+        let conf = Conf::load(req)?;
+        if conf.has_ipam() {
+            ipam::del(req)?;
+        }
+        if conf.ip_masq {
+            masquerade::del(&req.name, &req.container_id, &req.ifname).map_err(|source| {
+                PluginError::Masquerade {
+                    network: req.name.clone(),
+                    source,
+                }
+            })?;
+        }
+        if req.netns.is_empty() {
+            return Ok(());
+        }
+        let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
+        delete_veth(req, &host)
+    }
+
+    fn check(&self, req: &Request) -> Result<(), CniError> {
+        let conf = Conf::load(req)?;
+        let prev = req.prev_result.as_ref().ok_or_else(|| {
+            CniError::new(
+                codes::INVALID_CONFIG,
+                format!("network \"{}\": CHECK needs a prevResult", req.name),
+            )
+        })?;
+        if conf.has_ipam() {
+            ipam::check(req)?;
+        }
+        let ns = open_netns(req)?;
+        let iface = prev
+            .interfaces
+            .iter()
+            .position(|i| i.name == req.ifname && !i.sandbox.is_empty())
+            .unwrap_or(2);
+        let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
+        setup::verify_iface(&pod, &req.ifname, prev, iface)
+            .map_err(|m| CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name)))
+    }
+}

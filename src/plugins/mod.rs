@@ -1,0 +1,141 @@
+//! The project's own CNI plugins (ptp, bridge, macvlan) and what they
+//! share: IPAM delegation, IP masquerade with nftables, config parsing, the
+//! plugin error type, and applying an IPAM result to a pod interface.
+
+pub mod bridge;
+pub mod ipam;
+pub mod macvlan;
+pub mod masquerade;
+pub mod ptp;
+mod setup;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::cni::{codes, CniError};
+use crate::netlink::NetlinkError;
+
+/// What a plugin can fail at; becomes a CNI error with the spec's code.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("network \"{network}\": invalid config: {msg}")]
+    Config { network: String, msg: String },
+    #[error("network \"{network}\", interface {ifname}: {what}: {source}")]
+    Netlink {
+        network: String,
+        ifname: String,
+        what: String,
+        source: Box<NetlinkError>,
+    },
+    #[error("network \"{network}\": {source}")]
+    Masquerade {
+        network: String,
+        source: masquerade::MasqError,
+    },
+    #[error("network \"{network}\": {msg}")]
+    Other { network: String, msg: String },
+    /// A delegated plugin's error, passed on as it is.
+    #[error("{0}")]
+    Cni(#[from] CniError),
+}
+
+impl From<PluginError> for CniError {
+    fn from(e: PluginError) -> Self {
+        let code = match &e {
+            PluginError::Cni(_) => codes::INTERNAL,
+            PluginError::Config { .. } => codes::INVALID_CONFIG,
+            PluginError::Netlink { .. } | PluginError::Masquerade { .. } => codes::IO_FAILURE,
+            PluginError::Other { .. } => codes::INTERNAL,
+        };
+        match e {
+            PluginError::Cni(inner) => inner,
+            other => CniError::new(code, other.to_string()),
+        }
+    }
+}
+
+/// Wraps a netlink error with the network, interface and step it failed at.
+pub(crate) fn nl_err(
+    req: &crate::cni::skeleton::Request,
+    what: impl Into<String>,
+) -> impl FnOnce(NetlinkError) -> PluginError + '_ {
+    let what = what.into();
+    move |source| PluginError::Netlink {
+        network: req.name.clone(),
+        ifname: req.ifname.clone(),
+        what,
+        source: Box::new(source),
+    }
+}
+
+/// Config fields every plugin here reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BaseConf {
+    #[serde(default, rename = "ipMasq")]
+    pub ip_masq: bool,
+    #[serde(default)]
+    pub mtu: u32,
+    #[serde(default)]
+    pub ipam: Option<IpamRef>,
+}
+
+/// The `ipam` block: only its type matters here.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IpamRef {
+    #[serde(default, rename = "type")]
+    pub ty: String,
+}
+
+impl BaseConf {
+    /// Parses the fields from a request's config.
+    pub fn parse(req: &crate::cni::skeleton::Request) -> Result<Self, PluginError> {
+        parse_conf(req)
+    }
+
+    pub fn mtu(&self) -> Option<u32> {
+        (self.mtu > 0).then_some(self.mtu)
+    }
+
+    pub fn has_ipam(&self) -> bool {
+        self.ipam
+            .as_ref()
+            .map(|i| !i.ty.is_empty())
+            .unwrap_or(false)
+    }
+}
+
+/// Parses a plugin's typed config out of a request.
+pub fn parse_conf<T: serde::de::DeserializeOwned>(
+    req: &crate::cni::skeleton::Request,
+) -> Result<T, PluginError> {
+    serde_json::from_value(req.config.clone()).map_err(|e| PluginError::Config {
+        network: req.name.clone(),
+        msg: e.to_string(),
+    })
+}
+
+/// The host-side veth name of an attachment: `veth` and 8 hex digits of a
+/// hash of the container ID and interface name. Deterministic, so DEL finds
+/// it without entering the pod's netns, and unique per attachment.
+pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(container_id.as_bytes());
+    h.update([0]);
+    h.update(ifname.as_bytes());
+    let d = h.finalize();
+    format!("veth{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_veth_names_are_stable_and_short() {
+        let a = host_veth_name("c1", "eth0");
+        assert_eq!(a, host_veth_name("c1", "eth0"));
+        assert_ne!(a, host_veth_name("c1", "eth1"));
+        assert_eq!(a.len(), 12);
+        assert!(a.starts_with("veth"));
+    }
+}

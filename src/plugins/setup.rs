@@ -1,0 +1,104 @@
+//! Shared pod-side steps: apply an IPAM result to an interface as the
+//! reference plugins' `ipam.ConfigureIface` does (link up, addresses,
+//! routes with the family's gateway as default next hop), and the CHECK
+//! side: verify addresses and routes against `prevResult`.
+
+use std::net::IpAddr;
+
+use crate::cni::CniResult;
+use crate::netlink::route::Route;
+use crate::netlink::{Netlink, NetlinkError};
+
+/// The first gateway of each family among the result's ips for `iface`.
+fn gateways(res: &CniResult, iface: usize) -> (Option<IpAddr>, Option<IpAddr>) {
+    let mine = || {
+        res.ips
+            .iter()
+            .filter(move |i| i.interface.is_none_or(|n| n == iface))
+    };
+    let v4 = mine().filter_map(|i| i.gateway).find(IpAddr::is_ipv4);
+    let v6 = mine().filter_map(|i| i.gateway).find(IpAddr::is_ipv6);
+    (v4, v6)
+}
+
+/// Sets link `index` up, adds the result's addresses for interface
+/// `iface`, then its routes.
+pub fn configure_iface(
+    nl: &Netlink,
+    index: u32,
+    res: &CniResult,
+    iface: usize,
+) -> Result<(), (String, NetlinkError)> {
+    nl.set_up(index)
+        .map_err(|e| ("set the pod interface up".to_string(), e))?;
+    for ip in res
+        .ips
+        .iter()
+        .filter(|i| i.interface.is_none_or(|n| n == iface))
+    {
+        nl.add_address(index, ip.address)
+            .map_err(|e| (format!("add address {}", ip.address), e))?;
+    }
+    let (gw4, gw6) = gateways(res, iface);
+    for r in &res.routes {
+        let gw = r.gw.or(if r.dst.addr().is_ipv4() { gw4 } else { gw6 });
+        nl.add_route(&Route::new(r.dst, gw, index))
+            .map_err(|e| (format!("add route {}", r.dst), e))?;
+    }
+    Ok(())
+}
+
+/// CHECK: the interface carries the result's addresses for `iface`, and
+/// the routes of the result exist.
+pub fn verify_iface(
+    nl: &Netlink,
+    ifname: &str,
+    res: &CniResult,
+    iface: usize,
+) -> Result<(), String> {
+    let link = nl
+        .link_by_name(ifname)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("interface {ifname} not found in the container netns"))?;
+    let have = nl.addresses(link.index).map_err(|e| e.to_string())?;
+    for ip in res
+        .ips
+        .iter()
+        .filter(|i| i.interface.is_none_or(|n| n == iface))
+    {
+        if !have.contains(&ip.address) {
+            return Err(format!(
+                "interface {ifname} lacks address {} (has {:?})",
+                ip.address,
+                have.iter().map(ToString::to_string).collect::<Vec<_>>()
+            ));
+        }
+    }
+    let mut v4 = None;
+    let mut v6 = None;
+    for r in &res.routes {
+        let table = if r.dst.addr().is_ipv4() {
+            &mut v4
+        } else {
+            &mut v6
+        };
+        if table.is_none() {
+            *table = Some(
+                nl.routes(r.dst.addr().is_ipv6())
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let found = table.as_ref().is_some_and(|t: &Vec<Route>| {
+            t.iter()
+                .any(|k| k.dst == r.dst && (r.gw.is_none() || k.gw == r.gw))
+        });
+        if !found {
+            return Err(format!(
+                "route {}{} not found in the container netns",
+                r.dst,
+                r.gw.map(|g| format!(" via {g}")).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
