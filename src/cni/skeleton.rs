@@ -60,7 +60,19 @@ impl Request {
         self.config.get(key)
     }
 
-    /// The DNS a plugin returns: the config's `dns` block, overridden field
+    /// The DNS a main plugin returns: the config's `dns` block (or the `dns`
+    /// capability) when set, otherwise what its IPAM returned (e.g.
+    /// host-local's `resolvConf`), as the reference plugins do.
+    pub fn result_dns(&self, ipam: super::result::Dns) -> super::result::Dns {
+        let conf = self.conf_dns();
+        if conf.is_empty() {
+            ipam
+        } else {
+            conf
+        }
+    }
+
+    /// The DNS from the config: the config's `dns` block, overridden field
     /// by field by the `dns` capability (`runtimeConfig.dns`: `servers`,
     /// `searches`, `options`, `domain`) when the runtime passed it.
     pub fn conf_dns(&self) -> super::result::Dns {

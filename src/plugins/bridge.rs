@@ -354,7 +354,7 @@ impl Plugin for Bridge {
         let host_name = host_veth_name(&req.container_id, &req.ifname);
         match self.setup(req, &conf, &ns, &host, &host_name) {
             Ok(mut res) => {
-                res.dns = req.conf_dns();
+                res.dns = req.result_dns(std::mem::take(&mut res.dns));
                 Ok(res)
             }
             Err(e) => {

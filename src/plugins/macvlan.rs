@@ -154,7 +154,7 @@ impl Plugin for Macvlan {
                     sandbox: req.netns.clone(),
                     ..Default::default()
                 }];
-                res.dns = req.conf_dns();
+                res.dns = req.result_dns(std::mem::take(&mut res.dns));
                 Ok(res)
             }
             Err(e) => {

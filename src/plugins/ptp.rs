@@ -179,7 +179,7 @@ impl Plugin for Ptp {
             let _ = ipam::del(req);
             return Err(e.into());
         }
-        res.dns = req.conf_dns();
+        res.dns = req.result_dns(std::mem::take(&mut res.dns));
         Ok(res)
     }
 
