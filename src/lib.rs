@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod cni;
 pub mod image;
+pub mod metadata;
 pub mod networking;
 pub mod pod;
 pub mod stage1;
