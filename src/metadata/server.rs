@@ -239,10 +239,31 @@ fn serve_http(state: &State, s: TcpStream, timeout: Duration) {
             );
             r
         }
-        Err(ReadError::Reply(status, msg)) => Response::error(status, msg),
+        Err(ReadError::Reply(status, msg)) => {
+            let _ = Response::error(status, msg).write_to(&mut &s);
+            linger(&s);
+            return;
+        }
         Err(ReadError::Gone) => return,
     };
     let _ = resp.write_to(&mut &s);
+}
+
+/// After refusing a request whose rest was not read: stop writing and drain
+/// a bounded amount of what the client still sends, so closing does not
+/// reset the connection before the client has read the answer.
+fn linger(s: &TcpStream) {
+    use std::io::Read;
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 4096];
+    let mut left = 4 * http::MAX_BODY;
+    while left > 0 {
+        match (&mut &*s).read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
 }
 
 /// The path with its token shortened, for logs.
