@@ -286,3 +286,32 @@ stop_mds
         );
     }
 }
+
+/// systemd socket activation: the service takes the registration socket it
+/// is handed (LISTEN_FDS) instead of binding its own.
+#[test]
+fn socket_activation() {
+    if !std::path::Path::new("/usr/bin/systemd-socket-activate").exists() {
+        eprintln!("skipped: no systemd-socket-activate");
+        return;
+    }
+    let o = host()
+        .run(
+            r#"
+mkdir -p /run/rkt
+systemd-socket-activate -l /run/rkt/metadata-svc.sock "$RKT_BIN" metadata-service 2>/tmp/mds.log & mds=$!
+for i in $(seq 100); do [ -S /run/rkt/metadata-svc.sock ] && break; sleep 0.05; done
+rkt run --net=default-restricted --annotation=via=activation "$IMG" --exec=/bin/sh -- -c 'echo "VIA=$(wget -qO- $AC_METADATA_URL/acMetadata/v1/pod/annotations/via)"'
+echo "LOG=$(grep -c 'socket activation' /tmp/mds.log)"
+kill $mds; wait $mds || true
+"#,
+        )
+        .ok();
+    assert_eq!(
+        o.value("VIA").as_deref(),
+        Some("activation"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.value("LOG").as_deref(), Some("1"), "{}", o.stdout);
+}
