@@ -2,6 +2,7 @@
 //! layout) and who may call them: the pod the token belongs to, from its
 //! address on the network whose host address the request reached.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::{json, Value};
@@ -40,7 +41,7 @@ pub fn handle(state: &State, req: &Request, peer: IpAddr, local: IpAddr) -> Resp
     route(state, &entry, req, rest)
 }
 
-fn annotations_json(a: &std::collections::BTreeMap<String, String>) -> Value {
+fn annotations_json(a: &BTreeMap<String, String>) -> Value {
     Value::Array(
         a.iter()
             .map(|(k, v)| json!({"name": k, "value": v}))
@@ -104,39 +105,45 @@ fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> Response {
 }
 
 fn route(state: &State, e: &Entry, req: &Request, rest: &str) -> Response {
-    let segs: Vec<&str> = rest.split('/').collect();
-    let get = req.method == "GET" || req.method == "HEAD";
+    let get = req.method == "GET";
     let post = req.method == "POST";
-    let no_annotations = std::collections::BTreeMap::new();
-    let found = match segs.as_slice() {
-        ["pod", "uuid"] => get.then(|| Response::raw(e.pod.uuid.clone())),
-        ["pod", "annotations"] | ["pod", "annotations", ""] => {
-            get.then(|| list_names(e.pod.annotations.keys()))
+    let no_annotations = BTreeMap::new();
+    let found = if let Some(name) = rest
+        .strip_prefix("pod/annotations/")
+        .filter(|n| !n.is_empty())
+    {
+        // Annotation names may hold '/': the rest of the path is the name.
+        get.then(|| annotation(&e.pod.annotations, name))
+    } else if let Some(app_rest) = rest.strip_prefix("apps/") {
+        let (app, tail) = app_rest.split_once('/').unwrap_or((app_rest, ""));
+        if app != e.pod.app_name {
+            return Response::error(404, &format!("no app named {app:?} in this pod"));
         }
-        ["pod", "annotations", name] => get.then(|| annotation(&e.pod.annotations, name)),
-        ["pod", "manifest"] => get.then(|| Response::json(&pod_manifest(e))),
-        ["pod", "hmac", "sign"] => post.then(|| sign(state, e, &req.body)),
-        ["pod", "hmac", "verify"] => post.then(|| verify(state, &req.body)),
-        ["apps", app, tail @ ..] => {
-            if *app != e.pod.app_name {
-                return Response::error(404, &format!("no app named {app:?} in this pod"));
-            }
-            match tail {
-                ["annotations"] | ["annotations", ""] => {
-                    get.then(|| list_names(no_annotations.keys()))
-                }
-                ["annotations", name] => get.then(|| annotation(&no_annotations, name)),
-                ["image", "id"] => get.then(|| Response::raw(e.pod.image_id.clone())),
-                ["image", "manifest"] => get.then(|| Response::json(&image_manifest(e))),
-                _ => return Response::error(404, "no such endpoint"),
-            }
+        match tail {
+            "annotations" | "annotations/" => get.then(|| list_names(no_annotations.keys())),
+            "image/id" => get.then(|| Response::raw(e.pod.image_id.clone())),
+            "image/manifest" => get.then(|| Response::json(&image_manifest(e))),
+            t => match t.strip_prefix("annotations/") {
+                Some(name) => get.then(|| annotation(&no_annotations, name)),
+                None => return Response::error(404, "no such endpoint"),
+            },
         }
-        _ => return Response::error(404, "no such endpoint"),
+    } else {
+        match rest {
+            "pod/uuid" => get.then(|| Response::raw(e.pod.uuid.clone())),
+            "pod/annotations" | "pod/annotations/" => {
+                get.then(|| list_names(e.pod.annotations.keys()))
+            }
+            "pod/manifest" => get.then(|| Response::json(&pod_manifest(e))),
+            "pod/hmac/sign" => post.then(|| sign(state, e, &req.body)),
+            "pod/hmac/verify" => post.then(|| verify(state, &req.body)),
+            _ => return Response::error(404, "no such endpoint"),
+        }
     };
     found.unwrap_or_else(|| Response::error(405, "wrong method for this endpoint"))
 }
 
-fn annotation(a: &std::collections::BTreeMap<String, String>, name: &str) -> Response {
+fn annotation(a: &BTreeMap<String, String>, name: &str) -> Response {
     match a.get(name) {
         Some(v) => Response::raw(v.clone()),
         None => Response::error(404, &format!("no annotation named {name:?}")),
@@ -205,7 +212,11 @@ mod tests {
                 app_name: "busybox".into(),
                 image_name: "busybox".into(),
                 image_id: "sha256:abc".into(),
-                annotations: [("team".to_string(), "net".to_string())].into(),
+                annotations: [
+                    ("team".to_string(), "net".to_string()),
+                    ("example.com/role".to_string(), "db".to_string()),
+                ]
+                .into(),
                 networks: vec![NetAddr {
                     name: "default-restricted".into(),
                     ifname: "eth0".into(),
@@ -241,7 +252,17 @@ mod tests {
         assert_eq!((r.status, body(&r)), (200, "uuid-a".into()));
         assert_eq!(
             body(&req(&s, "GET", &p("pod/annotations"), "", A)),
-            "team\n"
+            "example.com/role\nteam\n"
+        );
+        assert_eq!(
+            body(&req(
+                &s,
+                "GET",
+                &p("pod/annotations/example.com/role"),
+                "",
+                A
+            )),
+            "db"
         );
         assert_eq!(
             body(&req(&s, "GET", &p("pod/annotations/team"), "", A)),

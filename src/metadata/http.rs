@@ -3,6 +3,7 @@
 //! no keep-alive, no chunked bodies (POSTs carry a Content-Length).
 
 use std::io::{Read, Write};
+use std::time::Instant;
 
 /// Largest request head (request line + headers).
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -92,6 +93,23 @@ pub fn reason(status: u16) -> &'static str {
         501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Error",
+    }
+}
+
+/// A reader that fails with `TimedOut` once `deadline` has passed, so a
+/// client trickling bytes cannot hold a connection for long (each read
+/// still has the socket's own timeout).
+pub struct Deadline<R> {
+    pub inner: R,
+    pub deadline: Instant,
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.deadline {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -280,6 +298,16 @@ mod tests {
                 other => panic!("{raw:?}: {other:?}"),
             }
         }
+        let mut late = Deadline {
+            inner: "GET / HTTP/1.1\r\n\r\n".as_bytes(),
+            deadline: Instant::now(),
+        };
+        assert!(matches!(read_request(&mut late), Err(ReadError::Gone)));
+        let mut half = Deadline {
+            inner: std::io::Read::chain("GET / HT".as_bytes(), "TP/1.1\r\n\r\n".as_bytes()),
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+        };
+        assert!(read_request(&mut half).is_ok());
         let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
         assert!(matches!(read(&huge), Err(ReadError::Reply(431, _))));
         assert!(matches!(read(""), Err(ReadError::Gone)));

@@ -227,7 +227,11 @@ fn serve_http(state: &State, s: TcpStream, timeout: Duration) {
     };
     let _ = s.set_read_timeout(Some(timeout));
     let _ = s.set_write_timeout(Some(timeout));
-    let resp = match http::read_request(&mut &s) {
+    let mut reader = http::Deadline {
+        inner: &s,
+        deadline: std::time::Instant::now() + 2 * timeout,
+    };
+    let resp = match http::read_request(&mut reader) {
         Ok(req) => {
             let r = handlers::handle(state, &req, peer.ip(), local.ip());
             debug!(
