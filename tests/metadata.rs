@@ -236,8 +236,14 @@ echo "AFTER=$(st $U/pod/uuid)"
 echo "VERIFY=$(st $U/pod/hmac/verify "uid=$me&content=persist&signature=$sig")"
 ' > a.out & a=$!
 wait_for SIGNED= a.out
+# Pod B registers, then exits while the service is down: its unregistration
+# is lost, and the restarted service must drop it (its runtime is gone).
+rkt run --net=default-restricted "$IMG" --exec=/bin/sh -- -c 'echo "BURL=$AC_METADATA_URL"; sleep 0.5' > b.out & b=$!
+wait_for BURL=http b.out
 stop_mds
 [ ! -e /run/rkt/metadata-svc.sock ] || fail "socket left after SIGTERM"
+echo "PERSISTED=$(ls /run/rkt/metadata/pods | wc -l)"
+wait $b
 start_mds
 [ "$mds" != "$first" ] || fail "same service process"
 echo "RELOADED=$(grep -o '[0-9]* pod(s) reloaded' /tmp/mds.log | tail -n 1)"
@@ -250,6 +256,7 @@ stop_mds
         .ok();
     let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
     assert_eq!(v("BEFORE"), "200", "{}", o.stdout);
+    assert_eq!(v("PERSISTED"), "2", "{}", o.stdout);
     assert_eq!(v("RELOADED"), "1 pod(s) reloaded");
     assert_eq!(v("AFTER"), "200", "{}", o.stdout);
     assert_eq!(v("VERIFY"), "200", "{}", o.stdout);

@@ -45,7 +45,7 @@ pub enum MetadataError {
     BadKey(PathBuf),
     #[error("another metadata service already listens on {0}")]
     AlreadyRunning(PathBuf),
-    #[error("cannot listen on TCP port {port}: {source}")]
+    #[error("cannot listen on TCP port {port}: {source} (another metadata service running? see --listen-port)")]
     Listen {
         port: u16,
         #[source]

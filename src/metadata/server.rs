@@ -278,3 +278,27 @@ fn redact(path: &str) -> String {
         None => format!("/{}…", p.chars().take(8).collect::<String>()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_cap_connections() {
+        let slots = Slots(Arc::new(AtomicUsize::new(0)), 2);
+        let a = slots.take().unwrap();
+        let _b = slots.take().unwrap();
+        assert!(slots.take().is_none());
+        drop(a);
+        assert!(slots.take().is_some());
+    }
+
+    #[test]
+    fn redacts_tokens() {
+        assert_eq!(
+            redact("/0123456789abcdef/acMetadata/v1/pod/uuid"),
+            "/01234567…/acMetadata/v1/pod/uuid"
+        );
+        assert_eq!(redact("/é"), "/é…");
+    }
+}
