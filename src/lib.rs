@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cni;
 pub mod image;
 pub mod netlink;
+pub mod metadata;
 pub mod networking;
 pub mod plugins;
 pub mod pod;

@@ -3,6 +3,8 @@
 mod enter;
 mod gc;
 mod list;
+mod mds;
+mod metadata;
 mod run;
 mod stop;
 
@@ -64,6 +66,8 @@ pub enum Command {
     Rm(stop::RmArgs),
     /// Tear down pods whose runtime died and remove exited pods.
     Gc(gc::GcArgs),
+    /// Serve pod metadata and identity to pods (AC_METADATA_URL).
+    MetadataService(metadata::MetadataArgs),
 }
 
 pub fn init_tracing(debug: bool) {
@@ -88,6 +92,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stop(a) => stop::stop(g, a),
         Command::Rm(a) => stop::rm(g, a),
         Command::Gc(a) => gc::gc(g, a),
+        Command::MetadataService(a) => metadata::metadata_service(g, a),
     }
 }
 

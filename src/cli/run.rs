@@ -10,7 +10,7 @@ use clap::Args;
 use nix::sys::signal::{self, SigHandler, Signal};
 use tracing::debug;
 
-use super::{release_network, Global};
+use super::{mds, release_network, Global};
 use crate::image;
 use crate::networking::{self, dns, netd, netns};
 use crate::pod::lock::FileLock;
@@ -55,6 +55,13 @@ pub struct RunArgs {
     /// Capabilities taken from the app's set.
     #[arg(long = "caps-remove")]
     pub caps_remove: Option<String>,
+    /// Pod annotations `K=V` (repeatable), served by the metadata service.
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotation: Vec<String>,
+    /// Register the pod with the metadata service when it runs.
+    #[arg(long = "mds-register", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub mds_register: bool,
     /// The image: an OCI layout directory, an OCI or docker-save archive, or a root filesystem directory.
     pub image: String,
     /// Arguments for the app.
@@ -144,6 +151,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
         dns::DnsFlags::parse(&a.dns, &a.dns_search, &a.dns_opt, a.dns_domain.as_deref())
             .map_err(|e| anyhow!(e))?;
     let hosts_flags = dns::HostsFlags::parse(&a.hosts_entry).map_err(|e| anyhow!(e))?;
+    let annotations = mds::parse_annotations(&a.annotation).map_err(|e| anyhow!(e))?;
     let selection = netd::parse_selection(&a.net).map_err(|e| anyhow!(e))?;
     let nets = match &selection {
         netd::Selection::Networks(sel) => {
@@ -199,7 +207,9 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 .collect::<Vec<_>>()
                 .join(","),
         },
+        annotations,
     };
+    let mut mds_token: Option<String> = None;
     let result = (|| -> Result<i32> {
         pod.write_json("pod.json", &manifest)?;
         let netns_path = match selection {
@@ -235,6 +245,14 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
             let _p = phase("dns files");
             write_etc(&pod, &hostname, &records, &dns_flags, &hosts_flags)?;
         }
+        let mut env = env.clone();
+        if a.mds_register {
+            let _p = phase("metadata registration");
+            if let Some((token, url)) = mds::register(&manifest, &records) {
+                mds_token = Some(token);
+                env.push(format!("AC_METADATA_URL={url}"));
+            }
+        }
         let spec = PodSpec {
             rootfs: pod.path("rootfs"),
             upper: pod.path("upper"),
@@ -267,6 +285,9 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     })();
 
     let _t = phase("teardown");
+    if let Some(token) = &mds_token {
+        mds::unregister(token);
+    }
     let mut pod = pod;
     if let Ok(code) = &result {
         let _ = pod.write_file("exit", code.to_string().as_bytes());

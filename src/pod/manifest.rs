@@ -31,6 +31,9 @@ pub struct Manifest {
     pub app: AppManifest,
     /// `host`, `none`, or the selected network names (in interface order).
     pub net_mode: String,
+    /// `--annotation=K=V` (served by the metadata service).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// One network attachment as recorded in `<pod>/net/<index>.json`: written

@@ -1,0 +1,159 @@
+//! The registration protocol on the unix socket: one JSON line in, one JSON
+//! line out, then the connection closes. Only root (or the service's own
+//! user) may register; the registering process (from `SO_PEERCRED`) is taken
+//! as the pod's runtime, and the pod counts as running while it lives.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use super::registry::{PodInfo, Registry};
+
+/// Largest registration message.
+pub const MAX_MESSAGE: u64 = 1024 * 1024;
+
+/// What `rkt run` sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum Message {
+    Register { pod: PodInfo },
+    Unregister { token: String },
+}
+
+/// What the service answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The TCP port apps reach the service on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Reply {
+    fn error(msg: impl Into<String>) -> Self {
+        Reply {
+            error: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// (pid, uid) of the process at the other end of `s`.
+fn peer_cred(s: &UnixStream) -> std::io::Result<(i32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of a ucred.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((cred.pid, cred.uid))
+}
+
+/// Serves one connection on the registration socket.
+pub fn serve(registry: &Registry, stream: UnixStream, port: u16) {
+    let reply = match answer(registry, &stream, port) {
+        Ok(r) => r,
+        Err(msg) => {
+            warn!("registration: {msg}");
+            Reply::error(msg)
+        }
+    };
+    let mut line = serde_json::to_vec(&reply).unwrap_or_default();
+    line.push(b'\n');
+    let mut w = &stream;
+    if let Err(e) = w.write_all(&line) {
+        debug!("registration: cannot answer: {e}");
+    }
+}
+
+fn answer(registry: &Registry, stream: &UnixStream, port: u16) -> Result<Reply, String> {
+    let (pid, uid) = peer_cred(stream).map_err(|e| format!("cannot identify the caller: {e}"))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if uid != 0 && uid != me {
+        return Err(format!("user {uid} may not register pods"));
+    }
+    let mut line = String::new();
+    BufReader::new(stream.take(MAX_MESSAGE))
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the request: {e}"))?;
+    let msg: Message =
+        serde_json::from_str(&line).map_err(|e| format!("malformed request: {e}"))?;
+    match msg {
+        Message::Register { pod } => {
+            if pod.uuid.is_empty() {
+                return Err("registration without a pod UUID".into());
+            }
+            let uuid = pod.uuid.clone();
+            let token = registry.register(pod, pid).map_err(|e| e.to_string())?;
+            debug!(pod = %uuid, runtime = pid, "registered");
+            Ok(Reply {
+                token: Some(token),
+                port: Some(port),
+                error: None,
+            })
+        }
+        Message::Unregister { token } => {
+            registry.unregister(&token);
+            Ok(Reply::default())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_and_unregister_over_a_socket_pair() {
+        let reg = Registry::in_memory();
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let msg = Message::Register {
+            pod: PodInfo {
+                uuid: "u".into(),
+                ..Default::default()
+            },
+        };
+        a.write_all(&serde_json::to_vec(&msg).unwrap()).unwrap();
+        a.write_all(b"\n").unwrap();
+        serve(&reg, b, 18112);
+        let mut out = String::new();
+        a.read_to_string(&mut out).unwrap();
+        let reply: Reply = serde_json::from_str(&out).unwrap();
+        let token = reply.token.unwrap();
+        assert!(reg.lookup(&token).is_some());
+
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(b"{\"op\":\"unregister\",\"token\":\"").unwrap();
+        a.write_all(token.as_bytes()).unwrap();
+        a.write_all(b"\"}\n").unwrap();
+        serve(&reg, b, 18112);
+        assert!(reg.is_empty());
+
+        let (mut a, b) = UnixStream::pair().unwrap();
+        a.write_all(b"nonsense\n").unwrap();
+        serve(&reg, b, 18112);
+        let mut out = String::new();
+        a.read_to_string(&mut out).unwrap();
+        assert!(out.contains("malformed request"), "{out}");
+    }
+}
