@@ -4,8 +4,8 @@
 pub mod cli;
 pub mod cni;
 pub mod image;
-pub mod netlink;
 pub mod metadata;
+pub mod netlink;
 pub mod networking;
 pub mod plugins;
 pub mod pod;

@@ -234,3 +234,38 @@ rkt gc --grace-period=0s >/dev/null
     assert_eq!(o.value("MODE").as_deref(), Some("drwx------"));
     assert_eq!(o.value("FILEMODE").as_deref(), Some("-rw-------"));
 }
+
+/// A pod on a ptp network cannot send with a source address other than its
+/// own: the host drops the forged packets before they reach it (bundled
+/// ptp sets a strict reverse-path filter on its host veth).
+#[test]
+fn forged_source_does_not_reach_the_host() {
+    let o = Host::new()
+        .run(
+            r#"nft add table inet spoof
+nft add chain inet spoof in '{ type filter hook input priority 0; }'
+nft add rule inet spoof in ip saddr 10.123.0.9 icmp type echo-request counter
+nft add rule inet spoof in ip saddr 172.16.28.0/24 icmp type echo-request counter
+rkt run --net=default --caps-retain=CAP_NET_ADMIN,CAP_NET_RAW "$IMG" --exec=/bin/sh -- -c \
+  'ip addr add 10.123.0.9/32 dev eth0; ping -c1 -W1 172.16.28.1 >/dev/null; ping -c2 -W1 -I 10.123.0.9 172.16.28.1 >/dev/null; true'
+nft list table inet spoof > counters
+nft delete table inet spoof
+echo "FORGED=$(grep 'saddr 10.123.0.9' counters | sed 's/.*packets \([0-9]*\).*/\1/')"
+echo "REAL=$(grep 'saddr 172.16.28.0/24' counters | sed 's/.*packets \([0-9]*\).*/\1/')"
+rkt gc --grace-period=0s > /dev/null
+"#,
+        )
+        .ok();
+    assert_eq!(
+        o.value("REAL").as_deref(),
+        Some("1"),
+        "the real source reaches the host: {}",
+        o.stdout
+    );
+    assert_eq!(
+        o.value("FORGED").as_deref(),
+        Some("0"),
+        "forged packets are dropped: {}",
+        o.stdout
+    );
+}

@@ -1,5 +1,11 @@
 //! CNI_ARGS: `K=V;K2=V2`, as given per network with `--net=name:K=V;K2=V2`.
 
+/// Set to `1` by the runtime on DEL when it deletes the pod's network
+/// namespace right after: plugins may then leave the pod's links to the
+/// kernel, which reaps them with the namespace in the background instead of
+/// a synchronous 20-40 ms delete. A plugin that ignores it is still correct.
+pub const NETNS_TEARDOWN: &str = "RKT_NETNS_TEARDOWN";
+
 /// Parses `K=V;K2=V2` into pairs. Keys and values must be non-empty and free
 /// of `=` and `;`.
 pub fn parse(s: &str) -> Result<Vec<(String, String)>, String> {

@@ -60,6 +60,12 @@ impl Request {
         self.config.get(key)
     }
 
+    /// Whether the runtime deletes the netns right after this DEL (see
+    /// [`super::args::NETNS_TEARDOWN`]).
+    pub fn netns_goes_away(&self) -> bool {
+        super::args::get(&self.args, super::args::NETNS_TEARDOWN) == Some("1")
+    }
+
     /// The DNS a main plugin returns: the config's `dns` block (or the `dns`
     /// capability) when set, otherwise what its IPAM returned (e.g.
     /// host-local's `resolvConf`), as the reference plugins do.

@@ -17,9 +17,6 @@ use crate::cni::{args, version, CniResult, NetConf};
 use crate::pod::manifest::NetRecord;
 use crate::pod::Pod;
 
-/// CNI_ARGS key on DEL: the runtime deletes the netns right after.
-pub const NETNS_TEARDOWN_HINT: &str = "RKT_NETNS_TEARDOWN=1";
-
 /// What every plugin call of one pod shares.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
@@ -132,10 +129,11 @@ fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<String> {
     // The runtime removes the pod's netns right after DEL: the hint lets our
     // plugins leave the pod's links to the kernel, which reaps them with the
     // namespace in the background instead of a synchronous 20-40 ms delete.
+    let hint = format!("{}=1", args::NETNS_TEARDOWN);
     let cni_args = if rec.args.is_empty() {
-        format!("IgnoreUnknown=1;{NETNS_TEARDOWN_HINT}")
+        format!("IgnoreUnknown=1;{hint}")
     } else {
-        format!("{};{NETNS_TEARDOWN_HINT}", rec.args)
+        format!("{};{hint}", rec.args)
     };
     (0..ran.min(conf.plugins.len()))
         .rev()

@@ -383,7 +383,9 @@ impl Plugin for Bridge {
                 }
             })?;
         }
-        if req.netns.is_empty() {
+        // No netns, or the runtime removes it right after: the kernel
+        // reaps the pod's links (and a veth's host end) with it.
+        if req.netns.is_empty() || req.netns_goes_away() {
             return Ok(());
         }
         let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;

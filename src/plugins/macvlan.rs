@@ -172,7 +172,9 @@ impl Plugin for Macvlan {
         if conf.has_ipam() {
             ipam::del(req)?;
         }
-        if req.netns.is_empty() {
+        // No netns, or the runtime removes it right after: the kernel
+        // reaps the pod's links (and a veth's host end) with it.
+        if req.netns.is_empty() || req.netns_goes_away() {
             return Ok(());
         }
         delete_pod_link(req, "macvlan")

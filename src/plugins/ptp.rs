@@ -75,6 +75,10 @@ impl Ptp {
             .map_err(nl_err(req, "look up the host veth"))?;
         host.set_up(hveth.index)
             .map_err(nl_err(req, "set the host veth up"))?;
+        // Anti-spoofing: the host drops what the pod sends from an address
+        // not routed back through this veth (strict reverse-path filter).
+        sysctl::write(&format!("net/ipv4/conf/{host_name}/rp_filter"), "1")
+            .map_err(nl_err(req, "enable rp_filter on the host veth"))?;
 
         // Pod side.
         let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
@@ -194,7 +198,9 @@ impl Plugin for Ptp {
                 }
             })?;
         }
-        if req.netns.is_empty() {
+        // No netns, or the runtime removes it right after: the kernel
+        // reaps the pod's links (and a veth's host end) with it.
+        if req.netns.is_empty() || req.netns_goes_away() {
             return Ok(());
         }
         // Deleting the host end deletes the pod end with it: no need to

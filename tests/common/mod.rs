@@ -81,6 +81,12 @@ expect_fail() {
 const LEAK_CHECK: &str = r#"
 leak_check() {
   for ns in $(ls /run/netns 2>/dev/null); do echo "LEAK: netns $ns"; done
+  # Removing a netns lets the kernel reap its veths (and their host ends)
+  # in the background: give it a moment before calling one a leak.
+  for _ in $(seq 100); do
+    [ -z "$(ip -o link show type veth 2>/dev/null)" ] && break
+    sleep 0.05
+  done
   ip -o link show type veth 2>/dev/null | sed 's/^/LEAK: veth /'
   for d in /var/lib/cni/networks/*/; do
     [ -d "$d" ] || continue
