@@ -347,6 +347,11 @@ pub(crate) fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError>
 }
 
 impl Plugin for Bridge {
+    /// GC goes to the IPAM plugin: it holds what can leak (leases).
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        ipam::gc(req)
+    }
+
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let conf = Conf::load(req)?;
         let ns = open_netns(req)?;

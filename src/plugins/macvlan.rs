@@ -87,6 +87,11 @@ impl Macvlan {
 }
 
 impl Plugin for Macvlan {
+    /// GC goes to the IPAM plugin: it holds what can leak (leases).
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        ipam::gc(req)
+    }
+
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let conf: Conf = parse_conf(req)?;
         let mode = parse_mode(&conf.mode).ok_or_else(|| {

@@ -4,6 +4,7 @@
 
 pub mod bridge;
 pub mod ipam;
+pub mod loopback;
 pub mod macvlan;
 pub mod masquerade;
 pub mod ptp;

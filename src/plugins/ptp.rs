@@ -168,6 +168,11 @@ pub(crate) fn open_netns(req: &Request) -> Result<Netns, CniError> {
 }
 
 impl Plugin for Ptp {
+    /// GC goes to the IPAM plugin: it holds what can leak (leases).
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        ipam::gc(req)
+    }
+
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let conf = BaseConf::parse(req)?;
         let ns = open_netns(req)?;

@@ -2,14 +2,18 @@
 //! found on CNI_PATH, with the same config on stdin and the same CNI_*
 //! environment (CNI_COMMAND set to the verb), and reads its result.
 //!
-//! The in-process host-local IPAM (`host_local.rs`) is added beside this
-//! module by its own change.
+//! When the `host-local` found on CNI_PATH is our own (it sits beside the
+//! running plugin), it runs in-process instead: same code, same result,
+//! no fork and exec.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod host_local;
+
 use crate::cni::exec::{self, ExecError, Invocation};
+use crate::cni::skeleton::Plugin;
 use crate::cni::skeleton::Request;
 use crate::cni::{codes, CniError, CniResult};
 
@@ -76,10 +80,23 @@ fn run_as(req: &Request, command: &str, config: &Value) -> Result<Vec<u8>, CniEr
     exec::run(&plugin, &inv, &stdin).map_err(fail)
 }
 
+/// The bundled host-local, when it is the one CNI_PATH would run.
+fn in_process(req: &Request) -> Option<host_local::HostLocal> {
+    if ipam_type(req).ok()? != "host-local" {
+        return None;
+    }
+    let found = exec::find_plugin("host-local", &req.path).ok()?;
+    let ours = std::env::current_exe().ok()?.parent()?.join("host-local");
+    (std::fs::canonicalize(found).ok()? == std::fs::canonicalize(ours).ok()?)
+        .then_some(host_local::HostLocal)
+}
+
 /// IPAM ADD: the addresses, routes and DNS for this attachment.
 pub fn add(req: &Request) -> Result<CniResult, CniError> {
-    let out = run(req, "ADD")?;
-    let res = CniResult::parse(&out, &req.cni_version)?;
+    let res = match in_process(req) {
+        Some(p) => p.add(req)?,
+        None => CniResult::parse(&run(req, "ADD")?, &req.cni_version)?,
+    };
     if res.ips.is_empty() {
         return Err(CniError::new(
             codes::INTERNAL,
@@ -94,10 +111,28 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
 
 /// IPAM DEL: releases this attachment's addresses.
 pub fn del(req: &Request) -> Result<(), CniError> {
-    run(req, "DEL").map(|_| ())
+    match in_process(req) {
+        Some(p) => p.del(req),
+        None => run(req, "DEL").map(|_| ()),
+    }
 }
 
 /// IPAM CHECK.
 pub fn check(req: &Request) -> Result<(), CniError> {
-    run(req, "CHECK").map(|_| ())
+    match in_process(req) {
+        Some(p) => p.check(req),
+        None => run(req, "CHECK").map(|_| ()),
+    }
+}
+
+/// IPAM GC (spec 1.1.0): releases leases of attachments no longer valid.
+/// A network without IPAM has nothing to collect.
+pub fn gc(req: &Request) -> Result<(), CniError> {
+    if ipam_type(req).is_err() {
+        return Ok(());
+    }
+    match in_process(req) {
+        Some(p) => p.gc(req),
+        None => run(req, "GC").map(|_| ()),
+    }
 }

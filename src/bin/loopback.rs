@@ -1,0 +1,4 @@
+//! The bundled `loopback` CNI plugin.
+fn main() {
+    rkt::cni::skeleton::main(&rkt::plugins::loopback::Loopback)
+}
