@@ -5,5 +5,6 @@ pub mod cli;
 pub mod cni;
 pub mod image;
 pub mod networking;
+pub mod plugins;
 pub mod pod;
 pub mod stage1;

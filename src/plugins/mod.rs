@@ -1,0 +1,3 @@
+//! The CNI plugins rkt ships.
+
+pub mod ipam;
