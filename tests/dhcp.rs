@@ -23,6 +23,7 @@ fn with_lan(dnsmasq: bool, ipam_extra: &str, body: &str) -> common::Outcome {
     Host::new().run(&format!(
         r#"
 {LAN}
+cd /tmp
 trap stop_all EXIT
 setup_lan
 {start_dnsmasq}
@@ -90,6 +91,7 @@ fn ipam_result_dns_classless_routes_retry_check_del() {
         .run(&format!(
             r#"
 {LAN}
+cd /tmp
 trap 'ip netns del pod 2>/dev/null; stop_all' EXIT
 setup_lan
 start_dnsmasq --dhcp-option=121,10.99.0.0/16,10.77.0.254,0.0.0.0/0,10.77.0.1
