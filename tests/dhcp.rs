@@ -265,3 +265,48 @@ ip netns del probe
     );
     assert!(t.elapsed().as_secs() < 30);
 }
+
+/// Socket activation as systemd does it (LISTEN_FDS, fd 3), through
+/// `systemd-socket-activate`: the first plugin call starts the daemon on
+/// the passed socket and gets its lease.
+#[test]
+fn socket_activation() {
+    if !std::path::Path::new("/usr/bin/systemd-socket-activate").exists() {
+        eprintln!("systemd-socket-activate not installed; skipping");
+        return;
+    }
+    let o = Host::new()
+        .run(&format!(
+            r#"
+{LAN}
+cd /tmp
+trap 'ip netns del pod 2>/dev/null; stop_all' EXIT
+setup_lan
+start_dnsmasq
+mkdir -p /run/cni
+systemd-socket-activate -l /run/cni/dhcp.sock "$BIN_DIR/dhcp" daemon 2>>/tmp/dhcpd.log &
+DHCPD_PID=$!
+for i in $(seq 200); do [ -S /run/cni/dhcp.sock ] && break; sleep 0.01; done
+ip netns add pod
+ip link add m0 link lan0 type macvlan mode bridge
+ip link set m0 netns pod
+export CNI_CONTAINERID=c1 CNI_NETNS=/run/netns/pod CNI_IFNAME=m0 CNI_PATH=$BIN_DIR
+CONF='{{"cniVersion":"1.0.0","name":"lan","type":"macvlan","ipam":{{"type":"dhcp","timeout":"2s"}}}}'
+echo "ADD=$(echo "$CONF" | CNI_COMMAND=ADD "$BIN_DIR/dhcp")"
+echo "COMM=$(cat /proc/$DHCPD_PID/comm)"
+echo "$CONF" | CNI_COMMAND=DEL "$BIN_DIR/dhcp" && echo DEL=ok
+"#
+        ))
+        .ok();
+    let s = &o.stdout;
+    let add: serde_json::Value = serde_json::from_str(&o.value("ADD").unwrap()).unwrap();
+    assert!(
+        add["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.77.0."),
+        "{s}"
+    );
+    assert_eq!(o.value("COMM").as_deref(), Some("dhcp"), "{s}");
+    assert_eq!(o.value("DEL").as_deref(), Some("ok"), "{s}");
+}

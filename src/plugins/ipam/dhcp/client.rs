@@ -419,6 +419,129 @@ mod tests {
         m
     }
 
+    /// A scripted server: answers each request type from a queue of
+    /// behaviours (`None` drops the packet).
+    struct FakeServer {
+        sent: std::cell::RefCell<Vec<MessageType>>,
+        pending: std::cell::RefCell<Vec<Vec<u8>>>,
+        offers: std::cell::RefCell<Vec<Option<MessageType>>>,
+        requests: std::cell::RefCell<Vec<Option<MessageType>>>,
+    }
+
+    impl FakeServer {
+        fn new(offers: Vec<Option<MessageType>>, requests: Vec<Option<MessageType>>) -> Self {
+            FakeServer {
+                sent: Default::default(),
+                pending: Default::default(),
+                offers: std::cell::RefCell::new(offers),
+                requests: std::cell::RefCell::new(requests),
+            }
+        }
+    }
+
+    impl Transport for FakeServer {
+        fn send(&self, payload: &[u8], _dst: Ipv4Addr) -> std::io::Result<()> {
+            let m = Message::from_bytes(payload).unwrap();
+            let t = mtype(&m).unwrap();
+            self.sent.borrow_mut().push(t);
+            let queue = match t {
+                MessageType::Discover => &self.offers,
+                MessageType::Request => &self.requests,
+                _ => return Ok(()),
+            };
+            let behaviour = {
+                let mut q = queue.borrow_mut();
+                if q.is_empty() {
+                    None
+                } else {
+                    q.remove(0)
+                }
+            };
+            if let Some(reply) = behaviour {
+                let mut r = ack();
+                r.set_xid(m.xid());
+                r.opts_mut().insert(DhcpOption::MessageType(reply));
+                self.pending.borrow_mut().push(r.to_vec().unwrap());
+            }
+            Ok(())
+        }
+
+        fn recv(&self, deadline: Instant) -> std::io::Result<Option<Vec<u8>>> {
+            if let Some(p) = self.pending.borrow_mut().pop() {
+                return Ok(Some(p));
+            }
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn lost_discover_is_resent_within_milliseconds() {
+        let srv = FakeServer::new(
+            vec![None, Some(MessageType::Offer)],
+            vec![Some(MessageType::Ack)],
+        );
+        let t = Instant::now();
+        let l = acquire(&srv, &id(), t + Duration::from_secs(2)).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(l.address.to_string(), "10.77.0.50/24");
+        use MessageType::*;
+        assert_eq!(*srv.sent.borrow(), vec![Discover, Discover, Request]);
+    }
+
+    #[test]
+    fn nak_restarts_from_discover() {
+        let srv = FakeServer::new(
+            vec![Some(MessageType::Offer), Some(MessageType::Offer)],
+            vec![Some(MessageType::Nak), Some(MessageType::Ack)],
+        );
+        let l = acquire(&srv, &id(), Instant::now() + Duration::from_secs(2)).unwrap();
+        assert_eq!(l.lease_secs, 120);
+        use MessageType::*;
+        assert_eq!(
+            *srv.sent.borrow(),
+            vec![Discover, Request, Discover, Request]
+        );
+    }
+
+    #[test]
+    fn silence_is_a_timeout_and_renew_nak_an_error() {
+        let srv = FakeServer::new(vec![], vec![]);
+        let e = acquire(&srv, &id(), Instant::now() + Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(e, ClientError::Timeout { .. }), "{e}");
+        let lease = lease_from_ack(&ack(), &id(), None).unwrap();
+        let none = extend(
+            &srv,
+            &id(),
+            &lease,
+            false,
+            Instant::now() + Duration::from_millis(100),
+        );
+        assert!(matches!(none, Ok(None)));
+        let srv = FakeServer::new(vec![], vec![Some(MessageType::Nak)]);
+        let nak = extend(
+            &srv,
+            &id(),
+            &lease,
+            true,
+            Instant::now() + Duration::from_secs(1),
+        );
+        assert!(matches!(nak, Err(ClientError::Nak { .. })));
+        let srv = FakeServer::new(vec![], vec![Some(MessageType::Ack)]);
+        let renewed = extend(
+            &srv,
+            &id(),
+            &lease,
+            false,
+            Instant::now() + Duration::from_secs(1),
+        );
+        assert_eq!(renewed.unwrap().unwrap().address, lease.address);
+    }
+
     #[test]
     fn ack_to_lease() {
         let bytes = ack().to_vec().unwrap();

@@ -352,11 +352,21 @@ impl Daemon {
             }
             Op::Del => {
                 let handle = lock(&self.attachments).remove(&key);
-                if let Some(h) = handle {
-                    let (done, wait) = mpsc::sync_channel(1);
-                    if h.tx.send(Cmd::Release(done)).is_ok() {
-                        let _ = wait.recv_timeout(Duration::from_secs(3));
-                    }
+                let (done, wait) = mpsc::sync_channel(1);
+                let asked = match handle {
+                    Some(h) => h.tx.send(Cmd::Release(done)).is_ok(),
+                    // Not running (its thread gave up), but saved: release
+                    // from the saved lease if the interface is still there.
+                    None => match self.store.load(&key) {
+                        Some(rec) if link::netns_exists(&rec.attachment.netns) => {
+                            release_saved(rec, done);
+                            true
+                        }
+                        _ => false,
+                    },
+                };
+                if asked {
+                    let _ = wait.recv_timeout(Duration::from_secs(3));
                 }
                 self.store
                     .remove(&key)
@@ -430,6 +440,26 @@ fn release(link: &Link, id: &Identity, lease: &Lease) -> Result<(), String> {
     match (udp, raw) {
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
         _ => Ok(()),
+    }
+}
+
+/// Releases a saved lease from a short-lived thread in its namespace.
+fn release_saved(rec: Record, done: SyncSender<()>) {
+    let spawned = std::thread::Builder::new()
+        .name("dhcp-release".into())
+        .spawn(move || {
+            let key = rec.attachment.key();
+            match prepare(&rec.attachment) {
+                Ok((link, id)) => match release(&link, &id, &rec.lease) {
+                    Ok(()) => info!("{key}: released saved lease {}", rec.lease.address),
+                    Err(e) => warn!("{key}: release of {} failed: {e}", rec.lease.address),
+                },
+                Err(e) => warn!("{key}: cannot release {}: {e}", rec.lease.address),
+            }
+            let _ = done.send(());
+        });
+    if let Err(e) = spawned {
+        warn!("cannot start a release thread: {e}");
     }
 }
 
