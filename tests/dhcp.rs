@@ -48,7 +48,10 @@ fn seed_scenario_address_route_dns_then_release() {
         r#"
 rkt $RKT_NET run --net=lan "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr show eth0; ip route; echo ---resolv; cat /etc/resolv.conf; echo ---end; sleep 1' > out &
 pod=$!
-for i in $(seq 100); do grep -q 10.77.0 /tmp/dnsmasq.leases 2>/dev/null && break; sleep 0.02; done
+for i in $(seq 100); do
+  grep -q 10.77.0 /tmp/dnsmasq.leases 2>/dev/null && [ -n "$(ls /var/lib/cni/dhcp 2>/dev/null)" ] && break
+  sleep 0.02
+done
 echo "DURING=$(grep -c 10.77.0 /tmp/dnsmasq.leases)"
 echo "STORE_DURING=$(ls /var/lib/cni/dhcp | wc -l)"
 wait $pod
@@ -104,6 +107,7 @@ export CNI_CONTAINERID=c1 CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=$BIN
 CONF='{{"cniVersion":"1.0.0","name":"lan","type":"macvlan","ipam":{{"type":"dhcp","timeout":"2s"}}}}'
 echo "ADD1=$(echo "$CONF" | CNI_COMMAND=ADD "$BIN_DIR/dhcp")"
 echo "ADD2=$(echo "$CONF" | CNI_COMMAND=ADD "$BIN_DIR/dhcp")"
+echo "GONE=$(echo "$CONF" | CNI_COMMAND=ADD CNI_IFNAME=nope0 "$BIN_DIR/dhcp")"
 echo "$CONF" | CNI_COMMAND=CHECK "$BIN_DIR/dhcp" && echo CHECK=ok
 echo "$CONF" | CNI_COMMAND=DEL "$BIN_DIR/dhcp" && echo DEL1=ok
 echo "$CONF" | CNI_COMMAND=DEL "$BIN_DIR/dhcp" && echo DEL2=ok
@@ -132,6 +136,14 @@ echo "AFTER=$(grep -c 10.77.0 /tmp/dnsmasq.leases || true)"
     assert_eq!(routes[0]["dst"], "10.99.0.0/16", "{s}");
     assert_eq!(routes[0]["gw"], "10.77.0.254", "{s}");
     assert_eq!(routes[1]["dst"], "0.0.0.0/0", "{s}");
+    let gone: serde_json::Value = serde_json::from_str(&o.value("GONE").unwrap()).unwrap();
+    assert!(
+        gone["msg"]
+            .as_str()
+            .unwrap()
+            .contains("interface \"nope0\" does not exist in network namespace /run/netns/pod"),
+        "{s}"
+    );
     assert_eq!(o.value("CHECK").as_deref(), Some("ok"), "{s}");
     assert_eq!(o.value("DEL1").as_deref(), Some("ok"), "{s}");
     assert_eq!(o.value("DEL2").as_deref(), Some("ok"), "{s}");
@@ -149,9 +161,10 @@ fn daemon_restart_keeps_and_renews_lease() {
         true,
         "",
         r#"
-rkt $RKT_NET run --net=lan "$IMG" --exec=/bin/sh -- -c 'sleep 3.5; ip -o -4 addr show eth0' > out &
+rkt $RKT_NET run --net=lan "$IMG" --exec=/bin/sh -- -c 'echo STARTED; sleep 3.5; ip -o -4 addr show eth0' > out &
 pod=$!
-for i in $(seq 150); do grep -q 10.77.0 /tmp/dnsmasq.leases 2>/dev/null && break; sleep 0.02; done
+# The pod runs: its networks are set up.
+for i in $(seq 250); do grep -q STARTED out 2>/dev/null && break; sleep 0.02; done
 ip=$(awk '{print $3}' /tmp/dnsmasq.leases)
 echo "IP=$ip"
 before=$(lease_expiry "$ip")
