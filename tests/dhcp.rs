@@ -323,3 +323,46 @@ echo "$CONF" | CNI_COMMAND=DEL "$BIN_DIR/dhcp" && echo DEL=ok
     assert_eq!(o.value("COMM").as_deref(), Some("dhcp"), "{s}");
     assert_eq!(o.value("DEL").as_deref(), Some("ok"), "{s}");
 }
+
+/// Renewal at T1 (dnsmasq told to hand out T1 = 2 s, T2 = 3 s) while the
+/// attachment lives; the pidfile holds the daemon's PID; a second daemon
+/// refuses to start over the live socket.
+#[test]
+fn renews_at_t1_pidfile_single_instance() {
+    let o = Host::new()
+        .run(&format!(
+            r#"
+{LAN}
+cd /tmp
+trap 'ip netns del pod 2>/dev/null; stop_all' EXIT
+setup_lan
+start_dnsmasq --dhcp-option=option:T1,2 --dhcp-option=option:T2,3
+start_daemon --pidfile=/tmp/dhcpd.pid
+echo "PIDFILE=$(cat /tmp/dhcpd.pid) $DHCPD_PID"
+if "$BIN_DIR/dhcp" daemon 2> second.err; then fail "second daemon started"; fi
+echo "SECOND=$(cat second.err)"
+ip netns add pod
+export CNI_CONTAINERID=c1 CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=$BIN_DIR
+CONF='{{"cniVersion":"0.4.0","name":"lan","type":"macvlan","master":"lan0","ipam":{{"type":"dhcp","timeout":"2s"}}}}'
+echo "$CONF" | CNI_COMMAND=ADD /usr/lib/cni/macvlan > add.json || fail "ADD: $(cat add.json)"
+for i in $(seq 200); do grep -q renewed /tmp/dhcpd.log && break; sleep 0.02; done
+grep -q renewed /tmp/dhcpd.log && echo RENEWED=yes
+echo "$CONF" | CNI_COMMAND=DEL /usr/lib/cni/macvlan || fail "DEL"
+for i in $(seq 50); do grep -q DHCPRELEASE /tmp/dnsmasq.log && break; sleep 0.02; done
+echo "AFTER=$(grep -c 10.77.0 /tmp/dnsmasq.leases || true)"
+"#
+        ))
+        .ok();
+    let s = &o.stdout;
+    let pids = o.value("PIDFILE").unwrap();
+    let mut it = pids.split(' ');
+    assert_eq!(it.next(), it.next(), "{s}");
+    assert!(
+        o.value("SECOND")
+            .unwrap()
+            .contains("another DHCP daemon is already listening on /run/cni/dhcp.sock"),
+        "{s}"
+    );
+    assert_eq!(o.value("RENEWED").as_deref(), Some("yes"), "{s}");
+    assert_eq!(o.value("AFTER").as_deref(), Some("0"), "{s}");
+}

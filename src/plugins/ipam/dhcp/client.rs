@@ -10,7 +10,7 @@ use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Encodable};
 use ipnet::Ipv4Net;
 
-use super::lease::{now_secs, Lease};
+use super::lease::{now_ms, Lease};
 use super::link::Transport;
 use crate::cni::result::Dns;
 
@@ -372,7 +372,7 @@ pub fn lease_from_ack(
         router,
         routes,
         dns,
-        acquired: now_secs(),
+        acquired_ms: now_ms(),
         lease_secs,
         t1_secs,
         t2_secs,

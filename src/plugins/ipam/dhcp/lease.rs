@@ -56,8 +56,8 @@ pub struct Lease {
     pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
     #[serde(default)]
     pub dns: Dns,
-    /// Seconds since the epoch when the ACK arrived.
-    pub acquired: u64,
+    /// Milliseconds since the epoch when the ACK arrived.
+    pub acquired_ms: u64,
     pub lease_secs: u32,
     pub t1_secs: u32,
     pub t2_secs: u32,
@@ -66,16 +66,16 @@ pub struct Lease {
     pub classless: bool,
 }
 
-pub fn now_secs() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
 impl Lease {
     fn at(&self, secs: u32) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.acquired + u64::from(secs))
+        UNIX_EPOCH + Duration::from_millis(self.acquired_ms + u64::from(secs) * 1000)
     }
     pub fn renew_at(&self) -> SystemTime {
         self.at(self.t1_secs)
@@ -235,7 +235,7 @@ mod tests {
                 search: vec!["a.test".into()],
                 options: vec![],
             },
-            acquired: 1000,
+            acquired_ms: 1_000_000,
             lease_secs: 120,
             t1_secs: 60,
             t2_secs: 105,
