@@ -325,8 +325,9 @@ echo "$CONF" | CNI_COMMAND=DEL "$BIN_DIR/dhcp" && echo DEL=ok
 }
 
 /// Renewal at T1 (dnsmasq told to hand out T1 = 2 s, T2 = 3 s) while the
-/// attachment lives; the pidfile holds the daemon's PID; a second daemon
-/// refuses to start over the live socket.
+/// attachment lives; an attachment whose namespace vanished without DEL is
+/// released and forgotten; the pidfile holds the daemon's PID; a second
+/// daemon refuses to start over the live socket.
 #[test]
 fn renews_at_t1_pidfile_single_instance() {
     let o = Host::new()
@@ -345,8 +346,14 @@ ip netns add pod
 export CNI_CONTAINERID=c1 CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=$BIN_DIR
 CONF='{{"cniVersion":"0.4.0","name":"lan","type":"macvlan","master":"lan0","ipam":{{"type":"dhcp","timeout":"2s"}}}}'
 echo "$CONF" | CNI_COMMAND=ADD /usr/lib/cni/macvlan > add.json || fail "ADD: $(cat add.json)"
-for i in $(seq 200); do grep -q renewed /tmp/dhcpd.log && break; sleep 0.02; done
+# A second pod whose namespace disappears without DEL: released at its T1.
+ip netns add pod2
+echo "$CONF" | CNI_COMMAND=ADD CNI_CONTAINERID=c2 CNI_NETNS=/run/netns/pod2 /usr/lib/cni/macvlan > add2.json || fail "ADD2: $(cat add2.json)"
+ip netns del pod2
+for i in $(seq 200); do grep -q renewed /tmp/dhcpd.log && grep -q 'gone without DEL' /tmp/dhcpd.log && break; sleep 0.02; done
 grep -q renewed /tmp/dhcpd.log && echo RENEWED=yes
+grep -q 'c2-lan-eth0: network namespace /run/netns/pod2 is gone without DEL' /tmp/dhcpd.log && echo GONE=yes
+echo "STORE=$(ls /var/lib/cni/dhcp)"
 echo "$CONF" | CNI_COMMAND=DEL /usr/lib/cni/macvlan || fail "DEL"
 for i in $(seq 50); do grep -q DHCPRELEASE /tmp/dnsmasq.log && break; sleep 0.02; done
 echo "AFTER=$(grep -c 10.77.0 /tmp/dnsmasq.leases || true)"
@@ -364,5 +371,7 @@ echo "AFTER=$(grep -c 10.77.0 /tmp/dnsmasq.leases || true)"
         "{s}"
     );
     assert_eq!(o.value("RENEWED").as_deref(), Some("yes"), "{s}");
+    assert_eq!(o.value("GONE").as_deref(), Some("yes"), "{s}");
+    assert_eq!(o.value("STORE").as_deref(), Some("c1-lan-eth0.json"), "{s}");
     assert_eq!(o.value("AFTER").as_deref(), Some("0"), "{s}");
 }

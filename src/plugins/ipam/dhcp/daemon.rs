@@ -248,6 +248,18 @@ impl Daemon {
                 Ok(Cmd::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
             }
+            // The thread itself keeps the namespace alive: once its file is
+            // gone the pod is gone, whether DEL came or not.
+            if !link::netns_exists(&att.netns) {
+                warn!(
+                    "{key}: network namespace {} is gone without DEL; releasing {}",
+                    att.netns, lease.address
+                );
+                let _ = release(&link, &id, &lease);
+                self.forget(&key, generation);
+                let _ = self.store.remove(&key);
+                return;
+            }
             if let Err(e) = Link::find(&att.ifname, &att.netns) {
                 warn!("{key}: {e}; dropping the attachment");
                 self.forget(&key, generation);
@@ -280,12 +292,13 @@ impl Daemon {
             };
             let left = until.duration_since(now).unwrap_or(Duration::ZERO);
             let attempt = Duration::from_secs(4).min(left.max(Duration::from_millis(500)));
-            let outcome = UdpTransport::open(&link)
-                .map_err(|e| e.to_string())
-                .and_then(|udp| {
-                    client::extend(&udp, &id, &lease, rebind, Instant::now() + attempt)
-                        .map_err(|e| e.to_string())
-                });
+            let outcome = match UdpTransport::open(&link) {
+                Ok(udp) => client::extend(&udp, &id, &lease, rebind, Instant::now() + attempt),
+                Err(e) => {
+                    warn!("{key}: {e}");
+                    Ok(None)
+                }
+            };
             match outcome {
                 Ok(Some(l)) => {
                     if l.address != lease.address {
@@ -314,10 +327,14 @@ impl Daemon {
                     );
                     next = SystemTime::now() + retry;
                 }
-                Err(e) => {
-                    warn!("{key}: {e}; asking anew");
+                Err(e @ ClientError::Nak { .. }) => {
+                    warn!("{key}: {e}; the lease is gone, asking anew");
                     lease.lease_secs = 0;
                     next = SystemTime::now();
+                }
+                Err(e) => {
+                    warn!("{key}: {e}; retrying in 2s");
+                    next = SystemTime::now() + Duration::from_secs(2);
                 }
             }
         }
