@@ -211,6 +211,11 @@ pub fn acquire(tr: &dyn Transport, id: &Identity, deadline: Instant) -> Result<L
                     .then(|| (m.yiaddr(), server_id(m).unwrap_or(m.siaddr())))
             },
         )?;
+        tracing::debug!(
+            "{}: OFFER after {:.1} ms",
+            id.ifname,
+            start.elapsed().as_secs_f64() * 1e3
+        );
         let Some((offered, server)) = offer else {
             return Err(match last_nak {
                 Some(server) => ClientError::Nak {

@@ -115,6 +115,11 @@ fn acquire(link: &Link, id: &Identity, timeout: Duration) -> Result<Lease, CniEr
     let deadline = start + timeout;
     link.up_and_wait_carrier(timeout)
         .map_err(|e| CniError::new(codes::IO_FAILURE, e.to_string()))?;
+    tracing::debug!(
+        "{}: link up with carrier after {:.1} ms",
+        link.ifname,
+        start.elapsed().as_secs_f64() * 1e3
+    );
     let raw = RawTransport::open(link, Ipv4Addr::UNSPECIFIED)
         .map_err(|e| CniError::new(codes::IO_FAILURE, e.to_string()))?;
     client::acquire(&raw, id, deadline).map_err(|e| CniError::new(client_code(&e), e.to_string()))
