@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::fd::FromRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -514,7 +515,10 @@ fn bind(path: &PathBuf) -> Result<UnixListener, DaemonError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(sock_err)?;
     }
-    UnixListener::bind(path).map_err(sock_err)
+    let listener = UnixListener::bind(path).map_err(sock_err)?;
+    // Only root may ask for leases in other namespaces.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(sock_err)?;
+    Ok(listener)
 }
 
 /// Runs the daemon until SIGTERM / SIGINT.

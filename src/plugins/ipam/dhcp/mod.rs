@@ -146,8 +146,9 @@ fn daemon_options(args: &[String]) -> Result<daemon::Options, String> {
                 .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
         };
         match flag {
-            "--socket-path" => opts.socket_path = value()?.into(),
-            "--pidfile" => opts.pidfile = Some(value()?.into()),
+            // The single-dash spellings are the reference daemon's.
+            "--socket-path" | "-socketpath" => opts.socket_path = value()?.into(),
+            "--pidfile" | "-pidfile" => opts.pidfile = Some(value()?.into()),
             "--lease-dir" => opts.lease_dir = value()?.into(),
             _ => return Err(format!("unknown argument {a}\n{USAGE}")),
         }
@@ -217,5 +218,7 @@ mod tests {
         assert_eq!(o.socket_path, PathBuf::from("/tmp/x.sock"));
         assert_eq!(o.pidfile, Some(PathBuf::from("/tmp/p")));
         assert!(daemon_options(&["--bogus".into()]).is_err());
+        let o = daemon_options(&["-socketpath".into(), "/tmp/y.sock".into()]).unwrap();
+        assert_eq!(o.socket_path, PathBuf::from("/tmp/y.sock"));
     }
 }
