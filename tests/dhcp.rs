@@ -375,3 +375,43 @@ echo "AFTER=$(grep -c 10.77.0 /tmp/dnsmasq.leases || true)"
     assert_eq!(o.value("STORE").as_deref(), Some("c1-lan-eth0.json"), "{s}");
     assert_eq!(o.value("AFTER").as_deref(), Some("0"), "{s}");
 }
+
+/// Rebinding at T2: the server's namespace drops unicast DHCP (nft), so
+/// the RENEW at T1 (2 s) goes unanswered and the broadcast REBIND after
+/// T2 (3 s) extends the lease.
+#[test]
+fn rebinds_at_t2_when_renew_goes_unanswered() {
+    let o = Host::new()
+        .run(&format!(
+            r#"
+{LAN}
+cd /tmp
+trap 'ip netns del pod 2>/dev/null; stop_all' EXIT
+setup_lan
+start_dnsmasq --dhcp-option=option:T1,2 --dhcp-option=option:T2,3
+start_daemon
+ip netns add pod
+export CNI_CONTAINERID=c1 CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=$BIN_DIR
+CONF='{{"cniVersion":"0.4.0","name":"lan","type":"macvlan","master":"lan0","ipam":{{"type":"dhcp","timeout":"2s"}}}}'
+echo "$CONF" | CNI_COMMAND=ADD /usr/lib/cni/macvlan > add.json || fail "ADD: $(cat add.json)"
+ip netns exec lan nft -f - <<'NFT'
+table inet dhcptest {{
+  chain input {{
+    type filter hook input priority 0;
+    ip daddr 10.77.0.1 udp dport 67 drop
+  }}
+}}
+NFT
+for i in $(seq 400); do grep -q rebound /tmp/dhcpd.log && break; sleep 0.02; done
+grep -q 'no answer to RENEW' /tmp/dhcpd.log && echo RENEW_UNANSWERED=yes
+grep -q rebound /tmp/dhcpd.log && echo REBOUND=yes
+grep -q 'renewed' /tmp/dhcpd.log && echo RENEWED=yes
+echo "$CONF" | CNI_COMMAND=DEL /usr/lib/cni/macvlan || fail "DEL"
+"#
+        ))
+        .ok();
+    let s = &o.stdout;
+    assert_eq!(o.value("RENEW_UNANSWERED").as_deref(), Some("yes"), "{s}");
+    assert_eq!(o.value("REBOUND").as_deref(), Some("yes"), "{s}");
+    assert_eq!(o.value("RENEWED"), None, "{s}");
+}
