@@ -243,6 +243,11 @@ pub fn acquire(tr: &dyn Transport, id: &Identity, deadline: Instant) -> Result<L
             deadline,
             |m| ack_or_nak(m, Some(server)),
         )?;
+        tracing::debug!(
+            "{}: answer to REQUEST after {:.1} ms",
+            id.ifname,
+            start.elapsed().as_secs_f64() * 1e3
+        );
         match answer {
             Some(Answer::Ack(m)) => return lease_from_ack(&m, id, None),
             Some(Answer::Nak(s)) => last_nak = Some(s),

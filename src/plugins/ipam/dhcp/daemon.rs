@@ -111,7 +111,24 @@ fn prepare(att: &Attachment) -> Result<(Link, Identity), LinkError> {
     Ok((link, id))
 }
 
-fn acquire(link: &Link, id: &Identity, timeout: Duration) -> Result<Lease, CniError> {
+/// Closing an AF_PACKET socket waits for an RCU grace period (10-20 ms);
+/// sockets handed here are closed on a helper thread, off the ADD path.
+fn close_later(raw: RawTransport) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("dhcp-close".into())
+        .spawn(move || drop(raw))
+    {
+        warn!("cannot start a thread to close a socket: {e}");
+    }
+}
+
+/// INIT on a raw socket; the socket comes back so the caller can close it
+/// once the answer is out.
+fn acquire(
+    link: &Link,
+    id: &Identity,
+    timeout: Duration,
+) -> Result<(Lease, RawTransport), CniError> {
     let start = Instant::now();
     let deadline = start + timeout;
     link.up_and_wait_carrier(timeout)
@@ -123,7 +140,13 @@ fn acquire(link: &Link, id: &Identity, timeout: Duration) -> Result<Lease, CniEr
     );
     let raw = RawTransport::open(link, Ipv4Addr::UNSPECIFIED)
         .map_err(|e| CniError::new(codes::IO_FAILURE, e.to_string()))?;
-    client::acquire(&raw, id, deadline).map_err(|e| CniError::new(client_code(&e), e.to_string()))
+    match client::acquire(&raw, id, deadline) {
+        Ok(lease) => Ok((lease, raw)),
+        Err(e) => {
+            close_later(raw);
+            Err(CniError::new(client_code(&e), e.to_string()))
+        }
+    }
 }
 
 impl Daemon {
@@ -199,7 +222,7 @@ impl Daemon {
             (Start::Acquire { timeout, reply }, Ok((link, id))) => {
                 let t = Instant::now();
                 match acquire(&link, &id, timeout) {
-                    Ok(lease) => {
+                    Ok((lease, raw)) => {
                         info!(
                             "{key}: lease {} from {} for {}s in {:.1} ms",
                             lease.address,
@@ -209,7 +232,9 @@ impl Daemon {
                         );
                         self.save(&att, &lease);
                         *lock(&shared) = Some(lease.clone());
-                        if reply.send(Ok(lease.clone())).is_err() {
+                        let replied = reply.send(Ok(lease.clone()));
+                        close_later(raw);
+                        if replied.is_err() {
                             // The plugin gave up waiting; do not hold the lease.
                             let _ = release(&link, &id, &lease);
                             self.forget(&key, generation);
@@ -276,7 +301,8 @@ impl Daemon {
             if lease.expired() {
                 warn!("{key}: lease {} expired; asking anew", lease.address);
                 match acquire(&link, &id, Duration::from_secs(10)) {
-                    Ok(l) => {
+                    Ok((l, raw)) => {
+                        close_later(raw);
                         info!("{key}: new lease {}", l.address);
                         lease = l;
                         self.save(&att, &lease);
@@ -459,7 +485,11 @@ fn release(link: &Link, id: &Identity, lease: &Lease) -> Result<(), String> {
         .and_then(|udp| client::release(&udp, id, lease).map_err(|e| e.to_string()));
     let raw = RawTransport::open(link, lease.address.addr())
         .map_err(|e| e.to_string())
-        .and_then(|raw| client::release(&raw, id, lease).map_err(|e| e.to_string()));
+        .and_then(|raw| {
+            let sent = client::release(&raw, id, lease).map_err(|e| e.to_string());
+            close_later(raw);
+            sent
+        });
     match (udp, raw) {
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
         _ => Ok(()),

@@ -233,14 +233,11 @@ impl RawTransport {
     /// Opens the socket on `link`; `src` is the IP source (0.0.0.0 while
     /// the interface has no address).
     pub fn open(link: &Link, src: Ipv4Addr) -> Result<Self, LinkError> {
+        // Protocol 0: no packets until bind() names protocol and interface
+        // (a socket opened with a protocol would be re-hooked on bind,
+        // which waits for an RCU grace period).
         // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                i32::from(ETH_P_IP.to_be()),
-            )
-        };
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return Err(link.io("packet socket", io::Error::last_os_error()));
         }
