@@ -415,3 +415,51 @@ echo "$CONF" | CNI_COMMAND=DEL /usr/lib/cni/macvlan || fail "DEL"
     assert_eq!(o.value("REBOUND").as_deref(), Some("yes"), "{s}");
     assert_eq!(o.value("RENEWED"), None, "{s}");
 }
+
+/// CNI 1.1 GC releases the network's leases that are not among the valid
+/// attachments; STATUS succeeds while the daemon answers and says code 50
+/// once it is gone.
+#[test]
+fn gc_and_status() {
+    let o = Host::new()
+        .run(&format!(
+            r#"
+{LAN}
+cd /tmp
+trap 'ip netns del pod 2>/dev/null; stop_all' EXIT
+setup_lan
+start_dnsmasq
+start_daemon
+ip netns add pod
+for n in 0 1; do
+  ip link add m$n link lan0 type macvlan mode bridge
+  ip link set m$n netns pod
+done
+export CNI_NETNS=/run/netns/pod CNI_PATH=$BIN_DIR
+CONF='{{"cniVersion":"1.1.0","name":"lan","type":"macvlan","ipam":{{"type":"dhcp","timeout":"2s"}}}}'
+echo "$CONF" | CNI_COMMAND=ADD CNI_CONTAINERID=keep CNI_IFNAME=m0 "$BIN_DIR/dhcp" > a0.json || fail "$(cat a0.json)"
+echo "$CONF" | CNI_COMMAND=ADD CNI_CONTAINERID=gone CNI_IFNAME=m1 "$BIN_DIR/dhcp" > a1.json || fail "$(cat a1.json)"
+GC='{{"cniVersion":"1.1.0","name":"lan","type":"macvlan","ipam":{{"type":"dhcp"}},"cni.dev/valid-attachments":[{{"containerID":"keep","ifname":"m0"}}]}}'
+echo "$GC" | CNI_COMMAND=GC "$BIN_DIR/dhcp" && echo GC=ok
+echo "STORE=$(ls /var/lib/cni/dhcp | tr '\n' ' ')"
+for i in $(seq 50); do grep -q DHCPRELEASE /tmp/dnsmasq.log && break; sleep 0.02; done
+echo "LEASES=$(grep -c 10.77.0 /tmp/dnsmasq.leases)"
+echo "$CONF" | CNI_COMMAND=STATUS "$BIN_DIR/dhcp" && echo STATUS=ok
+echo "$CONF" | CNI_COMMAND=DEL CNI_CONTAINERID=keep CNI_IFNAME=m0 "$BIN_DIR/dhcp" || fail "DEL"
+kill "$DHCPD_PID"; wait "$DHCPD_PID" || true; DHCPD_PID=
+echo "STATUS_DOWN=$(echo "$CONF" | CNI_COMMAND=STATUS "$BIN_DIR/dhcp")"
+"#
+        ))
+        .ok();
+    let s = &o.stdout;
+    assert_eq!(o.value("GC").as_deref(), Some("ok"), "{s}");
+    assert_eq!(
+        o.value("STORE").as_deref().map(str::trim),
+        Some("keep-lan-m0.json"),
+        "{s}"
+    );
+    assert_eq!(o.value("LEASES").as_deref(), Some("1"), "{s}");
+    assert_eq!(o.value("STATUS").as_deref(), Some("ok"), "{s}");
+    let down: serde_json::Value = serde_json::from_str(&o.value("STATUS_DOWN").unwrap()).unwrap();
+    assert_eq!(down["code"], 50, "{s}");
+}

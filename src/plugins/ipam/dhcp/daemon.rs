@@ -373,7 +373,7 @@ impl Daemon {
     }
 
     fn handle(self: &Arc<Self>, req: Request) -> Result<Option<CniResult>, CniError> {
-        let att = req.attachment;
+        let att = req.attachment.clone();
         let key = att.key();
         match req.op {
             Op::Add => {
@@ -400,26 +400,35 @@ impl Daemon {
                 }
             }
             Op::Del => {
-                let handle = lock(&self.attachments).remove(&key);
-                let (done, wait) = mpsc::sync_channel(1);
-                let asked = match handle {
-                    Some(h) => h.tx.send(Cmd::Release(done)).is_ok(),
-                    // Not running (its thread gave up), but saved: release
-                    // from the saved lease if the interface is still there.
-                    None => match self.store.load(&key) {
-                        Some(rec) if link::netns_exists(&rec.attachment.netns) => {
-                            release_saved(rec, done);
-                            true
-                        }
-                        _ => false,
-                    },
-                };
-                if asked {
-                    let _ = wait.recv_timeout(Duration::from_secs(3));
-                }
+                self.release_key(&key);
                 self.store
                     .remove(&key)
                     .map_err(|e| cni_err(&att, e, codes::IO_FAILURE))?;
+                Ok(None)
+            }
+            Op::Status => Ok(None),
+            Op::Gc => {
+                let valid = |a: &Attachment| {
+                    req.valid
+                        .iter()
+                        .any(|(cid, ifname)| *cid == a.container_id && *ifname == a.ifname)
+                };
+                let (saved, _) = self.store.load_all();
+                let mut stale: Vec<String> = saved
+                    .into_iter()
+                    .map(|r| r.attachment)
+                    .filter(|a| a.network == att.network && !valid(a))
+                    .map(|a| a.key())
+                    .collect();
+                stale.sort();
+                stale.dedup();
+                for key in stale {
+                    info!("{key}: not among the valid attachments; releasing (GC)");
+                    self.release_key(&key);
+                    if let Err(e) = self.store.remove(&key) {
+                        warn!("{key}: {e}");
+                    }
+                }
                 Ok(None)
             }
             Op::Check => {
@@ -439,6 +448,28 @@ impl Daemon {
                     )),
                 }
             }
+        }
+    }
+
+    /// Releases the lease of one attachment, running or only saved, and
+    /// stops its client; waits up to 3 s for the RELEASE to go out.
+    fn release_key(&self, key: &str) {
+        let handle = lock(&self.attachments).remove(key);
+        let (done, wait) = mpsc::sync_channel(1);
+        let asked = match handle {
+            Some(h) => h.tx.send(Cmd::Release(done)).is_ok(),
+            // Not running (its thread gave up), but saved: release from
+            // the saved lease if the namespace is still there.
+            None => match self.store.load(key) {
+                Some(rec) if link::netns_exists(&rec.attachment.netns) => {
+                    release_saved(rec, done);
+                    true
+                }
+                _ => false,
+            },
+        };
+        if asked {
+            let _ = wait.recv_timeout(Duration::from_secs(3));
         }
     }
 

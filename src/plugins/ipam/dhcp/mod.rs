@@ -20,6 +20,11 @@ use crate::cni::skeleton::{self, Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
 use lease::Attachment;
 
+/// CNI 1.1: "the plugin is not available" (STATUS).
+mod local_codes {
+    pub const PLUGIN_NOT_AVAILABLE: u32 = 50;
+}
+
 /// How long an ADD waits for a server unless `ipam.timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -79,12 +84,34 @@ fn attachment(req: &Request) -> Attachment {
     }
 }
 
+/// `cni.dev/valid-attachments` of a GC call, as (container ID, ifname).
+fn valid_attachments(req: &Request) -> Vec<(String, String)> {
+    req.field("cni.dev/valid-attachments")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| {
+                    Some((
+                        a.get("containerID")?.as_str()?.to_string(),
+                        a.get("ifname")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn call(req: &Request, op: rpc::Op) -> Result<Option<CniResult>, CniError> {
     let c = conf(req)?;
     let r = rpc::Request {
         op,
         attachment: attachment(req),
         timeout_ms: c.timeout.as_millis() as u64,
+        valid: if op == rpc::Op::Gc {
+            valid_attachments(req)
+        } else {
+            Vec::new()
+        },
     };
     rpc::call(&c.socket, &r, c.timeout + Duration::from_secs(5))
 }
@@ -118,6 +145,17 @@ impl Plugin for DhcpPlugin {
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
         call(req, rpc::Op::Check).map(|_| ())
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        call(req, rpc::Op::Gc).map(|_| ())
+    }
+
+    /// Ready when the daemon answers; otherwise code 50 (not available).
+    fn status(&self, req: &Request) -> Result<(), CniError> {
+        call(req, rpc::Op::Status)
+            .map(|_| ())
+            .map_err(|e| CniError::new(local_codes::PLUGIN_NOT_AVAILABLE, e.msg))
     }
 }
 

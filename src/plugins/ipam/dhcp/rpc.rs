@@ -20,6 +20,10 @@ pub enum Op {
     Add,
     Del,
     Check,
+    /// Release every lease of the network not in `valid`.
+    Gc,
+    /// Is the daemon there?
+    Status,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +32,9 @@ pub struct Request {
     pub attachment: Attachment,
     /// How long the daemon may wait for a server on ADD.
     pub timeout_ms: u64,
+    /// GC: the attachments (container ID, interface) still in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub valid: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
