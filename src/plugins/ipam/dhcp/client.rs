@@ -581,6 +581,28 @@ mod tests {
     }
 
     #[test]
+    fn static_routes_then_default_via_router() {
+        let mut m = ack();
+        m.opts_mut().insert(DhcpOption::StaticRoutingTable(vec![(
+            "10.99.1.1".parse().unwrap(),
+            "10.77.0.254".parse().unwrap(),
+        )]));
+        let r = lease_from_ack(&m, &id(), None).unwrap().to_result();
+        let routes: Vec<String> = r
+            .routes
+            .iter()
+            .map(|r| format!("{} via {:?}", r.dst, r.gw))
+            .collect();
+        assert_eq!(
+            routes,
+            vec![
+                "10.99.1.1/32 via Some(10.77.0.254)",
+                "0.0.0.0/0 via Some(10.77.0.1)"
+            ]
+        );
+    }
+
+    #[test]
     fn missing_mask_is_an_error() {
         let mut m = ack();
         m.opts_mut().remove(OptionCode::SubnetMask);
