@@ -19,6 +19,10 @@ const LAN: &str = include_str!("dhcp_lan.sh");
 /// daemon running, and the macvlan+dhcp network "lan" configured;
 /// everything is stopped after.
 fn with_lan(dnsmasq: bool, ipam_extra: &str, body: &str) -> common::Outcome {
+    with_lan_version("0.4.0", dnsmasq, ipam_extra, body)
+}
+
+fn with_lan_version(version: &str, dnsmasq: bool, ipam_extra: &str, body: &str) -> common::Outcome {
     let start_dnsmasq = if dnsmasq { "start_dnsmasq" } else { "" };
     Host::new().run(&format!(
         r#"
@@ -29,7 +33,7 @@ setup_lan
 {start_dnsmasq}
 start_daemon
 cat > /etc/rkt/net.d/10-lan.conf <<CONF
-{{"cniVersion":"0.4.0","name":"lan","type":"macvlan","master":"lan0","ipam":{{"type":"dhcp"{ipam_extra}}}}}
+{{"cniVersion":"{version}","name":"lan","type":"macvlan","master":"lan0","ipam":{{"type":"dhcp"{ipam_extra}}}}}
 CONF
 RKT_NET="--net-plugin-path=$BIN_DIR:/usr/lib/cni"
 {body}
@@ -39,10 +43,18 @@ RKT_NET="--net-plugin-path=$BIN_DIR:/usr/lib/cni"
 
 /// Acceptance 1 and 2: the seed scenario end to end (address from the
 /// range, default route via the router option, DNS in resolv.conf), and
-/// the lease released when the pod exits.
+/// the lease released when the pod exits; with the seed's cniVersion 0.2.0
+/// and with 0.4.0.
 #[test]
 fn seed_scenario_address_route_dns_then_release() {
-    let o = with_lan(
+    for version in ["0.2.0", "0.4.0"] {
+        seed_scenario(version);
+    }
+}
+
+fn seed_scenario(version: &str) {
+    let o = with_lan_version(
+        version,
         true,
         "",
         r#"
