@@ -425,34 +425,26 @@ impl UdpTransport {
         if rc != 0 {
             return Err(link.io("SO_BINDTODEVICE", io::Error::last_os_error()));
         }
+        // SAFETY: plain old data; all-zero is valid.
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_port = 68u16.to_be();
+        // SAFETY: bind 0.0.0.0:68 with a valid sockaddr_in.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(link.io("bind udp port 68", io::Error::last_os_error()));
+        }
         let sock = UdpSocket::from(fd);
-        let any = std::net::SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68));
-        let sock2 = socket_bind(sock, any).map_err(|e| link.io("bind udp port 68", e))?;
-        Ok(UdpTransport { sock: sock2 })
+        sock.set_nonblocking(true)
+            .map_err(|e| link.io("udp socket non-blocking", e))?;
+        Ok(UdpTransport { sock })
     }
-}
-
-fn socket_bind(sock: UdpSocket, addr: std::net::SocketAddr) -> io::Result<UdpSocket> {
-    let std::net::SocketAddr::V4(v4) = addr else {
-        return Err(io::Error::from(io::ErrorKind::InvalidInput));
-    };
-    // SAFETY: plain old data; all-zero is valid.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as u16;
-    sa.sin_port = v4.port().to_be();
-    sa.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
-    // SAFETY: bind with a valid sockaddr_in.
-    let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(sock)
 }
 
 impl Transport for UdpTransport {

@@ -1,6 +1,6 @@
-//! The `dhcp` IPAM plugin: ADD / DEL / CHECK are forwarded over a unix
-//! socket to `dhcp daemon`, which runs the DHCP client inside the pod's
-//! network namespace and returns address, gateway, routes and DNS.
+//! The `dhcp` IPAM plugin: ADD / DEL / CHECK / GC / STATUS are forwarded
+//! over a unix socket to `dhcp daemon`, which runs the DHCP client inside
+//! the pod's network namespace and returns address, gateway, routes and DNS.
 //!
 //! IPAM config: `{"type": "dhcp", "daemonSocketPath": "/run/cni/dhcp.sock",
 //! "timeout": "10s"}` (timeout also as a number of seconds or "500ms").
