@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub mod dhcp;
 pub mod host_local;
 
 use crate::cni::exec::{self, ExecError, Invocation};
