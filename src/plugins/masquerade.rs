@@ -1,11 +1,9 @@
 //! IP masquerade with nftables whose cost does not grow with the pods.
 //!
-//! One table owned by us, `inet rkt-cni`; its `postrouting` nat chain has
-//! two fixed rules (`ip saddr vmap @nets4`, `ip6 saddr vmap @nets6`). Each
-//! masqueraded network has one map element per subnet (`subnet : jump
-//! masq-<net>`) and one chain `masq-<net>`: traffic to the network's own
-//! subnet and to multicast returns, the rest is masqueraded (the reference
-//! plugins' rules, without per-pod chains).
+//! One table owned by us, `inet rkt-cni`. Each masqueraded network has one
+//! base chain `masq-<net>` on the postrouting hook with one rule per address
+//! family: from the network's subnets, to anywhere but them or multicast,
+//! masquerade (the reference plugins' rules, without per-pod chains).
 //!
 //! Which pods use a network is kept in `/run/rkt-cni/masq/<net>/`, one
 //! empty file per attachment, under a lock file: the network's nftables
@@ -14,8 +12,9 @@
 //! removes one file and does no nftables work at all. `/run` and the
 //! nftables ruleset both start empty at boot, so they stay in step.
 //!
-//! nftables is driven by `nft -f -` with one atomic script per change: no
-//! extra crate, and it only runs at a network's first and last pod. Tables
+//! nftables is driven by `nft -f -` with one atomic script per change (one
+//! exec at a network's first pod, one at its last, none in between): no
+//! extra crate for two small scripts. Tables
 //! other than ours are never touched.
 
 use std::fs::{File, OpenOptions};
@@ -116,66 +115,46 @@ fn nft(script: &str) -> Result<(), MasqError> {
     }
 }
 
-/// The two scripts that install a network: its chain (and the table), then
-/// its map elements. nft 1.0.6 cannot add a `jump` element to a chain made
-/// in the same transaction, hence two transactions.
-fn install_script(network: &str, subnets: &[IpNet]) -> (String, String) {
+/// The script that installs a network: our table (if new) and the
+/// network's own base chain on the postrouting hook, so one transaction
+/// installs it and deleting the chain removes it. Traffic from the
+/// network's subnets to anywhere but the subnets or multicast is
+/// masqueraded (the reference plugins' rules, without per-pod chains).
+fn install_script(network: &str, subnets: &[IpNet]) -> String {
     let chain = chain_name(network);
     let mut s = format!(
         "add table inet {TABLE}\n\
-         add chain inet {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
-         add map inet {TABLE} nets4 {{ type ipv4_addr : verdict; flags interval; }}\n\
-         add map inet {TABLE} nets6 {{ type ipv6_addr : verdict; flags interval; }}\n\
-         flush chain inet {TABLE} postrouting\n\
-         add rule inet {TABLE} postrouting ip saddr vmap @nets4\n\
-         add rule inet {TABLE} postrouting ip6 saddr vmap @nets6\n\
-         add chain inet {TABLE} {chain}\n\
+         add chain inet {TABLE} {chain} {{ type nat hook postrouting priority srcnat; policy accept; }}\n\
          flush chain inet {TABLE} {chain}\n"
     );
-    for net in subnets {
-        let (fam, mc) = if net.addr().is_ipv4() {
-            ("ip", "224.0.0.0/4")
+    for fam in ["ip", "ip6"] {
+        let own: Vec<String> = subnets
+            .iter()
+            .filter(|n| n.addr().is_ipv4() == (fam == "ip"))
+            .map(|n| n.trunc().to_string())
+            .collect();
+        if own.is_empty() {
+            continue;
+        }
+        let set = own.join(", ");
+        let mc = if fam == "ip" {
+            "224.0.0.0/4"
         } else {
-            ("ip6", "ff00::/8")
+            "ff00::/8"
         };
         s += &format!(
-            "add rule inet {TABLE} {chain} {fam} daddr {} return\n",
-            net.trunc()
-        );
-        s += &format!("add rule inet {TABLE} {chain} {fam} daddr {mc} return\n");
-    }
-    s += &format!("add rule inet {TABLE} {chain} masquerade\n");
-    let mut elements = String::new();
-    for net in subnets {
-        let map = if net.addr().is_ipv4() {
-            "nets4"
-        } else {
-            "nets6"
-        };
-        elements += &format!(
-            "add element inet {TABLE} {map} {{ {} : jump {chain} }}\n",
-            net.trunc()
+            "add rule inet {TABLE} {chain} {fam} saddr {{ {set} }} {fam} daddr != {{ {set} }} {fam} daddr != {mc} masquerade\n"
         );
     }
-    (s, elements)
+    s
 }
 
-fn remove_script(network: &str, subnets: &[IpNet], last: bool) -> String {
+fn remove_script(network: &str, last: bool) -> String {
     if last {
         return format!("delete table inet {TABLE}\n");
     }
     let chain = chain_name(network);
-    let mut s = String::new();
-    for net in subnets {
-        let map = if net.addr().is_ipv4() {
-            "nets4"
-        } else {
-            "nets6"
-        };
-        s += &format!("delete element inet {TABLE} {map} {{ {} }}\n", net.trunc());
-    }
-    s += &format!("flush chain inet {TABLE} {chain}\ndelete chain inet {TABLE} {chain}\n");
-    s
+    format!("delete chain inet {TABLE} {chain}\n")
 }
 
 fn member_name(container_id: &str, ifname: &str) -> String {
@@ -215,13 +194,9 @@ fn add_at(
     let have = read_subnets(&installed);
     if have.is_none() || have.as_ref() != Some(&want) {
         // First pod of this network (or its subnets changed): install.
-        if let Some(old) = &have {
-            // Subnets changed under running pods: replace the network's state.
-            let _ = nft(&remove_script(network, old, false));
-        }
-        let (chain, elements) = install_script(network, &want);
-        nft(&chain)?;
-        nft(&elements)?;
+        // (Subnets changed under running pods: the flush in the script
+        // replaces the network's rules.)
+        nft(&install_script(network, &want))?;
         let text: Vec<String> = want.iter().map(ToString::to_string).collect();
         std::fs::write(&installed, text.join("\n")).map_err(io("write", &installed))?;
     }
@@ -258,7 +233,6 @@ fn del_at(root: &Path, network: &str, container_id: &str, ifname: &str) -> Resul
         return Ok(());
     }
     let installed = root.join(format!("{network}.subnets"));
-    let subnets = read_subnets(&installed).unwrap_or_default();
     let others = std::fs::read_dir(root)
         .map_err(io("read", root))?
         .filter_map(Result::ok)
@@ -266,7 +240,7 @@ fn del_at(root: &Path, network: &str, container_id: &str, ifname: &str) -> Resul
             let name = e.file_name().to_string_lossy().into_owned();
             name.ends_with(".subnets") && name != format!("{network}.subnets")
         });
-    nft(&remove_script(network, &subnets, !others))?;
+    nft(&remove_script(network, !others))?;
     let _ = std::fs::remove_file(&installed);
     let _ = std::fs::remove_dir(&dir);
     Ok(())
@@ -278,21 +252,17 @@ mod tests {
 
     #[test]
     fn scripts_name_only_our_table() {
-        let nets: Vec<IpNet> = vec!["172.16.28.5/24".parse().unwrap()];
-        let (s, e) = install_script("default", &nets);
-        assert!(s.contains("ip daddr 172.16.28.0/24 return"));
-        assert!(e.contains("add element inet rkt-cni nets4 { 172.16.28.0/24 : jump masq-default }"));
-        for line in s
-            .lines()
-            .chain(e.lines())
-            .chain(remove_script("default", &nets, false).lines())
-        {
+        let nets: Vec<IpNet> = vec![
+            "172.16.28.5/24".parse().unwrap(),
+            "fd00::5/64".parse().unwrap(),
+        ];
+        let s = install_script("default", &nets);
+        assert!(s.contains("ip saddr { 172.16.28.0/24 } ip daddr != { 172.16.28.0/24 } ip daddr != 224.0.0.0/4 masquerade"), "{s}");
+        assert!(s.contains("ip6 saddr { fd00::/64 }"), "{s}");
+        for line in s.lines().chain(remove_script("default", false).lines()) {
             assert!(line.contains(&format!("inet {TABLE}")), "{line}");
         }
-        assert_eq!(
-            remove_script("x", &nets, true),
-            "delete table inet rkt-cni\n"
-        );
+        assert_eq!(remove_script("x", true), "delete table inet rkt-cni\n");
         assert!(chain_name(&"n".repeat(250)).len() < 30);
     }
 }
