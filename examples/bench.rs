@@ -185,7 +185,8 @@ impl Bench {
 }
 
 fn inner() {
-    for d in ["/etc/rkt", "/var/lib/rkt", "/var/lib/cni", "/run", "/tmp"] {
+    // Not /tmp: the checkout (and its target/) may live there.
+    for d in ["/etc/rkt", "/var/lib/rkt", "/var/lib/cni", "/run"] {
         sh(&format!("mkdir -p {d} && mount -t tmpfs tmpfs {d}"));
     }
     sh("ip link set lo up");
@@ -195,7 +196,7 @@ fn inner() {
         .and_then(Path::parent)
         .expect("target/release")
         .to_path_buf();
-    let img = PathBuf::from("/tmp/bench-image");
+    let img = PathBuf::from("/run/bench-image");
     build_image(&img);
     let b = Bench {
         rkt: release.join("rkt"),

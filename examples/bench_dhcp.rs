@@ -3,7 +3,7 @@
 //! reference /usr/lib/cni/dhcp, measured in the same run.
 //!
 //! Everything happens in a throwaway host of its own (new mount, network
-//! and PID namespaces; tmpfs over /run, /var/lib/cni and /tmp): a "lan"
+//! and PID namespaces; tmpfs over /run and /var/lib/cni; scratch files in /run/bench): a "lan"
 //! netns runs dnsmasq behind a veth whose other end is the macvlan master;
 //! each iteration makes a pod netns, times the reference macvlan's ADD
 //! (which delegates to the `dhcp` first on CNI_PATH), then DEL.
@@ -19,37 +19,38 @@ const LAN: &str = include_str!("../tests/dhcp_lan.sh");
 
 const SCRIPT: &str = r#"
 set -u
-for d in /var/lib/cni /run /tmp; do mkdir -p "$d" && mount -t tmpfs tmpfs "$d"; done
+for d in /var/lib/cni /run; do mkdir -p "$d" && mount -t tmpfs tmpfs "$d"; done
+mkdir -p /run/bench
 mkdir -p /run/netns
 ip link set lo up
 fail() { echo "FAIL: $*"; exit 1; }
-cd /tmp
+cd /run/bench
 trap 'ip netns del pod 2>/dev/null; stop_all' EXIT
 setup_lan
 start_dnsmasq
 CONF='{"cniVersion":"0.4.0","name":"lan","type":"macvlan","master":"lan0","ipam":{"type":"dhcp"}}'
 bench() { # name cni_path daemon...
   local name=$1 path=$2; shift 2
-  "$@" >/tmp/daemon-$name.log 2>&1 &
+  "$@" >/run/bench/daemon-$name.log 2>&1 &
   local dpid=$!
   for i in $(seq 500); do [ -S /run/cni/dhcp.sock ] && break; sleep 0.01; done
   sleep 0.2
-  : > /tmp/times-$name
+  : > /run/bench/times-$name
   for i in $(seq "$ITER"); do
     ip netns add pod
     local s e
     s=$(date +%s%N)
     echo "$CONF" | CNI_COMMAND=ADD CNI_CONTAINERID="bench-$name-$i" CNI_NETNS=/run/netns/pod \
-      CNI_IFNAME=eth0 CNI_PATH="$path" /usr/lib/cni/macvlan > /tmp/add.json || { cat /tmp/add.json; fail "$name ADD $i failed"; }
+      CNI_IFNAME=eth0 CNI_PATH="$path" /usr/lib/cni/macvlan > /run/bench/add.json || { cat /run/bench/add.json; fail "$name ADD $i failed"; }
     e=$(date +%s%N)
-    echo $(( (e - s) / 1000 )) >> /tmp/times-$name
+    echo $(( (e - s) / 1000 )) >> /run/bench/times-$name
     echo "$CONF" | CNI_COMMAND=DEL CNI_CONTAINERID="bench-$name-$i" CNI_NETNS=/run/netns/pod \
       CNI_IFNAME=eth0 CNI_PATH="$path" /usr/lib/cni/macvlan >/dev/null || fail "$name DEL $i failed"
     ip netns del pod
   done
   kill "$dpid"; wait "$dpid" 2>/dev/null
   rm -f /run/cni/dhcp.sock
-  sort -n /tmp/times-$name | awk -v n="$name" '{ a[NR] = $1 } END {
+  sort -n /run/bench/times-$name | awk -v n="$name" '{ a[NR] = $1 } END {
     m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
     printf "%-9s median %8.1f ms   min %8.1f ms   max %8.1f ms   (n=%d)\n", n, m / 1000, a[1] / 1000, a[NR] / 1000, NR
     printf "MEDIAN_%s=%d\n", n, m

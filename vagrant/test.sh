@@ -8,4 +8,4 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --all-targets
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-cargo test
+cargo test --no-fail-fast

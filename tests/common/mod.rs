@@ -53,8 +53,19 @@ impl Outcome {
 /// and helpers scripts can use.
 const PRELUDE: &str = r#"
 set -u
+# tmpfs over the state directories and /tmp. When the checkout itself lives
+# under one of them (CI may clone into /tmp), it is bound back in place
+# through a directory fd opened before it was covered.
 for d in /etc/rkt /var/lib/rkt /var/lib/cni /run /tmp; do
-  mkdir -p "$d" && mount -t tmpfs -o mode=0755 tmpfs "$d"
+  mkdir -p "$d"
+  case "$REPO/" in
+    "$d"/*)
+      exec 8< "$REPO"
+      mount -t tmpfs -o mode=0755 tmpfs "$d"
+      mkdir -p "$REPO" && mount --no-canonicalize --bind "/proc/$$/fd/8" "$REPO"
+      exec 8<&- ;;
+    *) mount -t tmpfs -o mode=0755 tmpfs "$d" ;;
+  esac
 done
 mkdir -p /etc/rkt/net.d /run/netns
 cd /tmp
@@ -167,6 +178,7 @@ impl Host {
             &full,
         ])
         .env("RKT_BIN", rkt_bin())
+        .env("REPO", env!("CARGO_MANIFEST_DIR"))
         .env("RKT_GLOBAL", &self.global)
         .env("IMG", &img)
         .env("BIN_DIR", rkt_bin().parent().expect("bin dir"))
