@@ -1,0 +1,120 @@
+//! IP masquerade of the bundled ptp: a pod with `ipMasq` reaches an
+//! "upstream" netns (made by the test, routed through the throwaway host,
+//! with no route back to the pod subnet) and arrives with the host's
+//! address; our nftables table holds no per-pod chain and goes away with
+//! the network's last pod; a pod without masquerade does not get through.
+
+mod common;
+
+use common::Host;
+
+const SETUP: &str = r#"
+ip netns add up
+ip link add uphost type veth peer name eth0 netns up
+ip addr add 10.200.0.1/24 dev uphost
+ip link set uphost up
+ip -n up addr add 10.200.0.2/24 dev eth0
+ip -n up link set eth0 up
+ip -n up link set lo up
+cni() { # verb netns conf
+  CNI_COMMAND=$1 CNI_CONTAINERID=c-$2 CNI_NETNS=/run/netns/$2 CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$3"; }
+MASQ='{"cniVersion":"1.0.0","name":"default","type":"ptp","ipMasq":true,"ipam":{"type":"host-local","subnet":"172.16.28.0/24","routes":[{"dst":"0.0.0.0/0"}]}}'
+PLAIN='{"cniVersion":"1.0.0","name":"plain","type":"ptp","ipMasq":false,"ipam":{"type":"host-local","subnet":"172.18.0.0/24","routes":[{"dst":"0.0.0.0/0"}]}}'
+# One TCP connection from netns $1 to the upstream; prints the peer address
+# the upstream saw (or nothing).
+probe() {
+  rm -f /tmp/peer
+  ip netns exec up python3 -c '
+import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.200.0.2",8080)); s.listen(1); s.settimeout(3)
+try:
+    c,a=s.accept(); open("/tmp/peer","w").write(a[0]); c.close()
+except Exception: pass
+' &
+  srv=$!
+  sleep 0.3
+  ip netns exec "$1" python3 -c '
+import socket
+s=socket.create_connection(("10.200.0.2",8080),timeout=2); s.close()' 2>/dev/null || true
+  wait $srv
+  cat /tmp/peer 2>/dev/null || true
+}
+"#;
+
+#[test]
+fn masquerade_reaches_upstream_with_host_address() {
+    let o = Host::new()
+        .run(&format!(
+            r#"{SETUP}
+ip netns add p1; ip netns add p2; ip netns add p3
+cni ADD p1 "$MASQ" >/dev/null
+cni ADD p2 "$MASQ" >/dev/null
+cni ADD p3 "$PLAIN" >/dev/null
+echo "PEER1=$(probe p1)"
+echo "PEER3=$(probe p3)"
+echo "CHAINS=$(nft list table inet rkt-cni | grep -c 'chain ')"
+echo "CNICHAINS=$(nft list ruleset | grep -c 'chain CNI-' || true)"
+cni DEL p1 "$MASQ"
+echo "TABLE_AFTER_FIRST=$(nft list tables | grep -c rkt-cni || true)"
+echo "PEER2=$(probe p2)"
+cni DEL p2 "$MASQ"
+cni DEL p3 "$PLAIN"
+echo "TABLE_AFTER_LAST=$(nft list tables | grep -c rkt-cni || true)"
+ip netns del p1; ip netns del p2; ip netns del p3; ip link del uphost; ip netns del up
+"#
+        ))
+        .ok();
+    assert_eq!(
+        o.value("PEER1").as_deref(),
+        Some("10.200.0.1"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        o.value("PEER2").as_deref(),
+        Some("10.200.0.1"),
+        "{}",
+        o.stdout
+    );
+    // No masquerade: the upstream has no route back, the connection fails.
+    assert_eq!(o.value("PEER3").as_deref(), Some(""), "{}", o.stdout);
+    // postrouting + one chain for the network, whatever the number of pods.
+    assert_eq!(o.value("CHAINS").as_deref(), Some("2"), "{}", o.stdout);
+    assert_eq!(o.value("CNICHAINS").as_deref(), Some("0"), "{}", o.stdout);
+    assert_eq!(
+        o.value("TABLE_AFTER_FIRST").as_deref(),
+        Some("1"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        o.value("TABLE_AFTER_LAST").as_deref(),
+        Some("0"),
+        "{}",
+        o.stdout
+    );
+}
+
+/// Concurrent ADD and DEL on one network keep the state consistent: all
+/// pods masqueraded while up, the table gone after the last.
+#[test]
+fn masquerade_concurrent_add_del() {
+    let o = Host::new()
+        .run(&format!(
+            r#"{SETUP}
+for i in $(seq 1 8); do ip netns add n$i; done
+for i in $(seq 1 8); do cni ADD n$i "$MASQ" >/dev/null & done; wait
+echo "MEMBERS=$(ls /run/rkt-cni/masq/default | wc -l)"
+echo "ELEMENTS=$(nft list map inet rkt-cni nets4 | grep -c 'jump masq-default')"
+for i in $(seq 1 8); do cni DEL n$i "$MASQ" & done; wait
+echo "TABLE=$(nft list tables | grep -c rkt-cni || true)"
+for i in $(seq 1 8); do ip netns del n$i; done
+ip link del uphost; ip netns del up
+"#
+        ))
+        .ok();
+    assert_eq!(o.value("MEMBERS").as_deref(), Some("8"), "{}", o.stdout);
+    assert_eq!(o.value("ELEMENTS").as_deref(), Some("1"), "{}", o.stdout);
+    assert_eq!(o.value("TABLE").as_deref(), Some("0"), "{}", o.stdout);
+}
