@@ -226,6 +226,13 @@ impl Netlink {
         )
     }
 
+    pub fn set_down(&self, index: u32) -> Result<()> {
+        self.set(
+            LinkUnspec::new_with_index(index).down().build(),
+            format!("set link #{index} down"),
+        )
+    }
+
     pub fn set_mtu(&self, index: u32, mtu: u32) -> Result<()> {
         self.set(
             LinkUnspec::new_with_index(index).mtu(mtu).build(),

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ptp::{enable_forwarding, open_netns};
-use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, PluginError};
+use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, teardown, PluginError};
 use crate::cni::result::{Interface, Route as CniRoute};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -309,43 +309,6 @@ impl Bridge {
     }
 }
 
-/// DEL of a veth attachment: the host end by its name, else the pod end.
-pub(crate) fn delete_veth(req: &Request, host: &Netlink) -> Result<(), CniError> {
-    let host_name = host_veth_name(&req.container_id, &req.ifname);
-    if host
-        .delete_link_by_name(&host_name)
-        .map_err(nl_err(req, "delete the host veth"))?
-    {
-        return Ok(());
-    }
-    delete_pod_link(req, "veth")
-}
-
-/// Deletes CNI_IFNAME in the pod netns if it is of `kind`; a missing netns
-/// or link is fine.
-pub(crate) fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
-    let ns = match Netns::open(std::path::Path::new(&req.netns)) {
-        Ok(ns) => ns,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(nl_err(req, "open the pod netns")(e).into()),
-    };
-    let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-    if let Some(l) = pod
-        .link_by_name(&req.ifname)
-        .map_err(nl_err(req, "look up the pod interface"))?
-    {
-        if l.kind.as_deref() == Some(kind) {
-            match pod.delete_link(l.index) {
-                Err(e) if !e.is_not_found() => {
-                    return Err(nl_err(req, "delete the pod interface")(e).into())
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
-}
-
 impl Plugin for Bridge {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let conf = Conf::load(req)?;
@@ -386,8 +349,7 @@ impl Plugin for Bridge {
         if req.netns.is_empty() {
             return Ok(());
         }
-        let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
-        delete_veth(req, &host)
+        teardown::delete_veth(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

@@ -5,9 +5,8 @@
 
 use serde::Deserialize;
 
-use super::bridge::delete_pod_link;
 use super::ptp::open_netns;
-use super::{ipam, nl_err, parse_conf, setup, PluginError};
+use super::{ipam, nl_err, parse_conf, setup, teardown, PluginError};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -175,7 +174,7 @@ impl Plugin for Macvlan {
         if req.netns.is_empty() {
             return Ok(());
         }
-        delete_pod_link(req, "macvlan")
+        teardown::delete_pod_link(req, "macvlan")
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

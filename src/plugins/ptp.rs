@@ -10,7 +10,9 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
-use super::{host_veth_name, ipam, masquerade, nl_err, setup, BaseConf, PluginError};
+use super::{
+    host_veth_name, ipam, masquerade, nl_err, setup, teardown, BaseConf, PluginError, StepTimer,
+};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -45,8 +47,9 @@ impl Ptp {
         ns: &Netns,
         host: &Netlink,
         res: &mut CniResult,
-        host_name: &str,
+        timer: &mut StepTimer,
     ) -> Result<(), PluginError> {
+        let host_name = &host_veth_name(&req.container_id, &req.ifname);
         enable_forwarding(res).map_err(nl_err(req, "enable IP forwarding"))?;
         // The pod end is born inside the pod netns; a stale host end from a
         // failed attempt of this very attachment is ours to replace.
@@ -75,6 +78,7 @@ impl Ptp {
             .map_err(nl_err(req, "look up the host veth"))?;
         host.set_up(hveth.index)
             .map_err(nl_err(req, "set the host veth up"))?;
+        timer.mark("veth");
 
         // Pod side.
         let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
@@ -107,6 +111,7 @@ impl Ptp {
                 .map_err(nl_err(req, format!("add the route to {subnet} via {gw}")))?;
         }
 
+        timer.mark("pod");
         // Host side: the gateway as /32, a route to each pod address.
         for ip in &res.ips {
             if let Some(gw) = ip.gateway {
@@ -118,12 +123,12 @@ impl Ptp {
             }
             let r =
                 Route::new(host_prefix(ip.address.addr()), None, hveth.index).scope(Scope::Host);
-            if let Err(e) = host.add_route(&r) {
-                if !e.is_exists() {
-                    return Err(nl_err(req, "add the host route to the pod")(e));
-                }
-            }
+            // Replace: a route to a reused address may still point at the
+            // downed veth of a pair the kernel has not reaped yet.
+            host.replace_route(&r)
+                .map_err(nl_err(req, "add the host route to the pod"))?;
         }
+        timer.mark("host");
         if conf.ip_masq {
             let nets: Vec<IpNet> = res.ips.iter().map(|i| i.address).collect();
             masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(
@@ -133,6 +138,7 @@ impl Ptp {
                 },
             )?;
         }
+        timer.mark("masq");
         res.interfaces = vec![
             Interface {
                 name: host_name.to_string(),
@@ -165,12 +171,15 @@ pub(crate) fn open_netns(req: &Request) -> Result<Netns, CniError> {
 
 impl Plugin for Ptp {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        let mut timer = StepTimer::new();
         let conf = BaseConf::parse(req)?;
         let ns = open_netns(req)?;
         let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
+        timer.mark("connect");
         let mut res = ipam::add(req)?;
+        timer.mark("ipam");
         let host_name = host_veth_name(&req.container_id, &req.ifname);
-        if let Err(e) = self.setup(req, &conf, &ns, &host, &mut res, &host_name) {
+        if let Err(e) = self.setup(req, &conf, &ns, &host, &mut res, &mut timer) {
             // Roll back what we did; the first error is the one to report.
             let _ = host.delete_link_by_name(&host_name);
             if conf.ip_masq {
@@ -194,40 +203,7 @@ impl Plugin for Ptp {
                 }
             })?;
         }
-        if req.netns.is_empty() {
-            return Ok(());
-        }
-        // Deleting the host end deletes the pod end with it: no need to
-        // enter the pod netns. Fall back to the pod end by name (an
-        // attachment made by another ptp implementation).
-        let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
-        let host_name = host_veth_name(&req.container_id, &req.ifname);
-        if host
-            .delete_link_by_name(&host_name)
-            .map_err(nl_err(req, "delete the host veth"))?
-        {
-            return Ok(());
-        }
-        let ns = match Netns::open(Path::new(&req.netns)) {
-            Ok(ns) => ns,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(nl_err(req, "open the pod netns")(e).into()),
-        };
-        let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-        if let Some(l) = pod
-            .link_by_name(&req.ifname)
-            .map_err(nl_err(req, "look up the pod interface"))?
-        {
-            if l.kind.as_deref() == Some("veth") {
-                match pod.delete_link(l.index) {
-                    Err(e) if !e.is_not_found() => {
-                        return Err(nl_err(req, "delete the pod interface")(e).into())
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
+        teardown::delete_veth(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

@@ -1,0 +1,292 @@
+//! Benchmark of the bundled plugins against the reference plugins
+//! (/usr/lib/cni). Not a timed test: it prints medians and ratios and never
+//! fails on noise.
+//!
+//!     cargo run --release --example bench_plugins [-- ROUNDS]
+//!
+//! It re-executes itself in a throwaway namespace (`unshare --net --mount`,
+//! tmpfs over /var/lib/cni, /run and /tmp), so it touches nothing on the
+//! machine. The bundled plugins run as this very binary (RKT_BENCH_AS=ptp
+//! or bridge makes it the plugin), so no separate build is needed. IPAM is
+//! the bundled `host-local` when one is found beside this binary or in
+//! target/{release,debug}, else the reference one (printed).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rkt::cni::exec::{self, Invocation};
+
+const INNER: &str = "RKT_BENCH_INNER";
+const AS: &str = "RKT_BENCH_AS";
+
+fn main() {
+    match std::env::var(AS).as_deref() {
+        Ok("ptp") => rkt::cni::skeleton::main(&rkt::plugins::ptp::Ptp),
+        Ok("bridge") => rkt::cni::skeleton::main(&rkt::plugins::bridge::Bridge),
+        _ => {}
+    }
+    if std::env::var_os(INNER).is_none() {
+        reexec();
+        return;
+    }
+    if let Err(e) = inner() {
+        eprintln!("bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs this binary again inside `unshare --net --mount` with tmpfs mounts.
+fn reexec() {
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench_plugins"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let script = r#"set -e
+for d in /var/lib/cni /run /tmp; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
+mkdir -p /run/netns
+ip link set lo up
+exec "$0" "$@""#;
+    let status = std::process::Command::new("unshare")
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            script,
+        ])
+        .arg(&me)
+        .args(&args)
+        .env(INNER, "1")
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => {
+            eprintln!("bench exited with {s}");
+            std::process::exit(1)
+        }
+        Err(e) => {
+            eprintln!("cannot run unshare (needs root and util-linux): {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// A netns at /run/netns/<name>, made in-process (a thread unshares and
+/// bind-mounts its namespace).
+fn netns_add(name: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(format!("/run/netns/{name}"));
+    std::fs::write(&path, b"").map_err(|e| format!("create {}: {e}", path.display()))?;
+    let p = path.clone();
+    std::thread::spawn(move || -> Result<(), String> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("unshare: {e}"))?;
+        nix::mount::mount(
+            Some("/proc/thread-self/ns/net"),
+            &p,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind netns: {e}"))
+    })
+    .join()
+    .map_err(|_| "netns thread panicked".to_string())??;
+    Ok(path)
+}
+
+fn netns_del(path: &Path) {
+    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+struct Plugin {
+    label: String,
+    bin: PathBuf,
+    as_: Option<&'static str>,
+    path: Vec<PathBuf>,
+}
+
+impl Plugin {
+    fn call(&self, verb: &str, id: &str, netns: &Path, conf: &str) -> Result<Duration, String> {
+        let inv = Invocation {
+            command: verb,
+            container_id: id,
+            netns: netns.to_str().unwrap_or(""),
+            ifname: "eth0",
+            args: "",
+            path: &self.path,
+            timeout: Duration::from_secs(30),
+        };
+        // The env var selects the plugin inside this binary; harmless for others.
+        if let Some(a) = self.as_ {
+            std::env::set_var(AS, a);
+        } else {
+            std::env::remove_var(AS);
+        }
+        let t = Instant::now();
+        let r = exec::run(&self.bin, &inv, conf.as_bytes());
+        let d = t.elapsed();
+        std::env::remove_var(AS);
+        r.map(|_| d)
+            .map_err(|e| format!("{} {verb}: {e}", self.label))
+    }
+}
+
+fn median(v: &mut [Duration]) -> f64 {
+    v.sort();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2].as_secs_f64() * 1000.0
+}
+
+fn conf(ty: &str, name: &str, masq: bool, subnet: &str) -> String {
+    let extra = if ty == "bridge" {
+        r#""bridge":"cnibench0","isGateway":true,"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"cniVersion":"1.0.0","name":"{name}","type":"{ty}",{extra}"ipMasq":{masq},"ipam":{{"type":"host-local","subnet":"{subnet}","routes":[{{"dst":"0.0.0.0/0"}}]}}}}"#
+    )
+}
+
+/// ADD then DEL (netns still there, as a runtime does), `rounds` times.
+fn measure(p: &Plugin, conf: &str, rounds: usize, tag: &str) -> Result<(f64, f64), String> {
+    let (mut adds, mut dels) = (Vec::new(), Vec::new());
+    for i in 0..rounds + 2 {
+        let id = format!("{tag}-{i}");
+        let ns = netns_add(&id)?;
+        let a = p.call("ADD", &id, &ns, conf)?;
+        let d = p.call("DEL", &id, &ns, conf)?;
+        netns_del(&ns);
+        if i >= 2 {
+            // The first two rounds warm caches (page cache, first-pod nft).
+            adds.push(a);
+            dels.push(d);
+        }
+    }
+    Ok((median(&mut adds), median(&mut dels)))
+}
+
+fn find_host_local(me: &Path) -> PathBuf {
+    let mut c = Vec::new();
+    if let Some(dir) = me.parent() {
+        c.push(dir.join("host-local"));
+        if let Some(up) = dir.parent() {
+            c.push(up.join("host-local"));
+        }
+    }
+    c.push(PathBuf::from("target/release/host-local"));
+    c.push(PathBuf::from("target/debug/host-local"));
+    c.into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/cni/host-local"))
+}
+
+fn inner() -> Result<(), String> {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let our_ipam = find_host_local(&me);
+    let ipam_dir = |p: &Path| vec![p.parent().map(Path::to_path_buf).unwrap_or_default()];
+    let ours = |ty: &'static str| Plugin {
+        label: format!("ours {ty}"),
+        bin: me.clone(),
+        as_: Some(ty),
+        path: ipam_dir(&our_ipam),
+    };
+    let reference = |ty: &str| Plugin {
+        label: format!("reference {ty}"),
+        bin: PathBuf::from(format!("/usr/lib/cni/{ty}")),
+        as_: None,
+        path: vec![PathBuf::from("/usr/lib/cni")],
+    };
+    println!(
+        "bench_plugins: {rounds} rounds per case, medians in ms; IPAM for ours: {}",
+        our_ipam.display()
+    );
+    println!("{:<40} {:>9} {:>9}", "case", "ADD", "DEL");
+    let cases: Vec<(&str, Plugin, String)> = vec![
+        (
+            "ptp + ipMasq (default network)",
+            ours("ptp"),
+            conf("ptp", "bdef", true, "172.16.28.0/24"),
+        ),
+        (
+            "ptp + ipMasq (default network)",
+            reference("ptp"),
+            conf("ptp", "rdef", true, "172.16.28.0/24"),
+        ),
+        (
+            "ptp, no ipMasq (default-restricted)",
+            ours("ptp"),
+            conf("ptp", "bres", false, "172.17.0.0/16"),
+        ),
+        (
+            "ptp, no ipMasq (default-restricted)",
+            reference("ptp"),
+            conf("ptp", "rres", false, "172.17.0.0/16"),
+        ),
+        (
+            "bridge + isGateway",
+            ours("bridge"),
+            conf("bridge", "bbr", false, "10.11.0.0/16"),
+        ),
+        (
+            "bridge + isGateway",
+            reference("bridge"),
+            conf("bridge", "rbr", false, "10.11.0.0/16"),
+        ),
+    ];
+    let mut figures = Vec::new();
+    for (i, (name, p, c)) in cases.iter().enumerate() {
+        let (a, d) = measure(p, c, rounds, &format!("c{i}"))?;
+        println!(
+            "{:<40} {:>9.2} {:>9.2}",
+            format!("{} [{}]", name, p.label),
+            a,
+            d
+        );
+        figures.push((a, d));
+    }
+    for (k, name) in [(0, "ptp + ipMasq"), (2, "ptp, no ipMasq"), (4, "bridge")] {
+        let (oa, od) = figures[k];
+        let (ra, rd) = figures[k + 1];
+        println!(
+            "{name:<20} ours vs reference: ADD {:.1}x faster, DEL {:.1}x faster",
+            ra / oa,
+            rd / od
+        );
+    }
+
+    // ADD at the 1st vs the 1000th pod of one network (ours, ptp + ipMasq).
+    let p = ours("ptp");
+    let c = conf("ptp", "big", true, "10.128.0.0/20");
+    let mut first = Vec::new();
+    let mut last = Vec::new();
+    let n = 1000;
+    let t = Instant::now();
+    for i in 0..n {
+        let id = format!("big-{i}");
+        let ns = netns_add(&id)?;
+        let d = p.call("ADD", &id, &ns, &c)?;
+        if i < 10 {
+            first.push(d);
+        }
+        if i >= n - 10 {
+            last.push(d);
+        }
+    }
+    let (f, l) = (median(&mut first), median(&mut last));
+    println!(
+        "ADD at pods 1-10 vs {}-{n} of one network (ours ptp + ipMasq): {f:.2} ms vs {l:.2} ms ({:.2}x); {n} pods in {:.1} s",
+        n - 9,
+        l / f,
+        t.elapsed().as_secs_f64()
+    );
+    // The namespace, its veths, leases and nftables state end with this process.
+    Ok(())
+}
