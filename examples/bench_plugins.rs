@@ -104,7 +104,11 @@ struct Plugin {
     bin: PathBuf,
     as_: Option<&'static str>,
     path: Vec<PathBuf>,
+    del_args: &'static str,
 }
+
+/// CNI_ARGS of a runtime that deletes the netns right after DEL.
+const TEARDOWN_ARGS: &str = "IgnoreUnknown=1;RKT_NETNS_TEARDOWN=true";
 
 impl Plugin {
     fn call(&self, verb: &str, id: &str, netns: &Path, conf: &str) -> Result<Duration, String> {
@@ -113,7 +117,7 @@ impl Plugin {
             container_id: id,
             netns: netns.to_str().unwrap_or(""),
             ifname: "eth0",
-            args: "",
+            args: if verb == "DEL" { self.del_args } else { "" },
             path: &self.path,
             timeout: Duration::from_secs(30),
         };
@@ -151,8 +155,13 @@ fn conf(ty: &str, name: &str, masq: bool, subnet: &str) -> String {
     )
 }
 
-/// ADD then DEL (netns still there, as a runtime does), `rounds` times.
-fn measure(p: &Plugin, conf: &str, rounds: usize, tag: &str) -> Result<(f64, f64), String> {
+/// ADD then DEL (netns still there, as a runtime does), `rounds` times,
+/// beside a resident pod of the same network (steady state: the network's
+/// firewall state exists). Returns the medians and the resident pod's ADD.
+fn measure(p: &Plugin, conf: &str, rounds: usize, tag: &str) -> Result<(f64, f64, f64), String> {
+    let anchor = format!("{tag}-anchor");
+    let anchor_ns = netns_add(&anchor)?;
+    let first = p.call("ADD", &anchor, &anchor_ns, conf)?;
     let (mut adds, mut dels) = (Vec::new(), Vec::new());
     for i in 0..rounds + 2 {
         let id = format!("{tag}-{i}");
@@ -166,7 +175,13 @@ fn measure(p: &Plugin, conf: &str, rounds: usize, tag: &str) -> Result<(f64, f64
             dels.push(d);
         }
     }
-    Ok((median(&mut adds), median(&mut dels)))
+    p.call("DEL", &anchor, &anchor_ns, conf)?;
+    netns_del(&anchor_ns);
+    Ok((
+        median(&mut adds),
+        median(&mut dels),
+        first.as_secs_f64() * 1e3,
+    ))
 }
 
 fn find_host_local(me: &Path) -> PathBuf {
@@ -197,95 +212,124 @@ fn inner() -> Result<(), String> {
         bin: me.clone(),
         as_: Some(ty),
         path: ipam_dir(&our_ipam),
+        del_args: "",
+    };
+    let ours_td = |ty: &'static str| Plugin {
+        label: format!("ours {ty}, DEL in netns-teardown mode"),
+        del_args: TEARDOWN_ARGS,
+        ..ours(ty)
     };
     let reference = |ty: &str| Plugin {
         label: format!("reference {ty}"),
         bin: PathBuf::from(format!("/usr/lib/cni/{ty}")),
         as_: None,
         path: vec![PathBuf::from("/usr/lib/cni")],
+        del_args: "",
     };
     println!(
         "bench_plugins: {rounds} rounds per case, medians in ms; IPAM for ours: {}",
         our_ipam.display()
     );
-    println!("{:<40} {:>9} {:>9}", "case", "ADD", "DEL");
-    let cases: Vec<(&str, Plugin, String)> = vec![
+    println!(
+        "{:<72} {:>8} {:>8} {:>9}",
+        "case [implementation]", "ADD", "DEL", "1st ADD"
+    );
+    let dflt = conf("ptp", "default", true, "172.16.28.0/24");
+    let restricted = conf("ptp", "default-restricted", false, "172.17.0.0/16");
+    let br = conf("bridge", "bench-bridge", true, "10.11.0.0/16");
+    let cases: Vec<(&str, Plugin, &String)> = vec![
+        ("ptp + ipMasq (default)", reference("ptp"), &dflt),
+        ("ptp + ipMasq (default)", ours("ptp"), &dflt),
+        ("ptp + ipMasq (default)", ours_td("ptp"), &dflt),
         (
-            "ptp + ipMasq (default network)",
-            ours("ptp"),
-            conf("ptp", "bdef", true, "172.16.28.0/24"),
-        ),
-        (
-            "ptp + ipMasq (default network)",
+            "ptp, no ipMasq (default-restricted)",
             reference("ptp"),
-            conf("ptp", "rdef", true, "172.16.28.0/24"),
+            &restricted,
         ),
         (
             "ptp, no ipMasq (default-restricted)",
             ours("ptp"),
-            conf("ptp", "bres", false, "172.17.0.0/16"),
+            &restricted,
         ),
         (
             "ptp, no ipMasq (default-restricted)",
-            reference("ptp"),
-            conf("ptp", "rres", false, "172.17.0.0/16"),
+            ours_td("ptp"),
+            &restricted,
         ),
-        (
-            "bridge + isGateway",
-            ours("bridge"),
-            conf("bridge", "bbr", false, "10.11.0.0/16"),
-        ),
-        (
-            "bridge + isGateway",
-            reference("bridge"),
-            conf("bridge", "rbr", false, "10.11.0.0/16"),
-        ),
+        ("bridge + isGateway + ipMasq", reference("bridge"), &br),
+        ("bridge + isGateway + ipMasq", ours("bridge"), &br),
+        ("bridge + isGateway + ipMasq", ours_td("bridge"), &br),
     ];
     let mut figures = Vec::new();
     for (i, (name, p, c)) in cases.iter().enumerate() {
-        let (a, d) = measure(p, c, rounds, &format!("c{i}"))?;
+        let (a, d, f) = measure(p, c, rounds, &format!("c{i}"))?;
         println!(
-            "{:<40} {:>9.2} {:>9.2}",
+            "{:<72} {:>8.2} {:>8.2} {:>9.2}",
             format!("{} [{}]", name, p.label),
             a,
-            d
+            d,
+            f
         );
         figures.push((a, d));
     }
-    for (k, name) in [(0, "ptp + ipMasq"), (2, "ptp, no ipMasq"), (4, "bridge")] {
-        let (oa, od) = figures[k];
-        let (ra, rd) = figures[k + 1];
+    for (k, name) in [(0, "ptp + ipMasq"), (3, "ptp, no ipMasq"), (6, "bridge")] {
+        let (ra, rd) = figures[k];
+        let (oa, od) = figures[k + 1];
+        let (_, td) = figures[k + 2];
         println!(
-            "{name:<20} ours vs reference: ADD {:.1}x faster, DEL {:.1}x faster",
+            "{name:<16} ours vs reference: ADD {:.1}x faster; DEL {:.1}x faster (link deleted), {:.1}x (netns-teardown mode)",
             ra / oa,
-            rd / od
+            rd / od,
+            rd / td
         );
     }
 
     // ADD at the 1st vs the 1000th pod of one network (ours, ptp + ipMasq).
     let p = ours("ptp");
     let c = conf("ptp", "big", true, "10.128.0.0/20");
-    let mut first = Vec::new();
-    let mut last = Vec::new();
+    let ipam_only = Plugin {
+        label: "host-local".into(),
+        bin: our_ipam.clone(),
+        as_: None,
+        path: ipam_dir(&our_ipam),
+        del_args: "",
+    };
+    let (mut first, mut last, mut ipam_first, mut ipam_last) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let n = 1000;
     let t = Instant::now();
     for i in 0..n {
         let id = format!("big-{i}");
         let ns = netns_add(&id)?;
         let d = p.call("ADD", &id, &ns, &c)?;
-        if i < 10 {
-            first.push(d);
-        }
-        if i >= n - 10 {
-            last.push(d);
+        if i < 10 || i >= n - 10 {
+            // The IPAM plugin alone, at the same fill level.
+            let probe = format!("probe-{i}");
+            let ip = ipam_only.call("ADD", &probe, &ns, &c)?;
+            ipam_only.call("DEL", &probe, &ns, &c)?;
+            let (all, ipam) = if i < 10 {
+                (&mut first, &mut ipam_first)
+            } else {
+                (&mut last, &mut ipam_last)
+            };
+            all.push(d);
+            ipam.push(ip);
         }
     }
     let (f, l) = (median(&mut first), median(&mut last));
+    let (fi, li) = (median(&mut ipam_first), median(&mut ipam_last));
     println!(
         "ADD at pods 1-10 vs {}-{n} of one network (ours ptp + ipMasq): {f:.2} ms vs {l:.2} ms ({:.2}x); {n} pods in {:.1} s",
         n - 9,
         l / f,
         t.elapsed().as_secs_f64()
+    );
+    println!(
+        "  of which the IPAM plugin alone ({}): {fi:.2} ms vs {li:.2} ms; the rest: {:.2} ms vs {:.2} ms ({:.2}x)",
+        our_ipam.display(),
+        (f - fi),
+        (l - li),
+        (l - li) / (f - fi)
     );
     // The namespace, its veths, leases and nftables state end with this process.
     Ok(())
