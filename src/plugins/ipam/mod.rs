@@ -2,16 +2,39 @@
 //! found on CNI_PATH, with the same config on stdin and the same CNI_*
 //! environment (CNI_COMMAND set to the verb), and reads its result.
 //!
-//! The in-process host-local IPAM (`host_local.rs`) is added beside this
-//! module by its own change.
+//! When the IPAM plugin found on CNI_PATH is one of our own binaries (it
+//! sits beside the running plugin) and is compiled into this one too
+//! ([`BUILTIN`]), it runs in-process instead: the same code on the same
+//! files, without a fork and exec. The bundled host-local (`host_local.rs`,
+//! its own change) registers itself in [`BUILTIN`].
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::cni::exec::{self, ExecError, Invocation};
-use crate::cni::skeleton::Request;
+use crate::cni::skeleton::{Command, Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
+
+/// IPAM plugins compiled into this binary, by CNI type.
+pub static BUILTIN: &[(&str, &(dyn Plugin + Sync))] = &[];
+
+/// The built-in plugin to use in place of `found`, if `found` is our own
+/// binary of type `ty` (beside the running executable).
+fn in_process(
+    ty: &str,
+    found: &Path,
+    builtin: &'static [(&'static str, &'static (dyn Plugin + Sync))],
+) -> Option<&'static (dyn Plugin + Sync)> {
+    let (_, plugin) = builtin.iter().find(|(t, _)| *t == ty)?;
+    let me = std::env::current_exe().ok()?;
+    let same_dir = |a: &Path, b: &Path| match (a.parent(), b.parent()) {
+        (Some(a), Some(b)) => a.canonicalize().ok() == b.canonicalize().ok(),
+        _ => false,
+    };
+    same_dir(&me, found).then_some(*plugin)
+}
 
 /// How long an IPAM plugin may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -76,10 +99,29 @@ fn run_as(req: &Request, command: &str, config: &Value) -> Result<Vec<u8>, CniEr
     exec::run(&plugin, &inv, &stdin).map_err(fail)
 }
 
+/// The built-in IPAM plugin to run in-process for this request, if any.
+fn builtin_for(req: &Request) -> Option<&'static (dyn Plugin + Sync)> {
+    if BUILTIN.is_empty() {
+        return None;
+    }
+    let ty = ipam_type(req).ok()?;
+    let found = exec::find_plugin(&ty, &req.path).ok()?;
+    in_process(&ty, &found, BUILTIN)
+}
+
+fn with_command(req: &Request, command: Command) -> Request {
+    Request {
+        command,
+        ..req.clone()
+    }
+}
+
 /// IPAM ADD: the addresses, routes and DNS for this attachment.
 pub fn add(req: &Request) -> Result<CniResult, CniError> {
-    let out = run(req, "ADD")?;
-    let res = CniResult::parse(&out, &req.cni_version)?;
+    let res = match builtin_for(req) {
+        Some(p) => p.add(&with_command(req, Command::Add))?,
+        None => CniResult::parse(&run(req, "ADD")?, &req.cni_version)?,
+    };
     if res.ips.is_empty() {
         return Err(CniError::new(
             codes::INTERNAL,
@@ -94,10 +136,42 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
 
 /// IPAM DEL: releases this attachment's addresses.
 pub fn del(req: &Request) -> Result<(), CniError> {
-    run(req, "DEL").map(|_| ())
+    match builtin_for(req) {
+        Some(p) => p.del(&with_command(req, Command::Del)),
+        None => run(req, "DEL").map(|_| ()),
+    }
 }
 
 /// IPAM CHECK.
 pub fn check(req: &Request) -> Result<(), CniError> {
-    run(req, "CHECK").map(|_| ())
+    match builtin_for(req) {
+        Some(p) => p.check(&with_command(req, Command::Check)),
+        None => run(req, "CHECK").map(|_| ()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+    impl Plugin for Fake {
+        fn add(&self, _req: &Request) -> Result<CniResult, CniError> {
+            Ok(CniResult::default())
+        }
+        fn del(&self, _req: &Request) -> Result<(), CniError> {
+            Ok(())
+        }
+    }
+    static FAKE: Fake = Fake;
+    static TABLE: &[(&str, &(dyn Plugin + Sync))] = &[("fake-ipam", &FAKE)];
+
+    #[test]
+    fn in_process_only_for_our_own_binary() {
+        let me = std::env::current_exe().unwrap();
+        let beside = me.parent().unwrap().join("fake-ipam");
+        assert!(in_process("fake-ipam", &beside, TABLE).is_some());
+        assert!(in_process("fake-ipam", Path::new("/usr/lib/cni/fake-ipam"), TABLE).is_none());
+        assert!(in_process("other", &beside, TABLE).is_none());
+    }
 }
