@@ -261,6 +261,12 @@ impl Bridge {
                     gws.push(n);
                 }
             }
+            // Announce the address on the LAN when it comes up (gratuitous
+            // ARP), as the reference bridge does.
+            let arp = format!("net/ipv4/conf/{}/arp_notify", req.ifname);
+            ns.run(|| sysctl::write(&arp, "1"))
+                .and_then(|r| r)
+                .map_err(nl_err(req, "set arp_notify"))?;
             setup::configure_iface(&pod, cveth.index, &res, 2)
                 .map_err(|(what, e)| nl_err(req, what)(e))?;
             if conf.is_gateway {
