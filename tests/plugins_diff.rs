@@ -236,6 +236,19 @@ fn ptp_matches_reference() {
     );
 }
 
+/// Dual stack: IPv4 and IPv6 ranges, default routes for both.
+#[test]
+fn ptp_dual_stack_matches_reference() {
+    differential(
+        "ptp",
+        json!({"name": "diffptp6", "type": "ptp",
+               "ipam": {"type": "host-local",
+                        "ranges": [[{"subnet": "10.67.0.0/24"}], [{"subnet": "fd00:67::/64"}]],
+                        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}),
+        "",
+    );
+}
+
 #[test]
 fn ptp_without_routes_or_mtu_matches_reference() {
     differential(

@@ -267,7 +267,7 @@ impl Bridge {
             ns.run(|| sysctl::write(&arp, "1"))
                 .and_then(|r| r)
                 .map_err(nl_err(req, "set arp_notify"))?;
-            setup::configure_iface(&pod, cveth.index, &res, 2)
+            setup::configure_iface(&pod, cveth.index, &res, 2, false)
                 .map_err(|(what, e)| nl_err(req, what)(e))?;
             if conf.is_gateway {
                 for gw in &gws {

@@ -74,7 +74,7 @@ impl Macvlan {
             for ip in res.ips.iter_mut() {
                 ip.interface = Some(0);
             }
-            setup::configure_iface(pod, index, &res, 0)
+            setup::configure_iface(pod, index, &res, 0, false)
                 .map_err(|(what, e)| CniError::from(nl_err(req, what)(e)))?;
         } else {
             pod.set_up(index)

@@ -88,7 +88,10 @@ impl Ptp {
         for ip in res.ips.iter_mut() {
             ip.interface = Some(1);
         }
-        setup::configure_iface(&pod, cveth.index, res, 1)
+        // A point-to-point link has two ends, both addressed by IPAM: IPv6
+        // addresses skip DAD so routes can use them as source at once (the
+        // reference waits ~2 s for DAD instead).
+        setup::configure_iface(&pod, cveth.index, res, 1, true)
             .map_err(|(what, e)| nl_err(req, what)(e))?;
         for ip in &res.ips {
             let Some(gw) = ip.gateway else {
