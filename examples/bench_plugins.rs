@@ -284,6 +284,21 @@ fn inner() -> Result<(), String> {
         );
     }
 
+    // The floor: starting and ending a plugin process (VERSION), ours and
+    // the reference IPAM used above.
+    let dummy = PathBuf::from("/nonexistent");
+    for p in [ours("ptp"), reference("host-local")] {
+        let mut v = Vec::new();
+        for _ in 0..rounds {
+            v.push(p.call("VERSION", "v", &dummy, "{}")?);
+        }
+        println!(
+            "process start+exit (VERSION) [{}]: {:.2} ms",
+            p.label,
+            median(&mut v)
+        );
+    }
+
     // ADD at the 1st vs the 1000th pod of one network (ours, ptp + ipMasq).
     let p = ours("ptp");
     let c = conf("ptp", "big", true, "10.128.0.0/20");
