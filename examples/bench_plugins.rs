@@ -155,6 +155,22 @@ fn conf(ty: &str, name: &str, masq: bool, subnet: &str) -> String {
     )
 }
 
+/// Waits until the kernel has reaped the veths of deleted namespaces (their
+/// cleanup holds the RTNL lock and would slow down the next case).
+fn settle() {
+    for _ in 0..200 {
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "type", "veth"])
+            .output();
+        match out {
+            Ok(o) if o.stdout.is_empty() => break,
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+}
+
 /// ADD then DEL (netns still there, as a runtime does), `rounds` times,
 /// beside a resident pod of the same network (steady state: the network's
 /// firewall state exists). Returns the medians and the resident pod's ADD.
@@ -262,6 +278,7 @@ fn inner() -> Result<(), String> {
     ];
     let mut figures = Vec::new();
     for (i, (name, p, c)) in cases.iter().enumerate() {
+        settle();
         let (a, d, f) = measure(p, c, rounds, &format!("c{i}"))?;
         println!(
             "{:<72} {:>8.2} {:>8.2} {:>9.2}",
@@ -309,6 +326,7 @@ fn inner() -> Result<(), String> {
         path: ipam_dir(&our_ipam),
         del_args: "",
     };
+    settle();
     let (mut first, mut last, mut ipam_first, mut ipam_last) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let n = 1000;
