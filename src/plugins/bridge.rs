@@ -242,9 +242,9 @@ impl Bridge {
                 let gw = *ip.gateway.get_or_insert_with(|| first_host(&ip.address));
                 let v6 = gw.is_ipv6() as usize;
                 let any: IpNet = if v6 == 1 {
-                    "::/0".parse().unwrap_or_default()
+                    IpNet::V6(ipnet::Ipv6Net::default())
                 } else {
-                    IpNet::default()
+                    IpNet::V4(ipnet::Ipv4Net::default())
                 };
                 if conf.is_default_gateway && !default_found[v6] {
                     default_found[v6] = res.routes.iter().any(|r| r.gw.is_some() && r.dst == any);

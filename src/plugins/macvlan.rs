@@ -10,7 +10,7 @@ use super::{ipam, nl_err, parse_conf, setup, teardown, PluginError};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
-use crate::netlink::{sysctl, Netlink, NetlinkError, Netns};
+use crate::netlink::{sysctl, Netlink, NetlinkError};
 use rtnetlink::packet_route::link::MacVlanMode;
 
 /// The macvlan plugin.
@@ -64,7 +64,6 @@ impl Macvlan {
         &self,
         req: &Request,
         conf: &Conf,
-        ns: &Netns,
         pod: &Netlink,
         index: u32,
     ) -> Result<CniResult, CniError> {
@@ -80,7 +79,6 @@ impl Macvlan {
             pod.set_up(index)
                 .map_err(|e| CniError::from(nl_err(req, "set the interface up")(e)))?;
         }
-        let _ = ns;
         Ok(res)
     }
 }
@@ -144,7 +142,7 @@ impl Plugin for Macvlan {
             .run(|| sysctl::write(&arp, "1"))
             .and_then(|r| r)
             .map_err(|e| CniError::from(nl_err(req, "set arp_notify")(e)))
-            .and_then(|_| self.setup(req, &conf, &ns, &pod, link.index));
+            .and_then(|_| self.setup(req, &conf, &pod, link.index));
         match step {
             Ok(mut res) => {
                 res.interfaces = vec![Interface {
