@@ -96,6 +96,41 @@ ip netns del p1; ip netns del p2; ip netns del p3; ip link del uphost; ip netns 
     );
 }
 
+/// Pods of one network from two subnets are both masqueraded; the first
+/// one leaving keeps the other's state.
+#[test]
+fn masquerade_several_subnets_of_one_network() {
+    let o = Host::new()
+        .run(&format!(
+            r#"{SETUP}
+MASQ2=$(echo "$MASQ" | sed 's#172.16.28.0/24#172.16.29.0/24#')
+ip netns add p1; ip netns add p2
+cni ADD p1 "$MASQ" >/dev/null
+cni ADD p2 "$MASQ2" >/dev/null
+echo "ELEMENTS=$(nft list map inet rkt-cni nets4 | grep -o '172.16.2[89].0/24' | sort | tr '\n' ' ')"
+cni DEL p1 "$MASQ"
+echo "PEER2=$(probe p2)"
+cni DEL p2 "$MASQ2"
+echo "TABLE=$(nft list tables | grep -c rkt-cni || true)"
+ip netns del p1; ip netns del p2; ip link del uphost; ip netns del up
+"#
+        ))
+        .ok();
+    assert_eq!(
+        o.value("ELEMENTS").as_deref(),
+        Some("172.16.28.0/24 172.16.29.0/24 "),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        o.value("PEER2").as_deref(),
+        Some("10.200.0.1"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.value("TABLE").as_deref(), Some("0"), "{}", o.stdout);
+}
+
 /// Concurrent ADD and DEL on one network keep the state consistent: all
 /// pods masqueraded while up, the table gone after the last.
 #[test]

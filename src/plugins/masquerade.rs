@@ -209,17 +209,24 @@ fn add_at(
     let _lock = Lock::take(root)?;
     let dir = root.join(network);
     let installed = root.join(format!("{network}.subnets"));
-    let mut want: Vec<IpNet> = subnets.iter().map(IpNet::trunc).collect();
+    // The network's subnets so far plus this attachment's (pods of one
+    // network may come from several ranges).
+    let have = read_subnets(&installed);
+    let mut want: Vec<IpNet> = have.clone().unwrap_or_default();
+    want.extend(subnets.iter().map(IpNet::trunc));
     want.sort();
     want.dedup();
-    let have = read_subnets(&installed);
-    if have.is_none() || have.as_ref() != Some(&want) {
-        // First pod of this network (or its subnets changed): install.
-        if let Some(old) = &have {
-            // Subnets changed under running pods: replace the network's state.
-            let _ = nft(&remove_script(network, old, false));
-        }
-        let (chain, elements) = install_script(network, &want);
+    if have.as_ref() != Some(&want) {
+        // First pod of this network, or a new subnet: (re)build its chain,
+        // add the missing map elements.
+        let known = have.unwrap_or_default();
+        let missing: Vec<IpNet> = want
+            .iter()
+            .filter(|n| !known.contains(n))
+            .copied()
+            .collect();
+        let (chain, _) = install_script(network, &want);
+        let (_, elements) = install_script(network, &missing);
         nft(&chain)?;
         nft(&elements)?;
         let text: Vec<String> = want.iter().map(ToString::to_string).collect();
