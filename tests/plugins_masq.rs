@@ -131,6 +131,43 @@ ip netns del p1; ip netns del p2; ip link del uphost; ip netns del up
     assert_eq!(o.value("TABLE").as_deref(), Some("0"), "{}", o.stdout);
 }
 
+/// CNI GC (1.1.0) forgets the masquerade membership of attachments the
+/// runtime no longer has, and removes the table with the last.
+#[test]
+fn masquerade_gc_forgets_stale_attachments() {
+    let o = Host::new()
+        .run(&format!(
+            r#"{SETUP}
+M11=$(echo "$MASQ" | sed 's/"1.0.0"/"1.1.0"/')
+ip netns add p1; ip netns add p2
+cni ADD p1 "$M11" >/dev/null
+cni ADD p2 "$M11" >/dev/null
+gc() {{ CNI_COMMAND=GC CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$1"; }}
+gc "$(jq -c '. + {{"cni.dev/valid-attachments": [{{"containerID": "c-p2", "ifname": "eth0"}}]}}' <<<"$M11")"
+echo "MEMBERS=$(ls /run/rkt-cni/masq/default | tr '\n' ' ')"
+echo "PEER2=$(probe p2)"
+gc "$(jq -c '. + {{"cni.dev/valid-attachments": []}}' <<<"$M11")"
+echo "TABLE=$(nft list tables | grep -c rkt-cni || true)"
+cni DEL p1 "$M11"; cni DEL p2 "$M11"
+ip netns del p1; ip netns del p2; ip link del uphost; ip netns del up
+"#
+        ))
+        .ok();
+    assert_eq!(
+        o.value("MEMBERS").as_deref(),
+        Some("c-p2-eth0 "),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        o.value("PEER2").as_deref(),
+        Some("10.200.0.1"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.value("TABLE").as_deref(), Some("0"), "{}", o.stdout);
+}
+
 /// Concurrent ADD and DEL on one network keep the state consistent: all
 /// pods masqueraded while up, the table gone after the last.
 #[test]

@@ -358,6 +358,10 @@ impl Plugin for Bridge {
         teardown::delete_veth(req)
     }
 
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        super::gc_masquerade(req)
+    }
+
     fn check(&self, req: &Request) -> Result<(), CniError> {
         let conf = Conf::load(req)?;
         let prev = req.prev_result.as_ref().ok_or_else(|| {

@@ -168,6 +168,35 @@ pub fn parse_conf<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// CNI GC for plugins with masquerade: the attachments the runtime still
+/// has (`cni.dev/valid-attachments`) keep their masquerade membership, the
+/// others are forgotten; the IPAM plugin gets the GC too.
+pub fn gc_masquerade(req: &crate::cni::skeleton::Request) -> Result<(), CniError> {
+    let valid: Vec<(String, String)> = req
+        .config
+        .get("cni.dev/valid-attachments")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| {
+                    Some((
+                        a.get("containerID")?.as_str()?.to_string(),
+                        a.get("ifname")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    masquerade::gc(&req.name, &valid).map_err(|source| PluginError::Masquerade {
+        network: req.name.clone(),
+        source,
+    })?;
+    if req.config.get("ipam").and_then(|i| i.get("type")).is_some() {
+        ipam::gc(req)?;
+    }
+    Ok(())
+}
+
 /// The host-side veth name of an attachment: `veth` and 8 hex digits of a
 /// hash of the container ID and interface name. Deterministic, so DEL finds
 /// it without entering the pod's netns, and unique per attachment.

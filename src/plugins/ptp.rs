@@ -209,6 +209,10 @@ impl Plugin for Ptp {
         teardown::delete_veth(req)
     }
 
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        super::gc_masquerade(req)
+    }
+
     fn check(&self, req: &Request) -> Result<(), CniError> {
         let prev = req.prev_result.as_ref().ok_or_else(|| {
             CniError::new(

@@ -142,6 +142,27 @@ pub fn del(req: &Request) -> Result<(), CniError> {
     }
 }
 
+/// IPAM GC, best effort: an IPAM plugin that does not know GC (an older
+/// spec: incompatible version, unknown command, or the container ID that
+/// pre-1.1 plugins require for every verb) is not an error.
+pub fn gc(req: &Request) -> Result<(), CniError> {
+    let out = match builtin_for(req) {
+        Some(p) => p.gc(&with_command(req, Command::Gc)),
+        None => run(req, "GC").map(|_| ()),
+    };
+    match out {
+        Err(e)
+            if matches!(
+                e.code,
+                codes::INCOMPATIBLE_VERSION | codes::UNKNOWN_CONTAINER | codes::INVALID_ENV
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 /// IPAM CHECK.
 pub fn check(req: &Request) -> Result<(), CniError> {
     match builtin_for(req) {
