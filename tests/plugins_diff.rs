@@ -49,6 +49,9 @@ echo "{tag}_PODROUTE=$(ip -n pod -j route; ip -n pod -j -6 route)"
 echo "{tag}_HOSTADDR=$(ip -j addr)"
 echo "{tag}_HOSTROUTE=$(ip -j route)"
 echo "{tag}_FWD=$(cat /proc/sys/net/ipv4/ip_forward)"
+echo "{tag}_HOSTLINKS=$(ip -j -d link | jq -c '[.[] | {{kind: .linkinfo.info_kind, slave: .linkinfo.info_slave_kind, hairpin: .linkinfo.info_slave_data.hairpin, learning: .linkinfo.info_slave_data.learning, mtu, promiscuity}}] | sort_by(tostring)')"
+echo "{tag}_PODLINKS=$(ip -n pod -j -d link | jq -c '[.[] | {{ifname, kind: .linkinfo.info_kind, mode: .linkinfo.info_data.mode, mtu, promiscuity}}] | sort_by(tostring)')"
+echo "{tag}_ARPNOTIFY=$(ip netns exec pod cat /proc/sys/net/ipv4/conf/eth0/arp_notify)"
 {check}
 cni DEL <<<'{conf_s}' || fail "{tag}: DEL"
 cni DEL <<<'{conf_s}' || fail "{tag}: second DEL"
@@ -202,7 +205,14 @@ fn differential(plugin: &str, conf: Value, prelude: &str) -> common::Outcome {
                 "{ctx}: {k}"
             );
         }
-        for k in ["FWD", "LEASES"] {
+        for k in ["HOSTLINKS", "PODLINKS"] {
+            assert_eq!(
+                json_of(&o, &format!("{u}_{k}")),
+                json_of(&o, &format!("{r}_{k}")),
+                "{ctx}: {k}"
+            );
+        }
+        for k in ["FWD", "LEASES", "ARPNOTIFY"] {
             assert_eq!(
                 get(&o, &format!("{u}_{k}")),
                 get(&o, &format!("{r}_{k}")),
@@ -222,6 +232,19 @@ fn ptp_matches_reference() {
                "dns": {"nameservers": ["10.1.0.53"], "search": ["example.test"]},
                "ipam": {"type": "host-local", "subnet": "10.66.0.0/24",
                         "routes": [{"dst": "0.0.0.0/0"}, {"dst": "192.0.2.0/24", "gw": "10.66.0.1"}]}}),
+        "",
+    );
+}
+
+/// Dual stack: IPv4 and IPv6 ranges, default routes for both.
+#[test]
+fn ptp_dual_stack_matches_reference() {
+    differential(
+        "ptp",
+        json!({"name": "diffptp6", "type": "ptp",
+               "ipam": {"type": "host-local",
+                        "ranges": [[{"subnet": "10.67.0.0/24"}], [{"subnet": "fd00:67::/64"}]],
+                        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}),
         "",
     );
 }

@@ -3,7 +3,7 @@
 # by CI (.ci/run), by the Vagrantfile, and by the README's commands.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(busybox-static nftables iproute2 dnsmasq-base containernetworking-plugins util-linux iptables ca-certificates curl gcc)
+pkgs=(busybox-static nftables iproute2 dnsmasq-base containernetworking-plugins util-linux iptables ca-certificates curl gcc jq python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

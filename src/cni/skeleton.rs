@@ -63,7 +63,10 @@ impl Request {
     /// Whether the runtime deletes the netns right after this DEL (see
     /// [`super::args::NETNS_TEARDOWN`]).
     pub fn netns_goes_away(&self) -> bool {
-        super::args::get(&self.args, super::args::NETNS_TEARDOWN) == Some("1")
+        matches!(
+            super::args::get(&self.args, super::args::NETNS_TEARDOWN),
+            Some("1") | Some("true")
+        )
     }
 
     /// The DNS a main plugin returns: the config's `dns` block (or the `dns`

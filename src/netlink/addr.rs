@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
 
 use super::{Netlink, Result};
 
@@ -32,6 +32,18 @@ impl Netlink {
             .add(index, addr.addr(), addr.prefix_len())
             .execute();
         self.block_on(req)
+            .map_err(self.fail(format!("add address {addr} to link #{index}")))
+    }
+
+    /// Adds an IPv6 `addr` without duplicate address detection (usable at
+    /// once, e.g. as a route's source).
+    pub fn add_address_nodad(&self, index: u32, addr: IpNet) -> Result<()> {
+        let mut req = self
+            .handle()
+            .address()
+            .add(index, addr.addr(), addr.prefix_len());
+        req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+        self.block_on(req.execute())
             .map_err(self.fail(format!("add address {addr} to link #{index}")))
     }
 

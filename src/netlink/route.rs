@@ -144,6 +144,16 @@ impl Netlink {
             .map_err(self.fail(format!("add route {route}")))
     }
 
+    /// Adds or replaces a route (NLM_F_REPLACE).
+    pub fn replace_route(&self, route: &Route) -> Result<()> {
+        let msg = route
+            .message()
+            .map_err(|e| NetlinkError::Other(format!("invalid route {route}: {e}")))?;
+        let req = self.handle().route().add(msg).replace().execute();
+        self.block_on(req)
+            .map_err(self.fail(format!("replace route {route}")))
+    }
+
     /// Deletes a route from the main table.
     pub fn delete_route(&self, route: &Route) -> Result<()> {
         let mut msg = route

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ptp::{enable_forwarding, open_netns};
-use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, PluginError};
+use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, teardown, PluginError};
 use crate::cni::result::{Interface, Route as CniRoute};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -242,9 +242,9 @@ impl Bridge {
                 let gw = *ip.gateway.get_or_insert_with(|| first_host(&ip.address));
                 let v6 = gw.is_ipv6() as usize;
                 let any: IpNet = if v6 == 1 {
-                    "::/0".parse().unwrap_or_default()
+                    IpNet::V6(ipnet::Ipv6Net::default())
                 } else {
-                    IpNet::default()
+                    IpNet::V4(ipnet::Ipv4Net::default())
                 };
                 if conf.is_default_gateway && !default_found[v6] {
                     default_found[v6] = res.routes.iter().any(|r| r.gw.is_some() && r.dst == any);
@@ -261,7 +261,13 @@ impl Bridge {
                     gws.push(n);
                 }
             }
-            setup::configure_iface(&pod, cveth.index, &res, 2)
+            // Announce the address on the LAN when it comes up (gratuitous
+            // ARP), as the reference bridge does.
+            let arp = format!("net/ipv4/conf/{}/arp_notify", req.ifname);
+            ns.run(|| sysctl::write(&arp, "1"))
+                .and_then(|r| r)
+                .map_err(nl_err(req, "set arp_notify"))?;
+            setup::configure_iface(&pod, cveth.index, &res, 2, false)
                 .map_err(|(what, e)| nl_err(req, what)(e))?;
             if conf.is_gateway {
                 for gw in &gws {
@@ -309,49 +315,7 @@ impl Bridge {
     }
 }
 
-/// DEL of a veth attachment: the host end by its name, else the pod end.
-pub(crate) fn delete_veth(req: &Request, host: &Netlink) -> Result<(), CniError> {
-    let host_name = host_veth_name(&req.container_id, &req.ifname);
-    if host
-        .delete_link_by_name(&host_name)
-        .map_err(nl_err(req, "delete the host veth"))?
-    {
-        return Ok(());
-    }
-    delete_pod_link(req, "veth")
-}
-
-/// Deletes CNI_IFNAME in the pod netns if it is of `kind`; a missing netns
-/// or link is fine.
-pub(crate) fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
-    let ns = match Netns::open(std::path::Path::new(&req.netns)) {
-        Ok(ns) => ns,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(nl_err(req, "open the pod netns")(e).into()),
-    };
-    let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-    if let Some(l) = pod
-        .link_by_name(&req.ifname)
-        .map_err(nl_err(req, "look up the pod interface"))?
-    {
-        if l.kind.as_deref() == Some(kind) {
-            match pod.delete_link(l.index) {
-                Err(e) if !e.is_not_found() => {
-                    return Err(nl_err(req, "delete the pod interface")(e).into())
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
-}
-
 impl Plugin for Bridge {
-    /// GC goes to the IPAM plugin: it holds what can leak (leases).
-    fn gc(&self, req: &Request) -> Result<(), CniError> {
-        ipam::gc(req)
-    }
-
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let conf = Conf::load(req)?;
         let ns = open_netns(req)?;
@@ -388,13 +352,11 @@ impl Plugin for Bridge {
                 }
             })?;
         }
-        // No netns, or the runtime removes it right after: the kernel
-        // reaps the pod's links (and a veth's host end) with it.
-        if req.netns.is_empty() || req.netns_goes_away() {
-            return Ok(());
-        }
-        let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
-        delete_veth(req, &host)
+        teardown::delete_veth(req)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        super::gc_masquerade(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

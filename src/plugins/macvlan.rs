@@ -5,13 +5,12 @@
 
 use serde::Deserialize;
 
-use super::bridge::delete_pod_link;
 use super::ptp::open_netns;
-use super::{ipam, nl_err, parse_conf, setup, PluginError};
+use super::{ipam, nl_err, parse_conf, setup, teardown, PluginError};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
-use crate::netlink::{sysctl, Netlink, NetlinkError, Netns};
+use crate::netlink::{sysctl, Netlink, NetlinkError};
 use rtnetlink::packet_route::link::MacVlanMode;
 
 /// The macvlan plugin.
@@ -65,7 +64,6 @@ impl Macvlan {
         &self,
         req: &Request,
         conf: &Conf,
-        ns: &Netns,
         pod: &Netlink,
         index: u32,
     ) -> Result<CniResult, CniError> {
@@ -75,13 +73,12 @@ impl Macvlan {
             for ip in res.ips.iter_mut() {
                 ip.interface = Some(0);
             }
-            setup::configure_iface(pod, index, &res, 0)
+            setup::configure_iface(pod, index, &res, 0, false)
                 .map_err(|(what, e)| CniError::from(nl_err(req, what)(e)))?;
         } else {
             pod.set_up(index)
                 .map_err(|e| CniError::from(nl_err(req, "set the interface up")(e)))?;
         }
-        let _ = ns;
         Ok(res)
     }
 }
@@ -150,7 +147,7 @@ impl Plugin for Macvlan {
             .run(|| sysctl::write(&arp, "1"))
             .and_then(|r| r)
             .map_err(|e| CniError::from(nl_err(req, "set arp_notify")(e)))
-            .and_then(|_| self.setup(req, &conf, &ns, &pod, link.index));
+            .and_then(|_| self.setup(req, &conf, &pod, link.index));
         match step {
             Ok(mut res) => {
                 res.interfaces = vec![Interface {
@@ -182,7 +179,7 @@ impl Plugin for Macvlan {
         if req.netns.is_empty() || req.netns_goes_away() {
             return Ok(());
         }
-        delete_pod_link(req, "macvlan")
+        teardown::delete_pod_link(req, "macvlan")
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

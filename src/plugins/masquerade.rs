@@ -188,14 +188,16 @@ fn add_at(
     let _lock = Lock::take(root)?;
     let dir = root.join(network);
     let installed = root.join(format!("{network}.subnets"));
-    let mut want: Vec<IpNet> = subnets.iter().map(IpNet::trunc).collect();
+    // The network's subnets so far plus this attachment's (pods of one
+    // network may come from several ranges).
+    let have = read_subnets(&installed);
+    let mut want: Vec<IpNet> = have.clone().unwrap_or_default();
+    want.extend(subnets.iter().map(IpNet::trunc));
     want.sort();
     want.dedup();
-    let have = read_subnets(&installed);
-    if have.is_none() || have.as_ref() != Some(&want) {
-        // First pod of this network (or its subnets changed): install.
-        // (Subnets changed under running pods: the flush in the script
-        // replaces the network's rules.)
+    if have.as_ref() != Some(&want) {
+        // First pod of this network, or a new subnet: (re)build its chain
+        // in one transaction (the script flushes and refills it).
         nft(&install_script(network, &want))?;
         let text: Vec<String> = want.iter().map(ToString::to_string).collect();
         std::fs::write(&installed, text.join("\n")).map_err(io("write", &installed))?;
@@ -218,12 +220,17 @@ pub fn del(network: &str, container_id: &str, ifname: &str) -> Result<(), MasqEr
 }
 
 fn del_at(root: &Path, network: &str, container_id: &str, ifname: &str) -> Result<(), MasqError> {
+    del_member(root, network, &member_name(container_id, ifname))
+}
+
+/// Removes one member file (by name) and, with the last one, the network.
+fn del_member(root: &Path, network: &str, member: &str) -> Result<(), MasqError> {
     if !root.exists() {
         return Ok(());
     }
     let _lock = Lock::take(root)?;
     let dir = root.join(network);
-    let member = dir.join(member_name(container_id, ifname));
+    let member = dir.join(member);
     match std::fs::remove_file(&member) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -244,6 +251,40 @@ fn del_at(root: &Path, network: &str, container_id: &str, ifname: &str) -> Resul
     let _ = std::fs::remove_file(&installed);
     let _ = std::fs::remove_dir(&dir);
     Ok(())
+}
+
+/// CNI GC: forgets this network's attachments that are not in `valid`
+/// (container ID, interface) and removes the network's state if none is
+/// left. Returns how many were forgotten.
+pub fn gc(network: &str, valid: &[(String, String)]) -> Result<usize, MasqError> {
+    gc_at(Path::new(STATE_DIR), network, valid)
+}
+
+fn gc_at(root: &Path, network: &str, valid: &[(String, String)]) -> Result<usize, MasqError> {
+    let dir = root.join(network);
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let keep: Vec<String> = valid.iter().map(|(c, i)| member_name(c, i)).collect();
+    let stale: Vec<String> = {
+        let _lock = Lock::take(root)?;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            // Its last pod left while we waited for the lock.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io("read", &dir)(e)),
+        };
+        entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !keep.contains(n))
+            .collect()
+    };
+    // Each stale member goes the way of DEL (its own lock, same cleanup).
+    for name in &stale {
+        del_member(root, network, name)?;
+    }
+    Ok(stale.len())
 }
 
 #[cfg(test)]

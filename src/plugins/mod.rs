@@ -9,6 +9,7 @@ pub mod macvlan;
 pub mod masquerade;
 pub mod ptp;
 mod setup;
+pub mod teardown;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -69,6 +70,59 @@ pub(crate) fn nl_err(
     }
 }
 
+/// Step timings of one plugin call, printed on stderr at the end when
+/// `RKT_PLUGIN_TIMINGS` is set (stdout carries the result).
+pub struct StepTimer {
+    start: std::time::Instant,
+    last: std::time::Instant,
+    steps: Vec<(&'static str, std::time::Duration)>,
+    on: bool,
+}
+
+impl StepTimer {
+    pub fn new() -> Self {
+        let now = std::time::Instant::now();
+        StepTimer {
+            start: now,
+            last: now,
+            steps: Vec::new(),
+            on: std::env::var_os("RKT_PLUGIN_TIMINGS").is_some(),
+        }
+    }
+
+    /// Records the time since the previous mark under `step`.
+    pub fn mark(&mut self, step: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            self.steps.push((step, now - self.last));
+            self.last = now;
+        }
+    }
+}
+
+impl Default for StepTimer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for StepTimer {
+    fn drop(&mut self) {
+        if self.on {
+            let steps: Vec<String> = self
+                .steps
+                .iter()
+                .map(|(s, d)| format!("{s}={:.3}ms", d.as_secs_f64() * 1e3))
+                .collect();
+            eprintln!(
+                "timings: {} total={:.3}ms",
+                steps.join(" "),
+                self.start.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
+}
+
 /// Config fields every plugin here reads.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BaseConf {
@@ -113,6 +167,35 @@ pub fn parse_conf<T: serde::de::DeserializeOwned>(
         network: req.name.clone(),
         msg: e.to_string(),
     })
+}
+
+/// CNI GC for plugins with masquerade: the attachments the runtime still
+/// has (`cni.dev/valid-attachments`) keep their masquerade membership, the
+/// others are forgotten; the IPAM plugin gets the GC too.
+pub fn gc_masquerade(req: &crate::cni::skeleton::Request) -> Result<(), CniError> {
+    let valid: Vec<(String, String)> = req
+        .config
+        .get("cni.dev/valid-attachments")
+        .and_then(serde_json::Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|a| {
+                    Some((
+                        a.get("containerID")?.as_str()?.to_string(),
+                        a.get("ifname")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    masquerade::gc(&req.name, &valid).map_err(|source| PluginError::Masquerade {
+        network: req.name.clone(),
+        source,
+    })?;
+    if req.config.get("ipam").and_then(|i| i.get("type")).is_some() {
+        ipam::gc(req)?;
+    }
+    Ok(())
 }
 
 /// The host-side veth name of an attachment: `veth` and 8 hex digits of a

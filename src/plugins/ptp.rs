@@ -10,7 +10,9 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
-use super::{host_veth_name, ipam, masquerade, nl_err, setup, BaseConf, PluginError};
+use super::{
+    host_veth_name, ipam, masquerade, nl_err, setup, teardown, BaseConf, PluginError, StepTimer,
+};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -45,8 +47,9 @@ impl Ptp {
         ns: &Netns,
         host: &Netlink,
         res: &mut CniResult,
-        host_name: &str,
+        timer: &mut StepTimer,
     ) -> Result<(), PluginError> {
+        let host_name = &host_veth_name(&req.container_id, &req.ifname);
         enable_forwarding(res).map_err(nl_err(req, "enable IP forwarding"))?;
         // The pod end is born inside the pod netns; a stale host end from a
         // failed attempt of this very attachment is ours to replace.
@@ -79,6 +82,7 @@ impl Ptp {
         // not routed back through this veth (strict reverse-path filter).
         sysctl::write(&format!("net/ipv4/conf/{host_name}/rp_filter"), "1")
             .map_err(nl_err(req, "enable rp_filter on the host veth"))?;
+        timer.mark("veth");
 
         // Pod side.
         let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
@@ -88,7 +92,10 @@ impl Ptp {
         for ip in res.ips.iter_mut() {
             ip.interface = Some(1);
         }
-        setup::configure_iface(&pod, cveth.index, res, 1)
+        // A point-to-point link has two ends, both addressed by IPAM: IPv6
+        // addresses skip DAD so routes can use them as source at once (the
+        // reference waits ~2 s for DAD instead).
+        setup::configure_iface(&pod, cveth.index, res, 1, true)
             .map_err(|(what, e)| nl_err(req, what)(e))?;
         for ip in &res.ips {
             let Some(gw) = ip.gateway else {
@@ -111,6 +118,7 @@ impl Ptp {
                 .map_err(nl_err(req, format!("add the route to {subnet} via {gw}")))?;
         }
 
+        timer.mark("pod");
         // Host side: the gateway as /32, a route to each pod address.
         for ip in &res.ips {
             if let Some(gw) = ip.gateway {
@@ -122,12 +130,12 @@ impl Ptp {
             }
             let r =
                 Route::new(host_prefix(ip.address.addr()), None, hveth.index).scope(Scope::Host);
-            if let Err(e) = host.add_route(&r) {
-                if !e.is_exists() {
-                    return Err(nl_err(req, "add the host route to the pod")(e));
-                }
-            }
+            // Replace: a route to a reused address may still point at the
+            // downed veth of a pair the kernel has not reaped yet.
+            host.replace_route(&r)
+                .map_err(nl_err(req, "add the host route to the pod"))?;
         }
+        timer.mark("host");
         if conf.ip_masq {
             let nets: Vec<IpNet> = res.ips.iter().map(|i| i.address).collect();
             masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(
@@ -137,6 +145,7 @@ impl Ptp {
                 },
             )?;
         }
+        timer.mark("masq");
         res.interfaces = vec![
             Interface {
                 name: host_name.to_string(),
@@ -168,18 +177,16 @@ pub(crate) fn open_netns(req: &Request) -> Result<Netns, CniError> {
 }
 
 impl Plugin for Ptp {
-    /// GC goes to the IPAM plugin: it holds what can leak (leases).
-    fn gc(&self, req: &Request) -> Result<(), CniError> {
-        ipam::gc(req)
-    }
-
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
+        let mut timer = StepTimer::new();
         let conf = BaseConf::parse(req)?;
         let ns = open_netns(req)?;
         let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
+        timer.mark("connect");
         let mut res = ipam::add(req)?;
+        timer.mark("ipam");
         let host_name = host_veth_name(&req.container_id, &req.ifname);
-        if let Err(e) = self.setup(req, &conf, &ns, &host, &mut res, &host_name) {
+        if let Err(e) = self.setup(req, &conf, &ns, &host, &mut res, &mut timer) {
             // Roll back what we did; the first error is the one to report.
             let _ = host.delete_link_by_name(&host_name);
             if conf.ip_masq {
@@ -203,42 +210,11 @@ impl Plugin for Ptp {
                 }
             })?;
         }
-        // No netns, or the runtime removes it right after: the kernel
-        // reaps the pod's links (and a veth's host end) with it.
-        if req.netns.is_empty() || req.netns_goes_away() {
-            return Ok(());
-        }
-        // Deleting the host end deletes the pod end with it: no need to
-        // enter the pod netns. Fall back to the pod end by name (an
-        // attachment made by another ptp implementation).
-        let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
-        let host_name = host_veth_name(&req.container_id, &req.ifname);
-        if host
-            .delete_link_by_name(&host_name)
-            .map_err(nl_err(req, "delete the host veth"))?
-        {
-            return Ok(());
-        }
-        let ns = match Netns::open(Path::new(&req.netns)) {
-            Ok(ns) => ns,
-            Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(nl_err(req, "open the pod netns")(e).into()),
-        };
-        let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-        if let Some(l) = pod
-            .link_by_name(&req.ifname)
-            .map_err(nl_err(req, "look up the pod interface"))?
-        {
-            if l.kind.as_deref() == Some("veth") {
-                match pod.delete_link(l.index) {
-                    Err(e) if !e.is_not_found() => {
-                        return Err(nl_err(req, "delete the pod interface")(e).into())
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
+        teardown::delete_veth(req)
+    }
+
+    fn gc(&self, req: &Request) -> Result<(), CniError> {
+        super::gc_masquerade(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

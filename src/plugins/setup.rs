@@ -22,12 +22,14 @@ fn gateways(res: &CniResult, iface: usize) -> (Option<IpAddr>, Option<IpAddr>) {
 }
 
 /// Sets link `index` up, adds the result's addresses for interface
-/// `iface`, then its routes.
+/// `iface`, then its routes. `nodad`: IPv6 addresses skip duplicate address
+/// detection (usable at once as a route's source).
 pub fn configure_iface(
     nl: &Netlink,
     index: u32,
     res: &CniResult,
     iface: usize,
+    nodad: bool,
 ) -> Result<(), (String, NetlinkError)> {
     nl.set_up(index)
         .map_err(|e| ("set the pod interface up".to_string(), e))?;
@@ -36,8 +38,12 @@ pub fn configure_iface(
         .iter()
         .filter(|i| i.interface.is_none_or(|n| n == iface))
     {
-        nl.add_address(index, ip.address)
-            .map_err(|e| (format!("add address {}", ip.address), e))?;
+        if nodad && ip.address.addr().is_ipv6() {
+            nl.add_address_nodad(index, ip.address)
+        } else {
+            nl.add_address(index, ip.address)
+        }
+        .map_err(|e| (format!("add address {}", ip.address), e))?;
     }
     let (gw4, gw6) = gateways(res, iface);
     for r in &res.routes {

@@ -2,10 +2,12 @@
 //! found on CNI_PATH, with the same config on stdin and the same CNI_*
 //! environment (CNI_COMMAND set to the verb), and reads its result.
 //!
-//! When the `host-local` found on CNI_PATH is our own (it sits beside the
-//! running plugin), it runs in-process instead: same code, same result,
-//! no fork and exec.
+//! When the IPAM plugin found on CNI_PATH is one of our own binaries (it
+//! sits beside the running plugin) and is compiled into this one too
+//! ([`BUILTIN`]), it runs in-process instead: the same code on the same
+//! files, without a fork and exec. The bundled host-local is there.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -14,9 +16,27 @@ pub mod dhcp;
 pub mod host_local;
 
 use crate::cni::exec::{self, ExecError, Invocation};
-use crate::cni::skeleton::Plugin;
-use crate::cni::skeleton::Request;
+use crate::cni::skeleton::{Command, Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
+
+/// IPAM plugins compiled into this binary, by CNI type.
+pub static BUILTIN: &[(&str, &(dyn Plugin + Sync))] = &[("host-local", &host_local::HostLocal)];
+
+/// The built-in plugin to use in place of `found`, if `found` is our own
+/// binary of type `ty` (beside the running executable).
+fn in_process(
+    ty: &str,
+    found: &Path,
+    builtin: &'static [(&'static str, &'static (dyn Plugin + Sync))],
+) -> Option<&'static (dyn Plugin + Sync)> {
+    let (_, plugin) = builtin.iter().find(|(t, _)| *t == ty)?;
+    let me = std::env::current_exe().ok()?;
+    let same_dir = |a: &Path, b: &Path| match (a.parent(), b.parent()) {
+        (Some(a), Some(b)) => a.canonicalize().ok() == b.canonicalize().ok(),
+        _ => false,
+    };
+    same_dir(&me, found).then_some(*plugin)
+}
 
 /// How long an IPAM plugin may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -81,21 +101,27 @@ fn run_as(req: &Request, command: &str, config: &Value) -> Result<Vec<u8>, CniEr
     exec::run(&plugin, &inv, &stdin).map_err(fail)
 }
 
-/// The bundled host-local, when it is the one CNI_PATH would run.
-fn in_process(req: &Request) -> Option<host_local::HostLocal> {
-    if ipam_type(req).ok()? != "host-local" {
+/// The built-in IPAM plugin to run in-process for this request, if any.
+fn builtin_for(req: &Request) -> Option<&'static (dyn Plugin + Sync)> {
+    if BUILTIN.is_empty() {
         return None;
     }
-    let found = exec::find_plugin("host-local", &req.path).ok()?;
-    let ours = std::env::current_exe().ok()?.parent()?.join("host-local");
-    (std::fs::canonicalize(found).ok()? == std::fs::canonicalize(ours).ok()?)
-        .then_some(host_local::HostLocal)
+    let ty = ipam_type(req).ok()?;
+    let found = exec::find_plugin(&ty, &req.path).ok()?;
+    in_process(&ty, &found, BUILTIN)
+}
+
+fn with_command(req: &Request, command: Command) -> Request {
+    Request {
+        command,
+        ..req.clone()
+    }
 }
 
 /// IPAM ADD: the addresses, routes and DNS for this attachment.
 pub fn add(req: &Request) -> Result<CniResult, CniError> {
-    let res = match in_process(req) {
-        Some(p) => p.add(req)?,
+    let res = match builtin_for(req) {
+        Some(p) => p.add(&with_command(req, Command::Add))?,
         None => CniResult::parse(&run(req, "ADD")?, &req.cni_version)?,
     };
     if res.ips.is_empty() {
@@ -112,28 +138,63 @@ pub fn add(req: &Request) -> Result<CniResult, CniError> {
 
 /// IPAM DEL: releases this attachment's addresses.
 pub fn del(req: &Request) -> Result<(), CniError> {
-    match in_process(req) {
-        Some(p) => p.del(req),
+    match builtin_for(req) {
+        Some(p) => p.del(&with_command(req, Command::Del)),
         None => run(req, "DEL").map(|_| ()),
+    }
+}
+
+/// IPAM GC, best effort: an IPAM plugin that does not know GC (an older
+/// spec: incompatible version, unknown command, or the container ID that
+/// pre-1.1 plugins require for every verb) is not an error.
+pub fn gc(req: &Request) -> Result<(), CniError> {
+    let out = match builtin_for(req) {
+        Some(p) => p.gc(&with_command(req, Command::Gc)),
+        None => run(req, "GC").map(|_| ()),
+    };
+    match out {
+        Err(e)
+            if matches!(
+                e.code,
+                codes::INCOMPATIBLE_VERSION | codes::UNKNOWN_CONTAINER | codes::INVALID_ENV
+            ) =>
+        {
+            Ok(())
+        }
+        other => other,
     }
 }
 
 /// IPAM CHECK.
 pub fn check(req: &Request) -> Result<(), CniError> {
-    match in_process(req) {
-        Some(p) => p.check(req),
+    match builtin_for(req) {
+        Some(p) => p.check(&with_command(req, Command::Check)),
         None => run(req, "CHECK").map(|_| ()),
     }
 }
 
-/// IPAM GC (spec 1.1.0): releases leases of attachments no longer valid.
-/// A network without IPAM has nothing to collect.
-pub fn gc(req: &Request) -> Result<(), CniError> {
-    if ipam_type(req).is_err() {
-        return Ok(());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake;
+    impl Plugin for Fake {
+        fn add(&self, _req: &Request) -> Result<CniResult, CniError> {
+            Ok(CniResult::default())
+        }
+        fn del(&self, _req: &Request) -> Result<(), CniError> {
+            Ok(())
+        }
     }
-    match in_process(req) {
-        Some(p) => p.gc(req),
-        None => run(req, "GC").map(|_| ()),
+    static FAKE: Fake = Fake;
+    static TABLE: &[(&str, &(dyn Plugin + Sync))] = &[("fake-ipam", &FAKE)];
+
+    #[test]
+    fn in_process_only_for_our_own_binary() {
+        let me = std::env::current_exe().unwrap();
+        let beside = me.parent().unwrap().join("fake-ipam");
+        assert!(in_process("fake-ipam", &beside, TABLE).is_some());
+        assert!(in_process("fake-ipam", Path::new("/usr/lib/cni/fake-ipam"), TABLE).is_none());
+        assert!(in_process("other", &beside, TABLE).is_none());
     }
 }

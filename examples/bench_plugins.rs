@@ -1,0 +1,369 @@
+//! Benchmark of the bundled plugins against the reference plugins
+//! (/usr/lib/cni). Not a timed test: it prints medians and ratios and never
+//! fails on noise.
+//!
+//!     cargo run --release --example bench_plugins [-- ROUNDS]
+//!
+//! It re-executes itself in a throwaway namespace (`unshare --net --mount`,
+//! tmpfs over /var/lib/cni, /run and /tmp), so it touches nothing on the
+//! machine. The bundled plugins run as this very binary (RKT_BENCH_AS=ptp
+//! or bridge makes it the plugin), so no separate build is needed. IPAM is
+//! the bundled `host-local` when one is found beside this binary or in
+//! target/{release,debug}, else the reference one (printed).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rkt::cni::exec::{self, Invocation};
+
+const INNER: &str = "RKT_BENCH_INNER";
+const AS: &str = "RKT_BENCH_AS";
+
+fn main() {
+    match std::env::var(AS).as_deref() {
+        Ok("ptp") => rkt::cni::skeleton::main(&rkt::plugins::ptp::Ptp),
+        Ok("bridge") => rkt::cni::skeleton::main(&rkt::plugins::bridge::Bridge),
+        _ => {}
+    }
+    if std::env::var_os(INNER).is_none() {
+        reexec();
+        return;
+    }
+    if let Err(e) = inner() {
+        eprintln!("bench failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs this binary again inside `unshare --net --mount` with tmpfs mounts.
+fn reexec() {
+    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench_plugins"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let script = r#"set -e
+for d in /var/lib/cni /run /tmp; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
+mkdir -p /run/netns
+ip link set lo up
+exec "$0" "$@""#;
+    let status = std::process::Command::new("unshare")
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            script,
+        ])
+        .arg(&me)
+        .args(&args)
+        .env(INNER, "1")
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => {
+            eprintln!("bench exited with {s}");
+            std::process::exit(1)
+        }
+        Err(e) => {
+            eprintln!("cannot run unshare (needs root and util-linux): {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// A netns at /run/netns/<name>, made in-process (a thread unshares and
+/// bind-mounts its namespace).
+fn netns_add(name: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(format!("/run/netns/{name}"));
+    std::fs::write(&path, b"").map_err(|e| format!("create {}: {e}", path.display()))?;
+    let p = path.clone();
+    std::thread::spawn(move || -> Result<(), String> {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("unshare: {e}"))?;
+        nix::mount::mount(
+            Some("/proc/thread-self/ns/net"),
+            &p,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| format!("bind netns: {e}"))
+    })
+    .join()
+    .map_err(|_| "netns thread panicked".to_string())??;
+    Ok(path)
+}
+
+fn netns_del(path: &Path) {
+    let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+struct Plugin {
+    label: String,
+    bin: PathBuf,
+    as_: Option<&'static str>,
+    path: Vec<PathBuf>,
+    del_args: &'static str,
+}
+
+/// CNI_ARGS of a runtime that deletes the netns right after DEL.
+const TEARDOWN_ARGS: &str = "IgnoreUnknown=1;RKT_NETNS_TEARDOWN=true";
+
+impl Plugin {
+    fn call(&self, verb: &str, id: &str, netns: &Path, conf: &str) -> Result<Duration, String> {
+        let inv = Invocation {
+            command: verb,
+            container_id: id,
+            netns: netns.to_str().unwrap_or(""),
+            ifname: "eth0",
+            args: if verb == "DEL" { self.del_args } else { "" },
+            path: &self.path,
+            timeout: Duration::from_secs(30),
+        };
+        // The env var selects the plugin inside this binary; harmless for others.
+        if let Some(a) = self.as_ {
+            std::env::set_var(AS, a);
+        } else {
+            std::env::remove_var(AS);
+        }
+        let t = Instant::now();
+        let r = exec::run(&self.bin, &inv, conf.as_bytes());
+        let d = t.elapsed();
+        std::env::remove_var(AS);
+        r.map(|_| d)
+            .map_err(|e| format!("{} {verb}: {e}", self.label))
+    }
+}
+
+fn median(v: &mut [Duration]) -> f64 {
+    v.sort();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2].as_secs_f64() * 1000.0
+}
+
+fn conf(ty: &str, name: &str, masq: bool, subnet: &str) -> String {
+    let extra = if ty == "bridge" {
+        r#""bridge":"cnibench0","isGateway":true,"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"cniVersion":"1.0.0","name":"{name}","type":"{ty}",{extra}"ipMasq":{masq},"ipam":{{"type":"host-local","subnet":"{subnet}","routes":[{{"dst":"0.0.0.0/0"}}]}}}}"#
+    )
+}
+
+/// Waits until the kernel has reaped the veths of deleted namespaces (their
+/// cleanup holds the RTNL lock and would slow down the next case).
+fn settle() {
+    for _ in 0..200 {
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "type", "veth"])
+            .output();
+        match out {
+            Ok(o) if o.stdout.is_empty() => break,
+            Ok(_) => std::thread::sleep(Duration::from_millis(100)),
+            Err(_) => break,
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// ADD then DEL (netns still there, as a runtime does), `rounds` times,
+/// beside a resident pod of the same network (steady state: the network's
+/// firewall state exists). Returns the medians and the resident pod's ADD.
+fn measure(p: &Plugin, conf: &str, rounds: usize, tag: &str) -> Result<(f64, f64, f64), String> {
+    let anchor = format!("{tag}-anchor");
+    let anchor_ns = netns_add(&anchor)?;
+    let first = p.call("ADD", &anchor, &anchor_ns, conf)?;
+    let (mut adds, mut dels) = (Vec::new(), Vec::new());
+    for i in 0..rounds + 2 {
+        let id = format!("{tag}-{i}");
+        let ns = netns_add(&id)?;
+        let a = p.call("ADD", &id, &ns, conf)?;
+        let d = p.call("DEL", &id, &ns, conf)?;
+        netns_del(&ns);
+        if i >= 2 {
+            // The first two rounds warm caches (page cache, first-pod nft).
+            adds.push(a);
+            dels.push(d);
+        }
+    }
+    p.call("DEL", &anchor, &anchor_ns, conf)?;
+    netns_del(&anchor_ns);
+    Ok((
+        median(&mut adds),
+        median(&mut dels),
+        first.as_secs_f64() * 1e3,
+    ))
+}
+
+fn find_host_local(me: &Path) -> PathBuf {
+    let mut c = Vec::new();
+    if let Some(dir) = me.parent() {
+        c.push(dir.join("host-local"));
+        if let Some(up) = dir.parent() {
+            c.push(up.join("host-local"));
+        }
+    }
+    c.push(PathBuf::from("target/release/host-local"));
+    c.push(PathBuf::from("target/debug/host-local"));
+    c.into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("/usr/lib/cni/host-local"))
+}
+
+fn inner() -> Result<(), String> {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let our_ipam = find_host_local(&me);
+    let ipam_dir = |p: &Path| vec![p.parent().map(Path::to_path_buf).unwrap_or_default()];
+    let ours = |ty: &'static str| Plugin {
+        label: format!("ours {ty}"),
+        bin: me.clone(),
+        as_: Some(ty),
+        path: ipam_dir(&our_ipam),
+        del_args: "",
+    };
+    let ours_td = |ty: &'static str| Plugin {
+        label: format!("ours {ty}, DEL in netns-teardown mode"),
+        del_args: TEARDOWN_ARGS,
+        ..ours(ty)
+    };
+    let reference = |ty: &str| Plugin {
+        label: format!("reference {ty}"),
+        bin: PathBuf::from(format!("/usr/lib/cni/{ty}")),
+        as_: None,
+        path: vec![PathBuf::from("/usr/lib/cni")],
+        del_args: "",
+    };
+    println!(
+        "bench_plugins: {rounds} rounds per case, medians in ms; IPAM for ours: {}",
+        our_ipam.display()
+    );
+    println!(
+        "{:<72} {:>8} {:>8} {:>9}",
+        "case [implementation]", "ADD", "DEL", "1st ADD"
+    );
+    let dflt = conf("ptp", "default", true, "172.16.28.0/24");
+    let restricted = conf("ptp", "default-restricted", false, "172.17.0.0/16");
+    let br = conf("bridge", "bench-bridge", true, "10.11.0.0/16");
+    let cases: Vec<(&str, Plugin, &String)> = vec![
+        ("ptp + ipMasq (default)", reference("ptp"), &dflt),
+        ("ptp + ipMasq (default)", ours("ptp"), &dflt),
+        ("ptp + ipMasq (default)", ours_td("ptp"), &dflt),
+        (
+            "ptp, no ipMasq (default-restricted)",
+            reference("ptp"),
+            &restricted,
+        ),
+        (
+            "ptp, no ipMasq (default-restricted)",
+            ours("ptp"),
+            &restricted,
+        ),
+        (
+            "ptp, no ipMasq (default-restricted)",
+            ours_td("ptp"),
+            &restricted,
+        ),
+        ("bridge + isGateway + ipMasq", reference("bridge"), &br),
+        ("bridge + isGateway + ipMasq", ours("bridge"), &br),
+        ("bridge + isGateway + ipMasq", ours_td("bridge"), &br),
+    ];
+    let mut figures = Vec::new();
+    for (i, (name, p, c)) in cases.iter().enumerate() {
+        settle();
+        let (a, d, f) = measure(p, c, rounds, &format!("c{i}"))?;
+        println!(
+            "{:<72} {:>8.2} {:>8.2} {:>9.2}",
+            format!("{} [{}]", name, p.label),
+            a,
+            d,
+            f
+        );
+        figures.push((a, d));
+    }
+    for (k, name) in [(0, "ptp + ipMasq"), (3, "ptp, no ipMasq"), (6, "bridge")] {
+        let (ra, rd) = figures[k];
+        let (oa, od) = figures[k + 1];
+        let (_, td) = figures[k + 2];
+        println!(
+            "{name:<16} ours vs reference: ADD {:.1}x faster; DEL {:.1}x faster (link deleted), {:.1}x (netns-teardown mode)",
+            ra / oa,
+            rd / od,
+            rd / td
+        );
+    }
+
+    // The floor: starting and ending a plugin process (VERSION), ours and
+    // the reference IPAM used above.
+    let dummy = PathBuf::from("/nonexistent");
+    for p in [ours("ptp"), reference("host-local")] {
+        let mut v = Vec::new();
+        for _ in 0..rounds {
+            v.push(p.call("VERSION", "v", &dummy, "{}")?);
+        }
+        println!(
+            "process start+exit (VERSION) [{}]: {:.2} ms",
+            p.label,
+            median(&mut v)
+        );
+    }
+
+    // ADD at the 1st vs the 1000th pod of one network (ours, ptp + ipMasq).
+    let p = ours("ptp");
+    let c = conf("ptp", "big", true, "10.128.0.0/20");
+    let ipam_only = Plugin {
+        label: "host-local".into(),
+        bin: our_ipam.clone(),
+        as_: None,
+        path: ipam_dir(&our_ipam),
+        del_args: "",
+    };
+    settle();
+    let (mut first, mut last, mut ipam_first, mut ipam_last) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let n = 1000;
+    let t = Instant::now();
+    for i in 0..n {
+        let id = format!("big-{i}");
+        let ns = netns_add(&id)?;
+        let d = p.call("ADD", &id, &ns, &c)?;
+        if i < 10 || i >= n - 10 {
+            // The IPAM plugin alone, at the same fill level.
+            let probe = format!("probe-{i}");
+            let ip = ipam_only.call("ADD", &probe, &ns, &c)?;
+            ipam_only.call("DEL", &probe, &ns, &c)?;
+            let (all, ipam) = if i < 10 {
+                (&mut first, &mut ipam_first)
+            } else {
+                (&mut last, &mut ipam_last)
+            };
+            all.push(d);
+            ipam.push(ip);
+        }
+    }
+    let (f, l) = (median(&mut first), median(&mut last));
+    let (fi, li) = (median(&mut ipam_first), median(&mut ipam_last));
+    println!(
+        "ADD at pods 1-10 vs {}-{n} of one network (ours ptp + ipMasq): {f:.2} ms vs {l:.2} ms ({:.2}x); {n} pods in {:.1} s",
+        n - 9,
+        l / f,
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "  of which the IPAM plugin alone ({}): {fi:.2} ms vs {li:.2} ms; the rest: {:.2} ms vs {:.2} ms ({:.2}x)",
+        our_ipam.display(),
+        (f - fi),
+        (l - li),
+        (l - li) / (f - fi)
+    );
+    // The namespace, its veths, leases and nftables state end with this process.
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! DEL of a link attachment, idempotent: a missing netns, link or lease is
+//! fine.
+//!
+//! Deleting a veth costs 20-40 ms here (the kernel waits for RCU grace
+//! periods under the RTNL lock), while deleting a network namespace reaps
+//! its veths in the background. So:
+//! - CNI_NETNS empty or gone: the kernel reaps (or has reaped) the pair;
+//!   nothing to delete.
+//! - CNI_NETNS present: the host end `veth<hash>` is deleted by name (its
+//!   peer goes with it) without entering the pod netns; an attachment made
+//!   by another implementation is deleted by CNI_IFNAME inside the netns,
+//!   as the reference plugins do.
+//! - CNI_NETNS present and `CNI_ARGS` has `RKT_NETNS_TEARDOWN=1`
+//!   ([`crate::cni::args::NETNS_TEARDOWN`]): the
+//!   runtime says it deletes the netns right after DEL. The host end is set
+//!   down (its routes go at once, the pod is cut off) and the pair is left
+//!   to the kernel's netns reaping. A later ADD of the same attachment into
+//!   a netns that survived replaces the stale pair.
+
+use std::path::Path;
+
+use super::{host_veth_name, nl_err};
+use crate::cni::skeleton::Request;
+use crate::cni::CniError;
+use crate::netlink::route::{Route, Scope};
+use crate::netlink::{Netlink, Netns};
+use ipnet::IpNet;
+
+/// Opens CNI_NETNS; None when it is empty or no longer exists.
+fn open_if_present(req: &Request) -> Result<Option<Netns>, CniError> {
+    if req.netns.is_empty() {
+        return Ok(None);
+    }
+    match Netns::open(Path::new(&req.netns)) {
+        Ok(ns) => Ok(Some(ns)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(nl_err(req, "open the pod netns")(e).into()),
+    }
+}
+
+/// DEL of a veth attachment (ptp, bridge).
+pub fn delete_veth(req: &Request) -> Result<(), CniError> {
+    let Some(ns) = open_if_present(req)? else {
+        return Ok(());
+    };
+    let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
+    let host_name = host_veth_name(&req.container_id, &req.ifname);
+    if req.netns_goes_away() {
+        if let Some(l) = host
+            .link_by_name(&host_name)
+            .map_err(nl_err(req, "look up the host veth"))?
+        {
+            match host.set_down(l.index) {
+                Err(e) if !e.is_not_found() => {
+                    return Err(nl_err(req, "set the host veth down")(e).into())
+                }
+                _ => {}
+            }
+            // IPv4 host routes survive a link going down: remove ours.
+            return delete_host_routes(req, &host, l.index);
+        }
+    } else if host
+        .delete_link_by_name(&host_name)
+        .map_err(nl_err(req, "delete the host veth"))?
+    {
+        return Ok(());
+    }
+    delete_in(req, &ns, "veth")
+}
+
+/// Deletes the routes out of host link `index`: the prevResult's pod
+/// addresses when there is one, else whatever the main table sends there.
+fn delete_host_routes(req: &Request, host: &Netlink, index: u32) -> Result<(), CniError> {
+    let routes: Vec<Route> = match &req.prev_result {
+        Some(prev) if !prev.ips.is_empty() => prev
+            .ips
+            .iter()
+            .map(|i| {
+                let bits = if i.address.addr().is_ipv4() { 32 } else { 128 };
+                let dst = IpNet::new(i.address.addr(), bits).unwrap_or(i.address);
+                Route::new(dst, None, index).scope(Scope::Other)
+            })
+            .collect(),
+        _ => {
+            let mut all = host
+                .routes(false)
+                .map_err(nl_err(req, "list host routes"))?;
+            all.extend(host.routes(true).map_err(nl_err(req, "list host routes"))?);
+            all.into_iter()
+                .filter(|r| r.oif == Some(index))
+                .map(|r| r.scope(Scope::Other))
+                .collect()
+        }
+    };
+    for r in routes {
+        match host.delete_route(&r) {
+            Err(e) if !e.is_not_found() => {
+                return Err(nl_err(req, format!("delete the host route {r}"))(e).into())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Deletes CNI_IFNAME in the pod netns if it is of `kind` (macvlan).
+pub fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
+    match open_if_present(req)? {
+        Some(ns) => delete_in(req, &ns, kind),
+        None => Ok(()),
+    }
+}
+
+fn delete_in(req: &Request, ns: &Netns, kind: &str) -> Result<(), CniError> {
+    let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
+    if let Some(l) = pod
+        .link_by_name(&req.ifname)
+        .map_err(nl_err(req, "look up the pod interface"))?
+    {
+        if l.kind.as_deref() == Some(kind) {
+            match pod.delete_link(l.index) {
+                Err(e) if !e.is_not_found() => {
+                    return Err(nl_err(req, "delete the pod interface")(e).into())
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
