@@ -60,7 +60,7 @@ echo "TABLE_AFTER_FIRST=$(nft list tables | grep -c rkt-cni || true)"
 echo "PEER2=$(probe p2)"
 cni DEL p2 "$MASQ"
 cni DEL p3 "$PLAIN"
-echo "TABLE_AFTER_LAST=$(nft list tables | grep -c rkt-cni || true)"
+echo "TABLE_AFTER_LAST=$(masq_tables)"
 ip netns del p1; ip netns del p2; ip netns del p3; ip link del uphost; ip netns del up
 "#
         ))
@@ -111,7 +111,7 @@ echo "ELEMENTS=$(nft list table inet rkt-cni | grep 'saddr' | grep -o '172.16.2[
 cni DEL p1 "$MASQ"
 echo "PEER2=$(probe p2)"
 cni DEL p2 "$MASQ2"
-echo "TABLE=$(nft list tables | grep -c rkt-cni || true)"
+echo "TABLE=$(masq_tables)"
 ip netns del p1; ip netns del p2; ip link del uphost; ip netns del up
 "#
         ))
@@ -148,7 +148,7 @@ gc "$(jq -c '. + {{"cni.dev/valid-attachments": [{{"containerID": "c-p2", "ifnam
 echo "MEMBERS=$(ls /run/rkt-cni/masq/default | tr '\n' ' ')"
 echo "PEER2=$(probe p2)"
 gc "$(jq -c '. + {{"cni.dev/valid-attachments": []}}' <<<"$M11")"
-echo "TABLE=$(nft list tables | grep -c rkt-cni || true)"
+echo "TABLE=$(masq_tables)"
 cni DEL p1 "$M11"; cni DEL p2 "$M11"
 ip netns del p1; ip netns del p2; ip link del uphost; ip netns del up
 "#
@@ -181,7 +181,7 @@ for i in $(seq 1 8); do cni ADD n$i "$MASQ" >/dev/null & done; wait
 echo "MEMBERS=$(ls /run/rkt-cni/masq/default | wc -l)"
 echo "ELEMENTS=$(nft list table inet rkt-cni | grep -c masquerade)"
 for i in $(seq 1 8); do cni DEL n$i "$MASQ" & done; wait
-echo "TABLE=$(nft list tables | grep -c rkt-cni || true)"
+echo "TABLE=$(masq_tables)"
 for i in $(seq 1 8); do ip netns del n$i; done
 ip link del uphost; ip netns del up
 "#
@@ -221,7 +221,7 @@ listen
 rkt run --net=default-restricted "$IMG" --exec=/bin/sh -- -c 'echo hi | nc -w 2 10.200.0.2 8080; true' >/dev/null 2>&1
 wait $srv
 echo "RESTRICTED_PEER=$(cat /tmp/peer 2>/dev/null)"
-echo "TABLE_AFTER=$(nft list tables | grep -c rkt-cni || true)"
+echo "TABLE_AFTER=$(masq_tables)"
 # The reference ptp would have left iptables-nft's `ip nat` table behind:
 # none proves the bundled ptp served these pods.
 echo "IPTABLES_NAT=$(nft list tables | grep -c 'ip nat' || true)"

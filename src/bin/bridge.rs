@@ -1,5 +1,5 @@
 //! The bundled `bridge` CNI plugin.
 
 fn main() {
-    rkt::cni::skeleton::main(&rkt::plugins::bridge::Bridge)
+    rkt::plugins::main(&rkt::plugins::bridge::Bridge)
 }

@@ -1,5 +1,5 @@
 //! The bundled `ptp` CNI plugin.
 
 fn main() {
-    rkt::cni::skeleton::main(&rkt::plugins::ptp::Ptp)
+    rkt::plugins::main(&rkt::plugins::ptp::Ptp)
 }

@@ -240,17 +240,61 @@ fn del_member(root: &Path, network: &str, member: &str) -> Result<(), MasqError>
         return Ok(());
     }
     let installed = root.join(format!("{network}.subnets"));
+    let _ = std::fs::remove_file(&installed);
+    let _ = std::fs::remove_dir(&dir);
+    remove_later(root, network);
+    Ok(())
+}
+
+/// Environment variable that makes a plugin binary the background remover
+/// of a network's nftables state (see [`remove_later`]).
+pub const CLEANUP_ENV: &str = "RKT_MASQ_CLEANUP";
+
+/// Removes a network's nftables state without making DEL wait for it:
+/// deleting nftables objects costs 10-15 ms of kernel time here (an RCU
+/// grace period), which DEL would otherwise spend on every last pod. A
+/// detached copy of this plugin (its own process group, no stdio) takes the
+/// lock and removes the state, unless a new first pod installed it again in
+/// the meantime. When it cannot be started, the removal happens here.
+fn remove_later(root: &Path, network: &str) {
+    use std::os::unix::process::CommandExt;
+    let spawned = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .env(CLEANUP_ENV, network)
+            .env("RKT_MASQ_ROOT", root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+    });
+    if spawned.is_err() {
+        let _ = remove_now(root, network, false);
+    }
+}
+
+/// The background removal: what [`remove_later`] started.
+pub fn cleanup(network: &str) -> Result<(), MasqError> {
+    let root = std::env::var_os("RKT_MASQ_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(STATE_DIR));
+    remove_now(&root, network, true)
+}
+
+fn remove_now(root: &Path, network: &str, take_lock: bool) -> Result<(), MasqError> {
+    let _lock = if take_lock {
+        Some(Lock::take(root)?)
+    } else {
+        None
+    };
+    if root.join(format!("{network}.subnets")).exists() {
+        return Ok(()); // a new first pod installed it again
+    }
     let others = std::fs::read_dir(root)
         .map_err(io("read", root))?
         .filter_map(Result::ok)
-        .any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.ends_with(".subnets") && name != format!("{network}.subnets")
-        });
-    nft(&remove_script(network, !others))?;
-    let _ = std::fs::remove_file(&installed);
-    let _ = std::fs::remove_dir(&dir);
-    Ok(())
+        .any(|e| e.file_name().to_string_lossy().ends_with(".subnets"));
+    nft(&remove_script(network, !others))
 }
 
 /// CNI GC: forgets this network's attachments that are not in `valid`

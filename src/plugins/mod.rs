@@ -17,6 +17,16 @@ use sha2::{Digest, Sha256};
 use crate::cni::{codes, CniError};
 use crate::netlink::NetlinkError;
 
+/// A bundled plugin binary's `main`: the CNI skeleton, or the background
+/// removal of a network's masquerade state when started for that.
+pub fn main(plugin: &dyn crate::cni::skeleton::Plugin) -> ! {
+    if let Some(network) = std::env::var_os(masquerade::CLEANUP_ENV) {
+        let ok = masquerade::cleanup(&network.to_string_lossy()).is_ok();
+        std::process::exit(if ok { 0 } else { 1 });
+    }
+    crate::cni::skeleton::main(plugin)
+}
+
 /// What a plugin can fail at; becomes a CNI error with the spec's code.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {

@@ -72,6 +72,15 @@ cd /tmp
 ip link set lo up
 rkt() { "$RKT_BIN" $RKT_GLOBAL "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
+# How many rkt-cni nftables tables exist once the background removal of the
+# last pod's masquerade state has had up to 3 s to finish.
+masq_tables() {
+  for _ in $(seq 60); do
+    [ "$(nft list tables | grep -c rkt-cni)" = 0 ] && break
+    sleep 0.05
+  done
+  nft list tables | grep -c rkt-cni || true
+}
 # Waits (up to 20 s) until N pods (default 1) are running.
 wait_running() {
   for _ in $(seq 200); do
@@ -90,14 +99,8 @@ expect_fail() {
 
 /// Runs after every script (whatever it returned): lists anything left over.
 const LEAK_CHECK: &str = r#"
-leak_check() {
+leaks() {
   for ns in $(ls /run/netns 2>/dev/null); do echo "LEAK: netns $ns"; done
-  # Removing a netns lets the kernel reap its veths (and their host ends)
-  # in the background: give it a moment before calling one a leak.
-  for _ in $(seq 100); do
-    [ -z "$(ip -o link show type veth 2>/dev/null)" ] && break
-    sleep 0.05
-  done
   ip -o link show type veth 2>/dev/null | sed 's/^/LEAK: veth /'
   for d in /var/lib/cni/networks/*/; do
     [ -d "$d" ] || continue
@@ -114,10 +117,23 @@ leak_check() {
   grep -E ' /(var/lib/rkt|run/netns)/' /proc/self/mountinfo | sed 's/^/LEAK: mount /'
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}
-    [ "$pid" = 1 ] || [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ] && continue
+    [ "$pid" = 1 ] || [ "$pid" = $$ ] || [ "$pid" = "$BASHPID" ] || [ "$pid" = "$LEAK_SELF" ] && continue
     comm=$(cat "$p/comm" 2>/dev/null) || continue
-    case "$comm" in bash|ls|cat|sed|grep|ip|nft|sleep|basename) ;; *) echo "LEAK: process $pid $comm";; esac
+    case "$comm" in bash|ls|cat|sed|grep|ip|sleep|basename) ;; *) echo "LEAK: process $pid $comm";; esac
   done
+}
+# Some cleanup finishes in the background by design: the kernel reaps the
+# veths of a deleted netns, and the last pod's nftables state is removed by
+# a detached helper. Give them a few seconds before calling anything a leak.
+leak_check() {
+  local out
+  for _ in $(seq 60); do
+    LEAK_SELF=$BASHPID
+    out=$(leaks)
+    [ -z "$out" ] && return 0
+    sleep 0.05
+  done
+  echo "$out"
   return 0
 }
 "#;

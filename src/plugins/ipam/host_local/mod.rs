@@ -107,7 +107,7 @@ fn allocate(
         return Ok((r, ip));
     }
     if let Some(ip) = store
-        .by_id(&req.container_id, &req.ifname)
+        .hinted(&req.container_id, &req.ifname)
         .into_iter()
         .find(|ip| set.iter().any(|r| r.contains(*ip)))
     {
@@ -243,16 +243,19 @@ impl Plugin for HostLocal {
                 (s("containerID"), s("ifname"))
             })
             .collect();
-        for (ip, id, ifname) in store.leases() {
-            if !valid
+        let is_valid = |id: &str, ifname: &str| {
+            valid
                 .iter()
-                .any(|(v_id, v_if)| *v_id == id && (ifname.is_empty() || *v_if == ifname))
-            {
+                .any(|(v_id, v_if)| v_id == id && (ifname.is_empty() || v_if == ifname))
+        };
+        for (ip, id, ifname) in store.leases() {
+            if !is_valid(&id, &ifname) {
                 store
                     .release(ip)
                     .map_err(|e| io_err(req, "cannot release a stale lease", e))?;
             }
         }
+        store.prune_hints(is_valid);
         Ok(())
     }
 }

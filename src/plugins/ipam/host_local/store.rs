@@ -2,6 +2,12 @@
 //! directions: `<dataDir>/<network>/<ip>` holds `<container id>\r\n<ifname>`,
 //! `last_reserved_ip.<range set>` the last address handed out, and every
 //! change happens under an exclusive `flock` on `<dataDir>/<network>/lock`.
+//!
+//! Beside the leases, `.attach/<id>:<ifname>` lists the addresses an
+//! attachment was given, so ADD's duplicate check and DEL find them without
+//! reading every lease. It is only a hint: every address in it is checked
+//! against its lease file, and a lease the reference wrote (without a hint)
+//! is found by a scan when DEL has nothing better.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -17,6 +23,11 @@ pub struct Store {
 
 fn key(id: &str, ifname: &str) -> String {
     format!("{}\r\n{ifname}", id.trim())
+}
+
+/// Container IDs and interface names never contain ':' or '/'.
+fn hint_name(id: &str, ifname: &str) -> String {
+    format!("{}:{ifname}", id.trim())
 }
 
 impl Store {
@@ -58,7 +69,48 @@ impl Store {
             self.dir.join(format!("last_reserved_ip.{set}")),
             ip.to_string(),
         )?;
+        let hints = self.dir.join(".attach");
+        fs::create_dir_all(&hints)?;
+        let mut h = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(hints.join(hint_name(id, ifname)))?;
+        writeln!(h, "{ip}")?;
         Ok(true)
+    }
+
+    /// The addresses the hint file lists that `id`/`ifname` really holds.
+    pub fn hinted(&self, id: &str, ifname: &str) -> Vec<IpAddr> {
+        let Ok(text) = fs::read_to_string(self.dir.join(".attach").join(hint_name(id, ifname)))
+        else {
+            return Vec::new();
+        };
+        text.lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .filter(|ip| {
+                self.holder(*ip)
+                    .is_some_and(|(i, f)| i == id.trim() && f == ifname)
+            })
+            .collect()
+    }
+
+    fn forget_hint(&self, id: &str, ifname: &str) {
+        let _ = fs::remove_file(self.dir.join(".attach").join(hint_name(id, ifname)));
+    }
+
+    /// Removes the hints of attachments `keep` does not accept.
+    pub fn prune_hints(&self, keep: impl Fn(&str, &str) -> bool) {
+        let Ok(entries) = fs::read_dir(self.dir.join(".attach")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some((id, ifname)) = name.split_once(':') {
+                if !keep(id, ifname) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     pub fn last_reserved(&self, set: usize) -> Option<IpAddr> {
@@ -107,26 +159,28 @@ impl Store {
         }
     }
 
-    /// Releases what `id`/`ifname` holds: first the addresses `hint` names
-    /// (from prevResult: no directory scan), else a scan.
-    pub fn release_by_id(&self, id: &str, ifname: &str, hint: &[IpAddr]) -> io::Result<usize> {
-        let mut n = 0;
-        for ip in hint {
-            if self
-                .holder(*ip)
-                .is_some_and(|(i, f)| i == id.trim() && f == ifname)
-            {
-                self.release(*ip)?;
-                n += 1;
-            }
+    /// Releases what `id`/`ifname` holds: the addresses `prev` (from
+    /// prevResult) and the hint file name when they are really its, else
+    /// whatever a scan finds.
+    pub fn release_by_id(&self, id: &str, ifname: &str, prev: &[IpAddr]) -> io::Result<usize> {
+        let mut held: Vec<IpAddr> = prev
+            .iter()
+            .copied()
+            .filter(|ip| {
+                self.holder(*ip)
+                    .is_some_and(|(i, f)| i == id.trim() && f == ifname)
+            })
+            .collect();
+        held.extend(self.hinted(id, ifname));
+        held.sort();
+        held.dedup();
+        if held.is_empty() {
+            held = self.by_id(id, ifname);
         }
-        if n > 0 {
-            return Ok(n);
+        for ip in &held {
+            self.release(*ip)?;
         }
-        for ip in self.by_id(id, ifname) {
-            self.release(ip)?;
-            n += 1;
-        }
-        Ok(n)
+        self.forget_hint(id, ifname);
+        Ok(held.len())
     }
 }
