@@ -7,8 +7,9 @@
 //!
 //! Which pods use a network is kept in `/run/rkt-cni/masq/<net>/`, one
 //! empty file per attachment, under a lock file: the network's nftables
-//! state is installed when its first pod arrives and removed with its last
-//! pod (the table with the last network). Every other ADD and DEL creates or
+//! state is installed when its first pod arrives and removed half a second
+//! after its last pod left, by a detached helper, unless a pod came back
+//! (the table with the last network). Every other ADD and DEL creates or
 //! removes one file and does no nftables work at all. `/run` and the
 //! nftables ruleset both start empty at boot, so they stay in step.
 //!
@@ -239,29 +240,43 @@ fn del_member(root: &Path, network: &str, member: &str) -> Result<(), MasqError>
     if !dir_is_empty(&dir) {
         return Ok(());
     }
-    let installed = root.join(format!("{network}.subnets"));
-    let _ = std::fs::remove_file(&installed);
-    let _ = std::fs::remove_dir(&dir);
-    remove_later(root, network);
+    // The network's last pod left: its nftables state goes after a short
+    // grace period (see [`remove_later`]).
+    let gen_path = root.join(format!("{network}.gen"));
+    let gen = std::fs::read_to_string(&gen_path)
+        .ok()
+        .and_then(|g| g.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    std::fs::write(&gen_path, gen.to_string()).map_err(io("write", &gen_path))?;
+    remove_later(root, network, gen);
     Ok(())
 }
 
-/// Environment variable that makes a plugin binary the background remover
+/// Environment variables that make a plugin binary the background remover
 /// of a network's nftables state (see [`remove_later`]).
 pub const CLEANUP_ENV: &str = "RKT_MASQ_CLEANUP";
+const CLEANUP_GEN_ENV: &str = "RKT_MASQ_CLEANUP_GEN";
+const CLEANUP_ROOT_ENV: &str = "RKT_MASQ_ROOT";
 
-/// Removes a network's nftables state without making DEL wait for it:
-/// deleting nftables objects costs 10-15 ms of kernel time here (an RCU
-/// grace period), which DEL would otherwise spend on every last pod. A
-/// detached copy of this plugin (its own process group, no stdio) takes the
-/// lock and removes the state, unless a new first pod installed it again in
-/// the meantime. When it cannot be started, the removal happens here.
-fn remove_later(root: &Path, network: &str) {
+/// How long a network's state outlives its last pod, so that pods started
+/// back to back reuse it instead of rebuilding it each time.
+const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Removes a network's nftables state without making DEL wait for it.
+/// Deleting nftables objects costs 10-15 ms of kernel time here (an RCU
+/// grace period). A detached copy of this plugin (its own process group, no
+/// stdio) waits [`GRACE`], takes the lock, and removes the state only if no
+/// pod came back and no later last pod scheduled a removal of its own (the
+/// generation `gen` is still current). When the copy cannot be started, the
+/// removal happens here.
+fn remove_later(root: &Path, network: &str, gen: u64) {
     use std::os::unix::process::CommandExt;
     let spawned = std::env::current_exe().and_then(|exe| {
         Command::new(exe)
             .env(CLEANUP_ENV, network)
-            .env("RKT_MASQ_ROOT", root)
+            .env(CLEANUP_GEN_ENV, gen.to_string())
+            .env(CLEANUP_ROOT_ENV, root)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -269,27 +284,38 @@ fn remove_later(root: &Path, network: &str) {
             .spawn()
     });
     if spawned.is_err() {
-        let _ = remove_now(root, network, false);
+        let _ = remove_if_idle(root, network, gen);
     }
 }
 
-/// The background removal: what [`remove_later`] started.
+/// The background removal that [`remove_later`] started.
 pub fn cleanup(network: &str) -> Result<(), MasqError> {
-    let root = std::env::var_os("RKT_MASQ_ROOT")
+    let root = std::env::var_os(CLEANUP_ROOT_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(STATE_DIR));
-    remove_now(&root, network, true)
+    let gen = std::env::var(CLEANUP_GEN_ENV)
+        .ok()
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0);
+    std::thread::sleep(GRACE);
+    let _lock = Lock::take(&root)?;
+    remove_if_idle(&root, network, gen)
 }
 
-fn remove_now(root: &Path, network: &str, take_lock: bool) -> Result<(), MasqError> {
-    let _lock = if take_lock {
-        Some(Lock::take(root)?)
-    } else {
-        None
-    };
-    if root.join(format!("{network}.subnets")).exists() {
-        return Ok(()); // a new first pod installed it again
+/// Removes the network's state (and our table with the last network) if it
+/// has no pod and `gen` is its latest removal request. Call under the lock.
+fn remove_if_idle(root: &Path, network: &str, gen: u64) -> Result<(), MasqError> {
+    let gen_path = root.join(format!("{network}.gen"));
+    let current = std::fs::read_to_string(&gen_path)
+        .ok()
+        .and_then(|g| g.trim().parse::<u64>().ok());
+    if current != Some(gen) || !dir_is_empty(&root.join(network)) {
+        return Ok(());
     }
+    let installed = root.join(format!("{network}.subnets"));
+    let _ = std::fs::remove_file(&installed);
+    let _ = std::fs::remove_file(&gen_path);
+    let _ = std::fs::remove_dir(root.join(network));
     let others = std::fs::read_dir(root)
         .map_err(io("read", root))?
         .filter_map(Result::ok)
