@@ -5,7 +5,7 @@
 //!     cargo run --release --example bench_plugins [-- ROUNDS]
 //!
 //! It re-executes itself in a throwaway namespace (`unshare --net --mount`,
-//! tmpfs over /var/lib/cni, /run and /tmp), so it touches nothing on the
+//! tmpfs over /var/lib/cni and /run), so it touches nothing on the
 //! machine. The bundled plugins run as this very binary (RKT_BENCH_AS=ptp
 //! or bridge makes it the plugin), so no separate build is needed. IPAM is
 //! the bundled `host-local` when one is found beside this binary or in
@@ -21,8 +21,8 @@ const AS: &str = "RKT_BENCH_AS";
 
 fn main() {
     match std::env::var(AS).as_deref() {
-        Ok("ptp") => rkt::cni::skeleton::main(&rkt::plugins::ptp::Ptp),
-        Ok("bridge") => rkt::cni::skeleton::main(&rkt::plugins::bridge::Bridge),
+        Ok("ptp") => rkt::plugins::main(&rkt::plugins::ptp::Ptp),
+        Ok("bridge") => rkt::plugins::main(&rkt::plugins::bridge::Bridge),
         _ => {}
     }
     if std::env::var_os(INNER).is_none() {
@@ -40,7 +40,7 @@ fn reexec() {
     let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench_plugins"));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let script = r#"set -e
-for d in /var/lib/cni /run /tmp; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
+for d in /var/lib/cni /run; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
 mkdir -p /run/netns
 ip link set lo up
 exec "$0" "$@""#;
