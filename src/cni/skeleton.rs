@@ -60,6 +60,22 @@ impl Request {
         self.config.get(key)
     }
 
+    /// `cni.dev/valid-attachments` of a GC call, as (container ID, ifname).
+    pub fn valid_attachments(&self) -> Vec<(String, String)> {
+        self.config
+            .get("cni.dev/valid-attachments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| {
+                Some((
+                    a.get("containerID")?.as_str()?.to_string(),
+                    a.get("ifname")?.as_str()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
     /// Whether the runtime deletes the netns right after this DEL (see
     /// [`super::args::NETNS_TEARDOWN`]).
     pub fn netns_goes_away(&self) -> bool {

@@ -345,12 +345,7 @@ impl Plugin for Bridge {
             ipam::del(req)?;
         }
         if conf.ip_masq {
-            masquerade::del(&req.name, &req.container_id, &req.ifname).map_err(|source| {
-                PluginError::Masquerade {
-                    network: req.name.clone(),
-                    source,
-                }
-            })?;
+            super::masquerade_del(req)?;
         }
         teardown::delete_veth(req)
     }

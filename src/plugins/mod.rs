@@ -17,6 +17,16 @@ use sha2::{Digest, Sha256};
 use crate::cni::{codes, CniError};
 use crate::netlink::NetlinkError;
 
+/// DEL's share of masquerade: forget this attachment.
+pub(crate) fn masquerade_del(req: &crate::cni::skeleton::Request) -> Result<(), PluginError> {
+    masquerade::del(&req.name, &req.container_id, &req.ifname).map_err(|source| {
+        PluginError::Masquerade {
+            network: req.name.clone(),
+            source,
+        }
+    })
+}
+
 /// A bundled plugin binary's `main`: the CNI skeleton, or the background
 /// removal of a network's masquerade state when started for that.
 pub fn main(plugin: &dyn crate::cni::skeleton::Plugin) -> ! {
@@ -183,21 +193,7 @@ pub fn parse_conf<T: serde::de::DeserializeOwned>(
 /// has (`cni.dev/valid-attachments`) keep their masquerade membership, the
 /// others are forgotten; the IPAM plugin gets the GC too.
 pub fn gc_masquerade(req: &crate::cni::skeleton::Request) -> Result<(), CniError> {
-    let valid: Vec<(String, String)> = req
-        .config
-        .get("cni.dev/valid-attachments")
-        .and_then(serde_json::Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|a| {
-                    Some((
-                        a.get("containerID")?.as_str()?.to_string(),
-                        a.get("ifname")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let valid = req.valid_attachments();
     masquerade::gc(&req.name, &valid).map_err(|source| PluginError::Masquerade {
         network: req.name.clone(),
         source,

@@ -203,12 +203,7 @@ impl Plugin for Ptp {
         let conf = BaseConf::parse(req)?;
         ipam::del(req)?;
         if conf.ip_masq {
-            masquerade::del(&req.name, &req.container_id, &req.ifname).map_err(|source| {
-                PluginError::Masquerade {
-                    network: req.name.clone(),
-                    source,
-                }
-            })?;
+            super::masquerade_del(req)?;
         }
         teardown::delete_veth(req)
     }

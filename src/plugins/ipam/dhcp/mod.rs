@@ -84,23 +84,6 @@ fn attachment(req: &Request) -> Attachment {
     }
 }
 
-/// `cni.dev/valid-attachments` of a GC call, as (container ID, ifname).
-fn valid_attachments(req: &Request) -> Vec<(String, String)> {
-    req.field("cni.dev/valid-attachments")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|a| {
-                    Some((
-                        a.get("containerID")?.as_str()?.to_string(),
-                        a.get("ifname")?.as_str()?.to_string(),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn call(req: &Request, op: rpc::Op) -> Result<Option<CniResult>, CniError> {
     let c = conf(req)?;
     let r = rpc::Request {
@@ -108,7 +91,7 @@ fn call(req: &Request, op: rpc::Op) -> Result<Option<CniResult>, CniError> {
         attachment: attachment(req),
         timeout_ms: c.timeout.as_millis() as u64,
         valid: if op == rpc::Op::Gc {
-            valid_attachments(req)
+            req.valid_attachments()
         } else {
             Vec::new()
         },

@@ -232,17 +232,7 @@ impl Plugin for HostLocal {
     fn gc(&self, req: &Request) -> Result<(), CniError> {
         let conf = Config::parse(req)?;
         let store = open(req, &conf)?;
-        let valid: Vec<(String, String)> = req
-            .config
-            .get("cni.dev/valid-attachments")
-            .and_then(|v| v.as_array())
-            .into_iter()
-            .flatten()
-            .map(|a| {
-                let s = |k: &str| a.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-                (s("containerID"), s("ifname"))
-            })
-            .collect();
+        let valid = req.valid_attachments();
         let is_valid = |id: &str, ifname: &str| {
             valid
                 .iter()
