@@ -22,6 +22,21 @@ pub struct Invocation<'a> {
     pub timeout: Duration,
 }
 
+impl<'a> Invocation<'a> {
+    /// A call about no attachment in particular (VERSION, GC, STATUS).
+    pub fn global(command: &'a str, path: &'a [PathBuf], timeout: Duration) -> Self {
+        Invocation {
+            command,
+            container_id: "",
+            netns: "",
+            ifname: "",
+            args: "",
+            path,
+            timeout,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("plugin \"{plugin}\" not found in {searched}; install it or pass --net-plugin-path")]

@@ -235,15 +235,7 @@ pub fn gc(ctx: &Context, conf: &NetConf, valid: &[(String, String)]) -> Vec<Stri
         }
         let mut stdin = conf.plugin_stdin(i, None, &ctx.runtime_config);
         stdin["cni.dev/valid-attachments"] = Value::Array(attachments.clone());
-        let inv = Invocation {
-            command: "GC",
-            container_id: "",
-            netns: "",
-            ifname: "",
-            args: "",
-            path: ctx.plugin_path,
-            timeout: ctx.timeout,
-        };
+        let inv = Invocation::global("GC", ctx.plugin_path, ctx.timeout);
         let stdin = serde_json::to_vec(&stdin).unwrap_or_default();
         match exec::run(&plugin, &inv, &stdin) {
             Ok(_) => {}
@@ -257,15 +249,7 @@ pub fn gc(ctx: &Context, conf: &NetConf, valid: &[(String, String)]) -> Vec<Stri
 
 /// Whether a plugin supports a spec version (asked with VERSION).
 fn supports(ctx: &Context, plugin: &Path, ver: &str) -> bool {
-    let inv = Invocation {
-        command: "VERSION",
-        container_id: "",
-        netns: "",
-        ifname: "",
-        args: "",
-        path: ctx.plugin_path,
-        timeout: ctx.timeout,
-    };
+    let inv = Invocation::global("VERSION", ctx.plugin_path, ctx.timeout);
     let stdin = serde_json::json!({ "cniVersion": ver }).to_string();
     exec::run(plugin, &inv, stdin.as_bytes())
         .ok()
