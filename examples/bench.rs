@@ -188,6 +188,97 @@ impl Bench {
     }
 }
 
+/// Peak resident memory (KiB) of one call of a plugin, from wait4.
+fn plugin_rss(
+    plugin: &Path,
+    command: &str,
+    netns: &str,
+    conf: &str,
+    cni_path: &str,
+) -> Option<i64> {
+    use std::io::Write;
+    let mut child = Command::new(plugin)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", "rss")
+        .env("CNI_NETNS", netns)
+        .env(
+            "CNI_IFNAME",
+            if conf.contains("loopback") {
+                "lo"
+            } else {
+                "eth0"
+            },
+        )
+        .env("CNI_PATH", cni_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let _ = child.stdin.take().map(|mut s| s.write_all(conf.as_bytes()));
+    let mut status = 0;
+    // SAFETY: rusage is plain data; we reap our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    (rc > 0 && status == 0).then_some(usage.ru_maxrss)
+}
+
+/// Peak RSS of an ADD (VERSION for dhcp, which needs its daemon) of every
+/// bundled plugin and of the reference one of the same type.
+fn plugins_rss(bundled: &Path) -> BTreeMap<String, (Option<i64>, Option<i64>)> {
+    sh("ip link add rsslan0 type veth peer name rsslan1; ip link set rsslan0 up");
+    let cases = [
+        (
+            "loopback",
+            r#"{"cniVersion":"1.0.0","name":"rsslo","type":"loopback"}"#,
+        ),
+        (
+            "host-local",
+            r#"{"cniVersion":"1.0.0","name":"rsshl","ipam":{"type":"host-local","subnet":"10.201.0.0/24"}}"#,
+        ),
+        (
+            "ptp",
+            r#"{"cniVersion":"1.0.0","name":"rssptp","type":"ptp","ipMasq":true,"ipam":{"type":"host-local","subnet":"10.202.0.0/24"}}"#,
+        ),
+        (
+            "bridge",
+            r#"{"cniVersion":"1.0.0","name":"rssbr","type":"bridge","bridge":"rssbr0","isGateway":true,"ipMasq":true,"ipam":{"type":"host-local","subnet":"10.203.0.0/24"}}"#,
+        ),
+        (
+            "macvlan",
+            r#"{"cniVersion":"1.0.0","name":"rssmv","type":"macvlan","master":"rsslan0","ipam":{"type":"host-local","subnet":"10.204.0.0/24"}}"#,
+        ),
+        (
+            "dhcp",
+            r#"{"cniVersion":"1.0.0","name":"rssdhcp","type":"dhcp"}"#,
+        ),
+    ];
+    let mut out = BTreeMap::new();
+    for (ty, conf) in cases {
+        let mut pair = (None, None);
+        for (k, dir) in [(0, bundled), (1, Path::new("/usr/lib/cni"))] {
+            let ns = format!("rss-{ty}-{k}");
+            sh(&format!("ip netns add {ns}"));
+            let path = format!("{}", dir.display());
+            let netns = format!("/run/netns/{ns}");
+            let cmd = if ty == "dhcp" { "VERSION" } else { "ADD" };
+            let rss = plugin_rss(&dir.join(ty), cmd, &netns, conf, &path);
+            if cmd == "ADD" {
+                let _ = plugin_rss(&dir.join(ty), "DEL", &netns, conf, &path);
+            }
+            sh(&format!("ip netns del {ns}"));
+            if k == 0 {
+                pair.0 = rss
+            } else {
+                pair.1 = rss
+            }
+        }
+        out.insert(ty.to_string(), pair);
+    }
+    sh("ip link del rsslan0; ip link del rssbr0 2>/dev/null");
+    out
+}
+
 fn inner() {
     // Not /tmp: the checkout (and its target/) may live there.
     for d in ["/etc/rkt", "/var/lib/rkt", "/var/lib/cni", "/run"] {
@@ -240,6 +331,11 @@ fn inner() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
     let scale_reference = b.scale(Path::new("/usr/lib/cni"), ref_n);
+    let rss = if bundled_available {
+        plugins_rss(&b.plugins)
+    } else {
+        BTreeMap::new()
+    };
 
     println!("## rkt run, end to end (median of {} runs, ms)\n", b.n);
     println!("| what | median ms | vs podman (330 ms) |");
@@ -296,7 +392,15 @@ fn inner() {
             s["del_median_ms"].as_f64().unwrap_or(f64::NAN)
         );
     }
+    println!("\n## peak resident memory of one plugin call (ADD; VERSION for dhcp), KiB\n");
+    println!("| plugin | bundled | reference |");
+    println!("|---|---:|---:|");
+    let kib = |v: &Option<i64>| v.map(|k| k.to_string()).unwrap_or_else(|| "-".into());
+    for (ty, (ours, theirs)) in &rss {
+        println!("| {ty} | {} | {} |", kib(ours), kib(theirs));
+    }
     let results = json!({
+        "plugin_peak_rss_kib": rss.iter().map(|(k, (a, b))| (k.clone(), json!({"bundled": a, "reference": b}))).collect::<BTreeMap<_, _>>(),
         "runs": b.n,
         "e2e_ms": {"bundled": e2e_bundled, "reference": e2e_reference, "none": e2e_none},
         "phases_bundled": phases_bundled,
