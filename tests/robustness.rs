@@ -306,3 +306,46 @@ echo "AFTER_GC=$(rkt list --no-legend | wc -l)"
     );
     println!("soak: first 100 cycles {first} ms, last 100 {last} ms");
 }
+
+/// The bundled plugins refuse a container ID, interface or network name
+/// that would escape a directory, with the spec's codes, and create nothing.
+#[test]
+fn plugins_refuse_escaping_names() {
+    let o = Host::new()
+        .run(
+            r#"ip netns add esc
+c='{"cniVersion":"1.0.0","name":"esc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
+bad='{"cniVersion":"1.0.0","name":"../../etc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
+run() { echo "$2" | CNI_COMMAND=ADD CNI_CONTAINERID="$1" CNI_NETNS=/run/netns/esc CNI_IFNAME="${3:-eth0}" CNI_PATH=$BIN_DIR "$BIN_DIR/$4" | tr -d '\n'; }
+for p in ptp host-local; do
+  echo "ID_$p=$(run ../../tmp/x "$c" eth0 $p)"
+  echo "IF_$p=$(run ok "$c" ../x $p)"
+  echo "NET_$p=$(run ok "$bad" eth0 $p)"
+done
+echo "DIRS=$(ls /var/lib/cni/networks 2>/dev/null | wc -l)"
+ip netns del esc
+"#,
+        )
+        .ok();
+    for p in ["ptp", "host-local"] {
+        let id: serde_json::Value =
+            serde_json::from_str(&o.value(&format!("ID_{p}")).unwrap()).unwrap();
+        assert_eq!(id["code"], 4, "{p}: {id}");
+        assert!(
+            id["msg"].as_str().unwrap().contains("CNI_CONTAINERID"),
+            "{p}: {id}"
+        );
+        let ifname: serde_json::Value =
+            serde_json::from_str(&o.value(&format!("IF_{p}")).unwrap()).unwrap();
+        assert_eq!(ifname["code"], 4, "{p}: {ifname}");
+        let net: serde_json::Value =
+            serde_json::from_str(&o.value(&format!("NET_{p}")).unwrap()).unwrap();
+        assert_eq!(net["code"], 7, "{p}: {net}");
+    }
+    assert_eq!(
+        o.value("DIRS").as_deref(),
+        Some("0"),
+        "nothing created: {}",
+        o.stdout
+    );
+}
