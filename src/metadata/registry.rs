@@ -5,9 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -239,18 +238,8 @@ impl Registry {
 fn write_private<T: Serialize>(path: &Path, value: &T) -> Result<(), MetadataError> {
     let data = serde_json::to_vec(value)
         .map_err(|e| MetadataError::Protocol(format!("cannot encode registration: {e}")))?;
-    let tmp = path.with_extension("tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&data)?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| MetadataError::io("cannot write registration", path, e))
+    crate::pod::store::write_private(path, &data)
+        .map_err(|e| MetadataError::io("cannot write registration", path, e))
 }
 
 #[cfg(test)]

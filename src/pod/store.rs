@@ -55,6 +55,21 @@ fn mkdir_private(path: &Path) -> io::Result<()> {
         .create(path)
 }
 
+/// Writes `path` atomically (temp file + rename), readable by root only.
+pub fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    drop(f);
+    fs::rename(tmp, path)
+}
+
 impl Store {
     pub fn new(dir: &Path) -> Self {
         Store {
@@ -138,18 +153,7 @@ impl Pod {
         if let Some(parent) = path.parent() {
             mkdir_private(parent)?;
         }
-        let tmp = path.with_extension("tmp");
-        {
-            use std::io::Write;
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(data)?;
-        }
-        fs::rename(tmp, path)
+        write_private(&path, data)
     }
 
     pub fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> io::Result<()> {
