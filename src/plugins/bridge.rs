@@ -14,7 +14,7 @@ use super::ptp::{enable_forwarding, open_netns};
 use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, teardown, PluginError};
 use crate::cni::result::{Interface, Route as CniRoute};
 use crate::cni::skeleton::{Plugin, Request};
-use crate::cni::{codes, CniError, CniResult};
+use crate::cni::{CniError, CniResult};
 use crate::netlink::link::Link;
 use crate::netlink::{sysctl, Netlink, Netns};
 
@@ -355,24 +355,6 @@ impl Plugin for Bridge {
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
-        let conf = Conf::load(req)?;
-        let prev = req.prev_result.as_ref().ok_or_else(|| {
-            CniError::new(
-                codes::INVALID_CONFIG,
-                format!("network \"{}\": CHECK needs a prevResult", req.name),
-            )
-        })?;
-        if conf.has_ipam() {
-            ipam::check(req)?;
-        }
-        let ns = open_netns(req)?;
-        let iface = prev
-            .interfaces
-            .iter()
-            .position(|i| i.name == req.ifname && !i.sandbox.is_empty())
-            .unwrap_or(2);
-        let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-        setup::verify_iface(&pod, &req.ifname, prev, iface)
-            .map_err(|m| CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name)))
+        setup::check_attachment(req, Conf::load(req)?.has_ipam(), 2)
     }
 }

@@ -9,7 +9,7 @@ use super::ptp::open_netns;
 use super::{ipam, nl_err, parse_conf, setup, teardown, PluginError};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
-use crate::cni::{codes, CniError, CniResult};
+use crate::cni::{CniError, CniResult};
 use crate::netlink::{sysctl, Netlink, NetlinkError};
 use rtnetlink::packet_route::link::MacVlanMode;
 
@@ -174,28 +174,11 @@ impl Plugin for Macvlan {
         if conf.has_ipam() {
             ipam::del(req)?;
         }
-        // No netns, or the runtime removes it right after: the kernel
-        // reaps the pod's links (and a veth's host end) with it.
-        if req.netns.is_empty() || req.netns_goes_away() {
-            return Ok(());
-        }
         teardown::delete_pod_link(req, "macvlan")
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
         let conf: Conf = parse_conf(req)?;
-        let prev = req.prev_result.as_ref().ok_or_else(|| {
-            CniError::new(
-                codes::INVALID_CONFIG,
-                format!("network \"{}\": CHECK needs a prevResult", req.name),
-            )
-        })?;
-        if conf.has_ipam() {
-            ipam::check(req)?;
-        }
-        let ns = open_netns(req)?;
-        let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-        setup::verify_iface(&pod, &req.ifname, prev, 0)
-            .map_err(|m| CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name)))
+        setup::check_attachment(req, conf.has_ipam(), 0)
     }
 }

@@ -213,21 +213,6 @@ impl Plugin for Ptp {
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
-        let prev = req.prev_result.as_ref().ok_or_else(|| {
-            CniError::new(
-                codes::INVALID_CONFIG,
-                format!("network \"{}\": CHECK needs a prevResult", req.name),
-            )
-        })?;
-        ipam::check(req)?;
-        let ns = open_netns(req)?;
-        let iface = prev
-            .interfaces
-            .iter()
-            .position(|i| i.name == req.ifname && !i.sandbox.is_empty())
-            .unwrap_or(1);
-        let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-        setup::verify_iface(&pod, &req.ifname, prev, iface)
-            .map_err(|m| CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name)))
+        setup::check_attachment(req, true, 1)
     }
 }

@@ -108,3 +108,33 @@ pub fn verify_iface(
     }
     Ok(())
 }
+
+/// CHECK of an attachment, shared by ptp, bridge and macvlan: a prevResult
+/// is required, the IPAM plugin checks its part, then the pod interface is
+/// verified against prevResult. `fallback` is the pod interface's index in
+/// prevResult when prevResult does not name it.
+pub fn check_attachment(
+    req: &crate::cni::skeleton::Request,
+    has_ipam: bool,
+    fallback: usize,
+) -> Result<(), crate::cni::CniError> {
+    use crate::cni::{codes, CniError};
+    let prev = req.prev_result.as_ref().ok_or_else(|| {
+        CniError::new(
+            codes::INVALID_CONFIG,
+            format!("network \"{}\": CHECK needs a prevResult", req.name),
+        )
+    })?;
+    if has_ipam {
+        super::ipam::check(req)?;
+    }
+    let ns = super::ptp::open_netns(req)?;
+    let iface = prev
+        .interfaces
+        .iter()
+        .position(|i| i.name == req.ifname && !i.sandbox.is_empty())
+        .unwrap_or(fallback);
+    let pod = Netlink::in_netns(&ns).map_err(super::nl_err(req, "connect to the pod netns"))?;
+    verify_iface(&pod, &req.ifname, prev, iface)
+        .map_err(|m| CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name)))
+}

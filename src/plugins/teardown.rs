@@ -105,6 +105,10 @@ fn delete_host_routes(req: &Request, host: &Netlink, index: u32) -> Result<(), C
 
 /// Deletes CNI_IFNAME in the pod netns if it is of `kind` (macvlan).
 pub fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
+    // The runtime removes the netns right after: the kernel reaps the link.
+    if req.netns_goes_away() {
+        return Ok(());
+    }
     match open_if_present(req)? {
         Some(ns) => delete_in(req, &ns, kind),
         None => Ok(()),
