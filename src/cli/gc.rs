@@ -120,6 +120,7 @@ fn collect_leases(g: &Global, store: &crate::pod::Store) -> usize {
         .plugin_timeout()
         .unwrap_or(std::time::Duration::from_secs(60));
     let mut problems = 0;
+    let mut known = networking::GcSupport::new();
     for conf in nets.by_name.values() {
         let valid: Vec<(String, String)> = live
             .iter()
@@ -139,7 +140,7 @@ fn collect_leases(g: &Global, store: &crate::pod::Store) -> usize {
             runtime_config: Default::default(),
         };
         let before = lease_count(conf);
-        let errs = networking::gc(&ctx, conf, &valid);
+        let errs = networking::gc(&ctx, conf, &valid, &mut known);
         for e in &errs {
             eprintln!("rkt: gc: {e}");
         }

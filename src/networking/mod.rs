@@ -217,7 +217,16 @@ pub fn teardown(ctx: &Context, records: &[NetRecord]) -> Vec<String> {
 /// Runs the CNI GC verb on every plugin of a network's chain, with the
 /// attachments that are still valid (`cni.dev/valid-attachments`). Plugins
 /// that predate GC (spec < 1.1.0) or are not installed are skipped.
-pub fn gc(ctx: &Context, conf: &NetConf, valid: &[(String, String)]) -> Vec<String> {
+/// Which plugin binaries speak the latest spec (and so GC), asked once per
+/// binary with VERSION and remembered across networks.
+pub type GcSupport = std::collections::HashMap<PathBuf, bool>;
+
+pub fn gc(
+    ctx: &Context,
+    conf: &NetConf,
+    valid: &[(String, String)],
+    known: &mut GcSupport,
+) -> Vec<String> {
     let mut conf = conf.clone();
     conf.cni_version = version::LATEST.to_string();
     let attachments: Vec<Value> = valid
@@ -230,7 +239,10 @@ pub fn gc(ctx: &Context, conf: &NetConf, valid: &[(String, String)]) -> Vec<Stri
         let Ok(plugin) = exec::find_plugin(&ty, ctx.plugin_path) else {
             continue;
         };
-        if !supports(ctx, &plugin, version::LATEST) {
+        let speaks = *known
+            .entry(plugin.clone())
+            .or_insert_with(|| supports(ctx, &plugin, version::LATEST));
+        if !speaks {
             continue;
         }
         let mut stdin = conf.plugin_stdin(i, None, &ctx.runtime_config);
