@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod cni;
 pub mod image;
+pub mod lock;
 pub mod metadata;
 pub mod netlink;
 pub mod networking;

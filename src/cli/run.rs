@@ -12,8 +12,8 @@ use tracing::debug;
 
 use super::{mds, release_network, Global};
 use crate::image;
+use crate::lock::FileLock;
 use crate::networking::{self, dns, netd, netns};
-use crate::pod::lock::FileLock;
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord};
 use crate::pod::{time, Pod};
 use crate::stage1::{self, caps, PodSpec};

@@ -19,7 +19,7 @@ fn ensure_shared(dir: &Path) -> io::Result<()> {
         Err(nix::errno::Errno::EINVAL) => {
             // Not a mount point yet: make it one, once, under a lock.
             fs::create_dir_all("/run/rkt")?;
-            let _lock = crate::pod::lock::FileLock::acquire(Path::new("/run/rkt/netns.lock"))?;
+            let _lock = crate::lock::FileLock::acquire(Path::new("/run/rkt/netns.lock"))?;
             if mount(None::<&str>, dir, None::<&str>, shared, None::<&str>).is_ok() {
                 return Ok(());
             }

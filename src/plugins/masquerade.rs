@@ -18,9 +18,8 @@
 //! extra crate for two small scripts. Tables
 //! other than ours are never touched.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -53,30 +52,10 @@ fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> 
 }
 
 /// The exclusive lock on the masquerade state, released on drop.
-struct Lock {
-    _file: File,
-}
-
-impl Lock {
-    fn take(root: &Path) -> Result<Self, MasqError> {
-        std::fs::create_dir_all(root).map_err(io("create", root))?;
-        let path = root.join("lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io("open", &path))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(MasqError::Io {
-                what: "lock",
-                path,
-                source: std::io::Error::last_os_error(),
-            });
-        }
-        Ok(Lock { _file: f })
-    }
+fn lock(root: &Path) -> Result<crate::lock::FileLock, MasqError> {
+    std::fs::create_dir_all(root).map_err(io("create", root))?;
+    let path = root.join("lock");
+    crate::lock::FileLock::acquire(&path).map_err(io("lock", &path))
 }
 
 /// The chain of a network: `masq-<name>`, hashed when the name is long.
@@ -186,7 +165,7 @@ fn add_at(
     ifname: &str,
     subnets: &[IpNet],
 ) -> Result<(), MasqError> {
-    let _lock = Lock::take(root)?;
+    let _lock = lock(root)?;
     let dir = root.join(network);
     let installed = root.join(format!("{network}.subnets"));
     // The network's subnets so far plus this attachment's (pods of one
@@ -229,7 +208,7 @@ fn del_member(root: &Path, network: &str, member: &str) -> Result<(), MasqError>
     if !root.exists() {
         return Ok(());
     }
-    let _lock = Lock::take(root)?;
+    let _lock = lock(root)?;
     let dir = root.join(network);
     let member = dir.join(member);
     match std::fs::remove_file(&member) {
@@ -298,7 +277,7 @@ pub fn cleanup(network: &str) -> Result<(), MasqError> {
         .and_then(|g| g.parse().ok())
         .unwrap_or(0);
     std::thread::sleep(GRACE);
-    let _lock = Lock::take(&root)?;
+    let _lock = lock(&root)?;
     remove_if_idle(&root, network, gen)
 }
 
@@ -337,7 +316,7 @@ fn gc_at(root: &Path, network: &str, valid: &[(String, String)]) -> Result<usize
     }
     let keep: Vec<String> = valid.iter().map(|(c, i)| member_name(c, i)).collect();
     let stale: Vec<String> = {
-        let _lock = Lock::take(root)?;
+        let _lock = lock(root)?;
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             // Its last pod left while we waited for the lock.

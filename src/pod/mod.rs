@@ -6,7 +6,6 @@
 //! `<pod>/lock` for its whole life: a pod in `run/` whose lock is free has
 //! lost its runtime, and `rkt gc` recovers it.
 
-pub mod lock;
 pub mod manifest;
 pub mod store;
 pub mod time;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::lock::FileLock;
 use super::manifest::{Manifest, NetRecord};
+use crate::lock::FileLock;
 
 const RUN: &str = "run";
 const EXITED: &str = "exited-garbage";

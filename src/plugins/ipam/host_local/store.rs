@@ -9,16 +9,17 @@
 //! against its lease file, and a lease the reference wrote (without a hint)
 //! is found by a scan when DEL has nothing better.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
+
+use crate::lock::FileLock;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// A network's lease directory, locked while the value lives.
 pub struct Store {
     dir: PathBuf,
-    _lock: File,
+    _lock: FileLock,
 }
 
 fn key(id: &str, ifname: &str) -> String {
@@ -35,21 +36,7 @@ impl Store {
     pub fn open(data_dir: &str, network: &str) -> io::Result<Self> {
         let dir = Path::new(data_dir).join(network);
         fs::create_dir_all(&dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("lock"))?;
-        loop {
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        let lock = FileLock::acquire(&dir.join("lock"))?;
         Ok(Store { dir, _lock: lock })
     }
 

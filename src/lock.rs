@@ -1,4 +1,4 @@
-//! Advisory `flock` locks on files: the pod lock and lease-directory locks.
+//! Advisory `flock` locks on files: pod locks, lease and masquerade state.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -8,7 +8,7 @@ use std::path::Path;
 /// An exclusive lock, released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct FileLock {
-    file: File,
+    _file: File,
 }
 
 impl FileLock {
@@ -27,7 +27,7 @@ impl FileLock {
         loop {
             // SAFETY: flock on a file descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(FileLock { file });
+                return Ok(FileLock { _file: file });
             }
             let e = io::Error::last_os_error();
             if e.kind() != io::ErrorKind::Interrupted {
@@ -41,7 +41,7 @@ impl FileLock {
         let file = Self::open(path)?;
         // SAFETY: flock on a file descriptor we own.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(FileLock { file }));
+            return Ok(Some(FileLock { _file: file }));
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
@@ -49,10 +49,5 @@ impl FileLock {
         } else {
             Err(e)
         }
-    }
-
-    /// The locked file's descriptor (kept open across exec by nobody).
-    pub fn fd(&self) -> i32 {
-        self.file.as_raw_fd()
     }
 }
