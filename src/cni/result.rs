@@ -52,6 +52,23 @@ pub struct Dns {
 }
 
 impl Dns {
+    /// Reads the nameserver / search / domain / options lines of a
+    /// resolv.conf (host-local's `resolvConf`, `rkt run --dns=host`).
+    pub fn from_resolv_conf(text: &str) -> Self {
+        let mut d = Dns::default();
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("nameserver") => d.nameservers.extend(words.next().map(String::from)),
+                Some("search") => d.search = words.map(String::from).collect(),
+                Some("domain") => d.domain = words.next().unwrap_or("").to_string(),
+                Some("options") => d.options.extend(words.map(String::from)),
+                _ => {}
+            }
+        }
+        d
+    }
+
     pub fn is_empty(&self) -> bool {
         self.nameservers.is_empty()
             && self.domain.is_empty()

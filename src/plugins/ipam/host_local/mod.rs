@@ -15,7 +15,6 @@ use std::net::IpAddr;
 use crate::cni::result::{Dns, IpConfig};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
-use crate::networking::dns::parse_resolv_conf;
 
 pub use config::Config;
 use config::{from_u128, to_u128, Range, RangeSet};
@@ -184,7 +183,7 @@ impl Plugin for HostLocal {
         if let Some(path) = &conf.resolv_conf {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| io_err(req, &format!("cannot read resolvConf {path}"), e))?;
-            result.dns = parse_resolv_conf(&text);
+            result.dns = Dns::from_resolv_conf(&text);
         } else {
             result.dns = Dns::default();
         }
