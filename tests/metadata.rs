@@ -246,6 +246,9 @@ echo "PERSISTED=$(ls /run/rkt/metadata/pods | wc -l)"
 wait $b
 start_mds
 [ "$mds" != "$first" ] || fail "same service process"
+# The service binds its socket before it logs its start line: wait for the
+# second start line, not just the socket.
+for i in $(seq 100); do [ "$(grep -c 'pod(s) reloaded' /tmp/mds.log)" -ge 2 ] && break; sleep 0.05; done
 echo "RELOADED=$(grep -o '[0-9]* pod(s) reloaded' /tmp/mds.log | tail -n 1)"
 wait $a
 cat a.out
