@@ -316,3 +316,79 @@ fn macvlan_private_mtu_matches_reference() {
         LAN,
     );
 }
+
+/// Dual stack on a bridge: IPv6 addresses, gateway and default route.
+#[test]
+fn bridge_dual_stack_matches_reference() {
+    differential(
+        "bridge",
+        json!({"name": "diffbr6", "type": "bridge", "bridge": "cni0", "isGateway": true,
+               "ipam": {"type": "host-local",
+                        "ranges": [[{"subnet": "10.13.0.0/24"}], [{"subnet": "fd00:13::/64"}]],
+                        "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}),
+        "",
+    );
+}
+
+/// Dual stack on macvlan.
+#[test]
+fn macvlan_dual_stack_matches_reference() {
+    differential(
+        "macvlan",
+        json!({"name": "diffmv6", "type": "macvlan", "master": "lan0",
+               "ipam": {"type": "host-local",
+                        "ranges": [[{"subnet": "10.77.0.0/24", "rangeStart": "10.77.0.120"}],
+                                   [{"subnet": "fd00:77::/64", "rangeStart": "fd00:77::120"}]]}}),
+        LAN,
+    );
+}
+
+/// Our host-side veths carry no IPv6 (no link-local address, no routes in
+/// the host's IPv6 tables) unless the pod has an IPv6 address on ptp, so
+/// the host's tables do not grow with every pod; IPv6 still flows between
+/// pods on a bridge whose ports have it off.
+#[test]
+fn host_veths_stay_out_of_the_host_ipv6_tables() {
+    let o = Host::new()
+        .run(
+            r#"
+v4='{"cniVersion":"1.0.0","name":"p4","type":"ptp","ipam":{"type":"host-local","subnet":"10.68.0.0/24"}}'
+v6='{"cniVersion":"1.0.0","name":"p6","type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"10.69.0.0/24"}],[{"subnet":"fd00:69::/64"}]]}}'
+br='{"cniVersion":"1.0.0","name":"b6","type":"bridge","bridge":"cni6","isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"fd00:70::/64"}]]}}'
+cni() { CNI_COMMAND=$1 CNI_CONTAINERID=$2 CNI_NETNS=/run/netns/$3 CNI_IFNAME=eth0 CNI_PATH=$BIN_DIR $BIN_DIR/$4; }
+host_end() { ip -o link show type veth | grep "link-netns $1" | sed 's/^[0-9]*: \([^@]*\)@.*/\1/'; }
+for n in a b c d; do ip netns add $n; done
+cni ADD ca a ptp <<<"$v4" >/dev/null || fail "ptp v4 ADD"
+cni ADD cb b ptp <<<"$v6" >/dev/null || fail "ptp v6 ADD"
+cni ADD cc c bridge <<<"$br" >/dev/null || fail "bridge c ADD"
+cni ADD cd d bridge <<<"$br" >/dev/null || fail "bridge d ADD"
+ha=$(host_end a); hb=$(host_end b); hc=$(host_end c)
+echo "V4OFF=$(cat /proc/sys/net/ipv6/conf/$ha/disable_ipv6)"
+echo "V4ROUTES6=$(ip -6 route show table all dev $ha | wc -l)"
+echo "V6OFF=$(cat /proc/sys/net/ipv6/conf/$hb/disable_ipv6)"
+echo "PORTOFF=$(cat /proc/sys/net/ipv6/conf/$hc/disable_ipv6)"
+d6=$(ip -n d -6 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1)
+ok=0
+for i in $(seq 30); do ip netns exec c busybox ping -6 -c1 -W1 "$d6" >/dev/null 2>&1 && { ok=1; break; }; sleep 0.2; done
+echo "POD2POD6=$ok"
+ok=0
+for i in $(seq 30); do ip netns exec c busybox ping -6 -c1 -W1 fd00:70::1 >/dev/null 2>&1 && { ok=1; break; }; sleep 0.2; done
+echo "POD2GW6=$ok"
+cni DEL ca a ptp <<<"$v4"; cni DEL cb b ptp <<<"$v6"; cni DEL cc c bridge <<<"$br"; cni DEL cd d bridge <<<"$br"
+for n in a b c d; do ip netns del $n; done
+ip link del cni6
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("V4OFF"), "1", "IPv4-only ptp host veth keeps IPv6");
+    assert_eq!(v("V4ROUTES6"), "0", "IPv6 routes on an IPv4-only host veth");
+    assert_eq!(v("V6OFF"), "0", "dual-stack ptp host veth lost IPv6");
+    assert_eq!(v("PORTOFF"), "1", "bridge port keeps IPv6");
+    assert_eq!(v("POD2POD6"), "1", "no IPv6 between pods on the bridge");
+    assert_eq!(
+        v("POD2GW6"),
+        "1",
+        "no IPv6 from a pod to the bridge gateway"
+    );
+}

@@ -224,6 +224,10 @@ impl Bridge {
                 format!("set vlan {} on {host_name}", conf.vlan),
             ))?;
         }
+        // A bridge port needs no addresses of its own, IPv6 or not: the
+        // bridge carries the gateway, and IPv6 frames are bridged at layer 2.
+        super::host_veth_without_ipv6(host_name)
+            .map_err(nl_err(req, "turn IPv6 off on the host veth"))?;
         host.set_up(hveth.index)
             .map_err(nl_err(req, "set the host veth up"))?;
         let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::cni::{codes, CniError};
-use crate::netlink::NetlinkError;
+use crate::netlink::{sysctl, NetlinkError};
 
 /// DEL's share of masquerade: forget this attachment.
 pub(crate) fn masquerade_del(req: &crate::cni::skeleton::Request) -> Result<(), PluginError> {
@@ -202,6 +202,19 @@ pub fn gc_masquerade(req: &crate::cni::skeleton::Request) -> Result<(), CniError
         ipam::gc(req)?;
     }
     Ok(())
+}
+
+/// Turns IPv6 off on a host-side veth before it goes up: the kernel then
+/// gives it no link-local address and no `fe80::/64` and `ff00::/8` routes.
+/// Those routes share one prefix per table across all pods, and the kernel
+/// inserts each new one in time linear in their number, so without this
+/// every pod's ADD gets slower as pods accumulate (measured: 1.2 ms to
+/// 2.6 ms over 1000 pods). A kernel without IPv6 has nothing to turn off.
+pub(crate) fn host_veth_without_ipv6(name: &str) -> Result<(), NetlinkError> {
+    match sysctl::write(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1") {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
 }
 
 /// The host-side veth name of an attachment: `veth` and 8 hex digits of a

@@ -76,6 +76,10 @@ impl Ptp {
         let hveth = host
             .link(host_name)
             .map_err(nl_err(req, "look up the host veth"))?;
+        if !res.ips.iter().any(|i| i.address.addr().is_ipv6()) {
+            super::host_veth_without_ipv6(host_name)
+                .map_err(nl_err(req, "turn IPv6 off on the host veth"))?;
+        }
         host.set_up(hveth.index)
             .map_err(nl_err(req, "set the host veth up"))?;
         // Anti-spoofing: the host drops what the pod sends from an address
@@ -128,6 +132,7 @@ impl Ptp {
                         format!("add {gw} to the host veth {host_name}"),
                     ))?;
             }
+            timer.mark("host-addr");
             let r =
                 Route::new(host_prefix(ip.address.addr()), None, hveth.index).scope(Scope::Host);
             // Replace: a route to a reused address may still point at the
@@ -135,7 +140,7 @@ impl Ptp {
             host.replace_route(&r)
                 .map_err(nl_err(req, "add the host route to the pod"))?;
         }
-        timer.mark("host");
+        timer.mark("host-route");
         if conf.ip_masq {
             let nets: Vec<IpNet> = res.ips.iter().map(|i| i.address).collect();
             masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(
