@@ -6,10 +6,10 @@
 //!
 //! It re-executes itself in a throwaway namespace (`unshare --net --mount`,
 //! tmpfs over /var/lib/cni and /run), so it touches nothing on the
-//! machine. The bundled plugins run as this very binary (RKT_BENCH_AS=ptp
-//! or bridge makes it the plugin), so no separate build is needed. IPAM is
-//! the bundled `host-local` when one is found beside this binary or in
-//! target/{release,debug}, else the reference one (printed).
+//! machine. The bundled plugins are the binaries cargo built beside this
+//! example's directory (`cargo build --release --bins --examples`), called
+//! exactly as a runtime calls them, so their IPAM (`host-local`, beside
+//! them) runs in-process as it does in production.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,14 +17,8 @@ use std::time::{Duration, Instant};
 use rkt::cni::exec::{self, Invocation};
 
 const INNER: &str = "RKT_BENCH_INNER";
-const AS: &str = "RKT_BENCH_AS";
 
 fn main() {
-    match std::env::var(AS).as_deref() {
-        Ok("ptp") => rkt::plugins::main(&rkt::plugins::ptp::Ptp),
-        Ok("bridge") => rkt::plugins::main(&rkt::plugins::bridge::Bridge),
-        _ => {}
-    }
     if std::env::var_os(INNER).is_none() {
         reexec();
         return;
@@ -102,7 +96,6 @@ fn netns_del(path: &Path) {
 struct Plugin {
     label: String,
     bin: PathBuf,
-    as_: Option<&'static str>,
     path: Vec<PathBuf>,
     del_args: &'static str,
 }
@@ -121,16 +114,9 @@ impl Plugin {
             path: &self.path,
             timeout: Duration::from_secs(30),
         };
-        // The env var selects the plugin inside this binary; harmless for others.
-        if let Some(a) = self.as_ {
-            std::env::set_var(AS, a);
-        } else {
-            std::env::remove_var(AS);
-        }
         let t = Instant::now();
         let r = exec::run(&self.bin, &inv, conf.as_bytes());
         let d = t.elapsed();
-        std::env::remove_var(AS);
         r.map(|_| d)
             .map_err(|e| format!("{} {verb}: {e}", self.label))
     }
@@ -200,19 +186,25 @@ fn measure(p: &Plugin, conf: &str, rounds: usize, tag: &str) -> Result<(f64, f64
     ))
 }
 
-fn find_host_local(me: &Path) -> PathBuf {
-    let mut c = Vec::new();
-    if let Some(dir) = me.parent() {
-        c.push(dir.join("host-local"));
-        if let Some(up) = dir.parent() {
-            c.push(up.join("host-local"));
-        }
+/// The directory of the bundled plugins: cargo puts the binaries one level
+/// above its examples.
+fn bundled_dir(me: &Path) -> Result<PathBuf, String> {
+    let dir = me
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    if ["ptp", "bridge", "host-local"]
+        .iter()
+        .all(|b| dir.join(b).is_file())
+    {
+        Ok(dir)
+    } else {
+        Err(format!(
+            "no bundled plugins (ptp, bridge, host-local) in {}: run `cargo build --release --bins --examples` first",
+            dir.display()
+        ))
     }
-    c.push(PathBuf::from("target/release/host-local"));
-    c.push(PathBuf::from("target/debug/host-local"));
-    c.into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/cni/host-local"))
 }
 
 fn inner() -> Result<(), String> {
@@ -221,13 +213,11 @@ fn inner() -> Result<(), String> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let our_ipam = find_host_local(&me);
-    let ipam_dir = |p: &Path| vec![p.parent().map(Path::to_path_buf).unwrap_or_default()];
+    let dir = bundled_dir(&me)?;
     let ours = |ty: &'static str| Plugin {
         label: format!("ours {ty}"),
-        bin: me.clone(),
-        as_: Some(ty),
-        path: ipam_dir(&our_ipam),
+        bin: dir.join(ty),
+        path: vec![dir.clone()],
         del_args: "",
     };
     let ours_td = |ty: &'static str| Plugin {
@@ -238,13 +228,12 @@ fn inner() -> Result<(), String> {
     let reference = |ty: &str| Plugin {
         label: format!("reference {ty}"),
         bin: PathBuf::from(format!("/usr/lib/cni/{ty}")),
-        as_: None,
         path: vec![PathBuf::from("/usr/lib/cni")],
         del_args: "",
     };
     println!(
-        "bench_plugins: {rounds} rounds per case, medians in ms; IPAM for ours: {}",
-        our_ipam.display()
+        "bench_plugins: {rounds} rounds per case, medians in ms; ours from {}",
+        dir.display()
     );
     println!(
         "{:<72} {:>8} {:>8} {:>9}",
@@ -316,53 +305,26 @@ fn inner() -> Result<(), String> {
         );
     }
 
-    // ADD at the 1st vs the 1000th pod of one network (ours, ptp + ipMasq).
+    // ADD at the first vs the last 100 of 1000 pods kept attached to one
+    // network (ours, ptp + ipMasq, a /20).
     let p = ours("ptp");
     let c = conf("ptp", "big", true, "10.128.0.0/20");
-    let ipam_only = Plugin {
-        label: "host-local".into(),
-        bin: our_ipam.clone(),
-        as_: None,
-        path: ipam_dir(&our_ipam),
-        del_args: "",
-    };
     settle();
-    let (mut first, mut last, mut ipam_first, mut ipam_last) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let n = 1000;
+    let mut adds = Vec::with_capacity(n);
     let t = Instant::now();
     for i in 0..n {
         let id = format!("big-{i}");
         let ns = netns_add(&id)?;
-        let d = p.call("ADD", &id, &ns, &c)?;
-        if i < 10 || i >= n - 10 {
-            // The IPAM plugin alone, at the same fill level.
-            let probe = format!("probe-{i}");
-            let ip = ipam_only.call("ADD", &probe, &ns, &c)?;
-            ipam_only.call("DEL", &probe, &ns, &c)?;
-            let (all, ipam) = if i < 10 {
-                (&mut first, &mut ipam_first)
-            } else {
-                (&mut last, &mut ipam_last)
-            };
-            all.push(d);
-            ipam.push(ip);
-        }
+        adds.push(p.call("ADD", &id, &ns, &c)?);
     }
-    let (f, l) = (median(&mut first), median(&mut last));
-    let (fi, li) = (median(&mut ipam_first), median(&mut ipam_last));
+    let total = t.elapsed();
+    let (f, l) = (median(&mut adds[..100]), median(&mut adds[n - 100..]));
     println!(
-        "ADD at pods 1-10 vs {}-{n} of one network (ours ptp + ipMasq): {f:.2} ms vs {l:.2} ms ({:.2}x); {n} pods in {:.1} s",
-        n - 9,
+        "ADD at pods 1-100 vs {}-{n} of one network (ours ptp + ipMasq): {f:.2} ms vs {l:.2} ms ({:.2}x); {n} pods in {:.1} s",
+        n - 99,
         l / f,
-        t.elapsed().as_secs_f64()
-    );
-    println!(
-        "  of which the IPAM plugin alone ({}): {fi:.2} ms vs {li:.2} ms; the rest: {:.2} ms vs {:.2} ms ({:.2}x)",
-        our_ipam.display(),
-        (f - fi),
-        (l - li),
-        (l - li) / (f - fi)
+        total.as_secs_f64()
     );
     // The namespace, its veths, leases and nftables state end with this process.
     Ok(())
