@@ -283,7 +283,7 @@ fn inner() -> Result<(), String> {
         let (oa, od) = figures[k + 1];
         let (_, td) = figures[k + 2];
         println!(
-            "{name:<16} ours vs reference: ADD {:.1}x faster; DEL {:.1}x faster (link deleted), {:.1}x (netns-teardown mode)",
+            "{name:<16} ours vs reference: ADD {:.1}x faster; DEL {:.1}x faster (plain DEL), {:.1}x (netns-teardown mode)",
             ra / oa,
             rd / od,
             rd / td

@@ -1,4 +1,5 @@
-//! DEL and CHECK of the bundled ptp beyond the differential tests: the
+//! DEL and CHECK of the bundled ptp beyond the differential tests: plain DEL
+//! (detach at once, delete the pair in the background), the
 //! netns-teardown mode (CNI_ARGS RKT_NETNS_TEARDOWN=true), DEL after the
 //! netns is gone, and CHECK noticing a missing address.
 
@@ -72,4 +73,46 @@ ip netns del pod
         "{}",
         o.stdout
     );
+}
+
+/// A plain DEL detaches at once and leaves the kernel's slow veth delete to
+/// a detached copy of the plugin: the host end is down without routes when
+/// DEL returns, CNI_IFNAME is free in the pod at once, the pair is gone
+/// soon after, and an attachment added again meanwhile is left alone.
+#[test]
+fn plain_del_detaches_at_once_and_deletes_in_the_background() {
+    let o = Host::new()
+        .run(&format!(
+            r#"{PRELUDE}
+ip netns add pod
+cni ADD <<<"$CONF" >/dev/null
+veth=$(ip -o link show type veth | awk -F': ' '{{print $2}}' | cut -d@ -f1)
+cni DEL <<<"$CONF"
+echo "HOSTROUTES=$(ip route | grep -c 10.70.0 || true)"
+echo "LEASES=$(ls /var/lib/cni/networks/deltest | grep -c '^10' || true)"
+# Another attachment takes eth0 in the same netns right away.
+CNI_COMMAND=ADD CNI_CONTAINERID=other CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$CONF" >/dev/null && echo "OTHER=ok"
+for i in $(seq 1 100); do ip link show "$veth" >/dev/null 2>&1 || break; sleep 0.02; done
+echo "GONE=$(ip link show "$veth" >/dev/null 2>&1 && echo no || echo yes)"
+echo "PODLINKS=$(ip -n pod -o link show type veth | wc -l)"
+CNI_COMMAND=DEL CNI_CONTAINERID=other CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$CONF"
+# The same attachment added again before the background delete ran.
+for i in 1 2 3 4 5; do cni ADD <<<"$CONF" >/dev/null; cni DEL <<<"$CONF"; done
+cni ADD <<<"$CONF" >/dev/null
+sleep 0.5
+echo "READDED=$(ip -n pod -o link show eth0 | grep -c 'state UP' || true)"
+echo "HOSTEND=$(ip -o link show "$veth" | grep -c 'state UP' || true)"
+cni DEL <<<"$CONF"
+ip netns del pod
+"#
+        ))
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("HOSTROUTES"), "0");
+    assert_eq!(v("LEASES"), "0");
+    assert_eq!(v("OTHER"), "ok", "{}", o.stderr);
+    assert_eq!(v("GONE"), "yes");
+    assert_eq!(v("PODLINKS"), "1", "only the other attachment's eth0");
+    assert_eq!(v("READDED"), "1", "the background delete took a new pair");
+    assert_eq!(v("HOSTEND"), "1");
 }

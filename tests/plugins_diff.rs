@@ -55,6 +55,9 @@ echo "{tag}_ARPNOTIFY=$(ip netns exec pod cat /proc/sys/net/ipv4/conf/eth0/arp_n
 {check}
 cni DEL <<<'{conf_s}' || fail "{tag}: DEL"
 cni DEL <<<'{conf_s}' || fail "{tag}: second DEL"
+# Ours deletes a veth pair in the background (DEL returns before the
+# kernel's 20-40 ms delete): the state to compare is the settled one.
+for i in $(seq 100); do ip -n pod -o link show type veth | grep -q . || break; sleep 0.02; done
 echo "{tag}_PODAFTER=$(ip -n pod -j addr)"
 ip netns del pod
 cni DEL <<<'{conf_s}' || fail "{tag}: DEL without netns"

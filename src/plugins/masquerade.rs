@@ -247,21 +247,15 @@ const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 /// grace period). A detached copy of this plugin (its own process group, no
 /// stdio) waits [`GRACE`], takes the lock, and removes the state only if no
 /// pod came back and no later last pod scheduled a removal of its own (the
-/// generation `gen` is still current). When the copy cannot be started, the
-/// removal happens here.
+/// generation `gen` is still current) ([`super::spawn_detached`]). When the
+/// copy cannot be started, the removal happens here.
 fn remove_later(root: &Path, network: &str, gen: u64) {
-    use std::os::unix::process::CommandExt;
-    let spawned = std::env::current_exe().and_then(|exe| {
-        Command::new(exe)
-            .env(CLEANUP_ENV, network)
-            .env(CLEANUP_GEN_ENV, gen.to_string())
-            .env(CLEANUP_ROOT_ENV, root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-    });
+    let gen_s = gen.to_string();
+    let spawned = super::spawn_detached(&[
+        (CLEANUP_ENV, network.as_ref()),
+        (CLEANUP_GEN_ENV, gen_s.as_ref()),
+        (CLEANUP_ROOT_ENV, root.as_os_str()),
+    ]);
     if spawned.is_err() {
         let _ = remove_if_idle(root, network, gen);
     }

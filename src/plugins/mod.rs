@@ -34,7 +34,28 @@ pub fn main(plugin: &dyn crate::cni::skeleton::Plugin) -> ! {
         let ok = masquerade::cleanup(&network.to_string_lossy()).is_ok();
         std::process::exit(if ok { 0 } else { 1 });
     }
+    if let Some(link) = std::env::var_os(teardown::DELETE_ENV) {
+        let ok = teardown::finish_delete(&link.to_string_lossy()).is_ok();
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     crate::cni::skeleton::main(plugin)
+}
+
+/// Starts a detached copy of this plugin binary with `env`, to finish work
+/// the caller should not wait for: its own process group (a runtime that
+/// kills the plugin's group on timeout spares it) and no stdio (a runtime
+/// reading the plugin's output to EOF does not wait for it).
+pub(crate) fn spawn_detached(env: &[(&str, &std::ffi::OsStr)]) -> std::io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    Command::new(std::env::current_exe()?)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map(drop)
 }
 
 /// What a plugin can fail at; becomes a CNI error with the spec's code.
