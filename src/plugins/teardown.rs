@@ -16,10 +16,10 @@
 //!   - otherwise the pod end is set down and renamed, so CNI_IFNAME is free
 //!     in the pod at once, and a detached copy of the plugin deletes the
 //!     pair ([`DELETE_ENV`]); when that copy cannot start, DEL deletes it.
-//!
-//! A later ADD of the same attachment replaces a pair not yet deleted.
 //! - An attachment made by another implementation (no `veth<hash>`) is
 //!   deleted by CNI_IFNAME inside the netns, as the reference plugins do.
+//!
+//! A later ADD of the same attachment replaces a pair not yet deleted.
 
 use std::path::Path;
 
