@@ -55,9 +55,10 @@ echo "{tag}_ARPNOTIFY=$(ip netns exec pod cat /proc/sys/net/ipv4/conf/eth0/arp_n
 {check}
 cni DEL <<<'{conf_s}' || fail "{tag}: DEL"
 cni DEL <<<'{conf_s}' || fail "{tag}: second DEL"
-# Ours deletes a veth pair in the background (DEL returns before the
-# kernel's 20-40 ms delete): the state to compare is the settled one.
-for i in $(seq 100); do ip -n pod -o link show type veth | grep -q . || break; sleep 0.02; done
+# Ours deletes the link in the background (DEL returns before the kernel's
+# 20-40 ms delete; meanwhile it is down and called rktdel*): compare the
+# settled state.
+for i in $(seq 100); do ip -n pod -o link | grep -q rktdel || break; sleep 0.02; done
 echo "{tag}_PODAFTER=$(ip -n pod -j addr)"
 ip netns del pod
 cni DEL <<<'{conf_s}' || fail "{tag}: DEL without netns"

@@ -1,5 +1,5 @@
 //! The bundled `macvlan` CNI plugin.
 
 fn main() {
-    rkt::cni::skeleton::main(&rkt::plugins::macvlan::Macvlan)
+    rkt::plugins::main(&rkt::plugins::macvlan::Macvlan)
 }

@@ -27,8 +27,9 @@ pub(crate) fn masquerade_del(req: &crate::cni::skeleton::Request) -> Result<(), 
     })
 }
 
-/// A bundled plugin binary's `main`: the CNI skeleton, or the background
-/// removal of a network's masquerade state when started for that.
+/// A bundled plugin binary's `main`: the CNI skeleton, or, when started as
+/// its own detached copy ([`spawn_detached`]), the background removal of a
+/// network's masquerade state or of a link.
 pub fn main(plugin: &dyn crate::cni::skeleton::Plugin) -> ! {
     if let Some(network) = std::env::var_os(masquerade::CLEANUP_ENV) {
         let ok = masquerade::cleanup(&network.to_string_lossy()).is_ok();

@@ -1,25 +1,26 @@
 //! DEL of a link attachment, idempotent: a missing netns, link or lease is
 //! fine.
 //!
-//! Deleting a veth costs 20-40 ms here (the kernel waits for RCU grace
-//! periods under the RTNL lock), while deleting a network namespace reaps
-//! its veths in the background. So DEL of one of our veth pairs never waits
-//! for the kernel's delete:
-//! - CNI_NETNS empty or gone: the kernel reaps (or has reaped) the pair;
+//! Deleting a veth or a macvlan costs 20-40 ms here (the kernel waits for
+//! RCU grace periods under the RTNL lock), while deleting a network
+//! namespace reaps its links in the background. So DEL never waits for the
+//! kernel's delete:
+//! - CNI_NETNS empty or gone: the kernel reaps (or has reaped) the link;
 //!   nothing to delete.
-//! - CNI_NETNS present: the attachment is detached at once, found by its
-//!   host end's name `veth<hash>` (no need to enter the pod netns): host
-//!   end down (the pod is cut off), its host routes removed. Then:
-//!   - `CNI_ARGS` has `RKT_NETNS_TEARDOWN=1`
-//!     ([`crate::cni::args::NETNS_TEARDOWN`]): the runtime deletes the
-//!     netns right after DEL, so the pair is left to the kernel's reaping.
-//!   - otherwise the pod end is set down and renamed, so CNI_IFNAME is free
-//!     in the pod at once, and a detached copy of the plugin deletes the
-//!     pair ([`DELETE_ENV`]); when that copy cannot start, DEL deletes it.
-//! - An attachment made by another implementation (no `veth<hash>`) is
-//!   deleted by CNI_IFNAME inside the netns, as the reference plugins do.
+//! - Our veth pair, found by its host end's name `veth<hash>` (no need to
+//!   enter the pod netns), is cut off at once: host end down, its host
+//!   routes removed.
+//! - `CNI_ARGS` has `RKT_NETNS_TEARDOWN=1`
+//!   ([`crate::cni::args::NETNS_TEARDOWN`]): the runtime deletes the netns
+//!   right after DEL; the link is left to the kernel's reaping.
+//! - Otherwise CNI_IFNAME is set down and renamed `rktdel<n>` in the pod,
+//!   so the name is free at once, and a detached copy of the plugin deletes
+//!   the link ([`DELETE_ENV`]) if it is still the same one; when that copy
+//!   cannot start, DEL deletes it.
 //!
-//! A later ADD of the same attachment replaces a pair not yet deleted.
+//! A veth made by another implementation (no `veth<hash>`) is handled like
+//! a macvlan: by CNI_IFNAME inside the netns. A later ADD of the same
+//! attachment replaces a pair not yet deleted.
 
 use std::path::Path;
 
@@ -43,8 +44,10 @@ fn open_if_present(req: &Request) -> Result<Option<Netns>, CniError> {
 }
 
 /// Environment of the detached copy of a plugin that deletes a link
-/// (`<ifindex>:<name>`, in the netns it starts in) without making DEL wait.
+/// (`<ifindex>:<name>`) without making DEL wait; [`DELETE_NETNS_ENV`]
+/// names the netns it is in (unset: the copy's own).
 pub const DELETE_ENV: &str = "RKT_LINK_DELETE";
+const DELETE_NETNS_ENV: &str = "RKT_LINK_DELETE_NETNS";
 
 /// DEL of a veth attachment (ptp, bridge).
 pub fn delete_veth(req: &Request) -> Result<(), CniError> {
@@ -57,7 +60,7 @@ pub fn delete_veth(req: &Request) -> Result<(), CniError> {
         .link_by_name(&host_name)
         .map_err(nl_err(req, "look up the host veth"))?
     else {
-        return delete_in(req, &ns, "veth");
+        return delete_pod_link(req, "veth");
     };
     match host.set_down(l.index) {
         Err(e) if !e.is_not_found() => return Err(nl_err(req, "set the host veth down")(e).into()),
@@ -68,44 +71,84 @@ pub fn delete_veth(req: &Request) -> Result<(), CniError> {
     if req.netns_goes_away() {
         return Ok(());
     }
-    free_pod_ifname(req, &ns, l.index)?;
-    let target = format!("{}:{host_name}", l.index);
-    if crate::plugins::spawn_detached(&[(DELETE_ENV, target.as_ref())]).is_err() {
-        match host.delete_link(l.index) {
-            Err(e) if !e.is_not_found() => {
-                return Err(nl_err(req, "delete the host veth")(e).into())
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
+    set_aside(req, &pod, "veth", l.index)?;
+    delete_later(req, &host, l.index, &host_name, None)
 }
 
-/// Sets the pod end (CNI_IFNAME, a veth) down and renames it
-/// `rktdel<host ifindex>`, so the name is free for the next ADD while the
-/// pair waits for its deletion.
-fn free_pod_ifname(req: &Request, ns: &Netns, host_index: u32) -> Result<(), CniError> {
-    let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
+/// Deletes CNI_IFNAME in the pod netns if it is of `kind` (macvlan, or a
+/// veth another implementation made), without waiting for the kernel.
+pub fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
+    // The runtime removes the netns right after: the kernel reaps the link.
+    if req.netns_goes_away() {
+        return Ok(());
+    }
+    let Some(ns) = open_if_present(req)? else {
+        return Ok(());
+    };
+    let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
+    match set_aside(req, &pod, kind, 0)? {
+        Some((index, name)) => delete_later(req, &pod, index, &name, Some(&req.netns)),
+        None => Ok(()),
+    }
+}
+
+/// Sets CNI_IFNAME in the pod down and renames it `rktdel<n>` (`n`: `tag`,
+/// or its own index when 0), so the name is free for the next ADD while
+/// the link waits for its deletion. Its index and new name, if it was there
+/// and of `kind`.
+fn set_aside(
+    req: &Request,
+    pod: &Netlink,
+    kind: &str,
+    tag: u32,
+) -> Result<Option<(u32, String)>, CniError> {
     let Some(l) = pod
         .link_by_name(&req.ifname)
         .map_err(nl_err(req, "look up the pod interface"))?
     else {
-        return Ok(());
+        return Ok(None);
     };
-    if l.kind.as_deref() != Some("veth") {
-        return Ok(());
+    if l.kind.as_deref() != Some(kind) {
+        return Ok(None);
     }
+    let name = format!("rktdel{}", if tag == 0 { l.index } else { tag });
     let done = pod
         .set_down(l.index)
-        .and_then(|()| pod.rename(l.index, &format!("rktdel{host_index}")));
+        .and_then(|()| pod.rename(l.index, &name));
     match done {
-        Err(e) if !e.is_not_found() => Err(nl_err(req, "set the pod interface aside")(e).into()),
+        Ok(()) => Ok(Some((l.index, name))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(nl_err(req, "set the pod interface aside")(e).into()),
+    }
+}
+
+/// Deletes link `index` (now called `name`) of `nl`'s netns (`netns`, or
+/// the plugin's own) in a detached copy of the plugin; here, when that copy
+/// cannot start.
+fn delete_later(
+    req: &Request,
+    nl: &Netlink,
+    index: u32,
+    name: &str,
+    netns: Option<&str>,
+) -> Result<(), CniError> {
+    let target = format!("{index}:{name}");
+    let mut env = vec![(DELETE_ENV, target.as_ref())];
+    if let Some(ns) = netns {
+        env.push((DELETE_NETNS_ENV, ns.as_ref()));
+    }
+    if crate::plugins::spawn_detached(&env).is_ok() {
+        return Ok(());
+    }
+    match nl.delete_link(index) {
+        Err(e) if !e.is_not_found() => Err(nl_err(req, format!("delete {name}"))(e).into()),
         _ => Ok(()),
     }
 }
 
-/// The detached copy's work: deletes link `<ifindex>:<name>` of this netns
-/// if it is still that link (an ADD may have replaced it since).
+/// The detached copy's work: deletes link `<ifindex>:<name>` if it is
+/// still that link, down (an ADD may have replaced it since).
 pub fn finish_delete(target: &str) -> Result<(), crate::netlink::NetlinkError> {
     let Some((index, name)) = target
         .split_once(':')
@@ -113,7 +156,10 @@ pub fn finish_delete(target: &str) -> Result<(), crate::netlink::NetlinkError> {
     else {
         return Ok(());
     };
-    let nl = Netlink::current()?;
+    let nl = match std::env::var_os(DELETE_NETNS_ENV) {
+        Some(ns) => Netlink::at(Path::new(&ns))?,
+        None => Netlink::current()?,
+    };
     match nl.link_by_index(index) {
         Ok(l) if l.name == name && !l.up => match nl.delete_link(index) {
             Err(e) if !e.is_not_found() => Err(e),
@@ -153,36 +199,6 @@ fn delete_host_routes(req: &Request, host: &Netlink, index: u32) -> Result<(), C
                 return Err(nl_err(req, format!("delete the host route {r}"))(e).into())
             }
             _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// Deletes CNI_IFNAME in the pod netns if it is of `kind` (macvlan).
-pub fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
-    // The runtime removes the netns right after: the kernel reaps the link.
-    if req.netns_goes_away() {
-        return Ok(());
-    }
-    match open_if_present(req)? {
-        Some(ns) => delete_in(req, &ns, kind),
-        None => Ok(()),
-    }
-}
-
-fn delete_in(req: &Request, ns: &Netns, kind: &str) -> Result<(), CniError> {
-    let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
-    if let Some(l) = pod
-        .link_by_name(&req.ifname)
-        .map_err(nl_err(req, "look up the pod interface"))?
-    {
-        if l.kind.as_deref() == Some(kind) {
-            match pod.delete_link(l.index) {
-                Err(e) if !e.is_not_found() => {
-                    return Err(nl_err(req, "delete the pod interface")(e).into())
-                }
-                _ => {}
-            }
         }
     }
     Ok(())
