@@ -396,3 +396,51 @@ ip link del cni6
         "no IPv6 from a pod to the bridge gateway"
     );
 }
+
+/// `vlan`: where the kernel filters VLANs on bridges, the pod's port gets
+/// the VLAN as its untagged PVID; where it cannot (this lab's kernel), both
+/// implementations refuse the ADD, ours naming what failed and leaving no
+/// veth, lease or bridge behind.
+#[test]
+fn bridge_vlan() {
+    let o = Host::new()
+        .run(
+            r#"
+conf='{"cniVersion":"1.0.0","name":"brvlan","type":"bridge","bridge":"cnivl0","vlan":10,"ipam":{"type":"host-local","subnet":"10.14.0.0/24"}}'
+if ip link add vlprobe type bridge vlan_filtering 1 2>/dev/null; then ip link del vlprobe; echo "KERNEL=yes"; else echo "KERNEL=no"; fi
+ip netns add pod
+for impl in /usr/lib/cni "$BIN_DIR"; do
+  tag=$([ "$impl" = /usr/lib/cni ] && echo REF || echo OUR)
+  if out=$(CNI_COMMAND=ADD CNI_CONTAINERID=c1 CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$impl/bridge" <<<"$conf"); then rc=0; else rc=$?; fi
+  echo "${tag}_RC=$rc"
+  echo "${tag}_MSG=$(echo "$out" | jq -r '.msg // empty')"
+  veth=$(ip -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1)
+  echo "${tag}_PVID=$([ -n "$veth" ] && bridge -j vlan show dev "$veth" | jq -c '[.[].vlans[] | select(.flags != null) | .vlan]')"
+  CNI_COMMAND=DEL CNI_CONTAINERID=c1 CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$impl/bridge" <<<"$conf"
+  for i in $(seq 100); do ip -n pod -o link | grep -q rktdel || break; sleep 0.02; done
+  echo "${tag}_VETHS=$(ip -o link show type veth | wc -l)"
+  echo "${tag}_LEASES=$(ls /var/lib/cni/networks/brvlan 2>/dev/null | grep -c '^10' || true)"
+  ip link del cnivl0 2>/dev/null || true
+done
+ip netns del pod
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_default();
+    assert_eq!(v("OUR_RC"), v("REF_RC"), "{}", o.stdout);
+    if v("KERNEL") == "yes" {
+        assert_eq!(v("OUR_RC"), "0", "{}", o.stdout);
+        assert_eq!(v("OUR_PVID"), "[10]", "{}", o.stdout);
+        assert_eq!(v("OUR_PVID"), v("REF_PVID"), "{}", o.stdout);
+    } else {
+        assert_ne!(v("OUR_RC"), "0", "{}", o.stdout);
+        let msg = v("OUR_MSG");
+        assert!(
+            msg.contains("brvlan") && msg.contains("cnivl0") && msg.contains("VLAN filtering"),
+            "{msg}"
+        );
+    }
+    for k in ["OUR_VETHS", "OUR_LEASES", "REF_VETHS", "REF_LEASES"] {
+        assert_eq!(v(k), "0", "{k}: {}", o.stdout);
+    }
+}

@@ -100,7 +100,15 @@ fn ensure_bridge(req: &Request, conf: &Conf, host: &Netlink) -> Result<Link, Plu
         None => {
             match host.create_bridge(&conf.bridge, conf.mtu(), conf.vlan != 0) {
                 Err(e) if !e.is_exists() => {
-                    return Err(nl_err(req, format!("create bridge {}", conf.bridge))(e))
+                    let what = if conf.vlan != 0 {
+                        format!(
+                            "create bridge {} with VLAN filtering (for \"vlan\": {}; the kernel needs CONFIG_BRIDGE_VLAN_FILTERING)",
+                            conf.bridge, conf.vlan
+                        )
+                    } else {
+                        format!("create bridge {}", conf.bridge)
+                    };
+                    return Err(nl_err(req, what)(e));
                 }
                 _ => {}
             }
