@@ -27,8 +27,9 @@ use std::path::Path;
 use super::{host_veth_name, nl_err};
 use crate::cni::skeleton::Request;
 use crate::cni::CniError;
+use crate::netlink::link::Link;
 use crate::netlink::route::{Route, Scope};
-use crate::netlink::{Netlink, Netns};
+use crate::netlink::{Netlink, NetlinkError, Netns};
 use ipnet::IpNet;
 
 /// Opens CNI_NETNS; None when it is empty or no longer exists.
@@ -72,8 +73,15 @@ pub fn delete_veth(req: &Request) -> Result<(), CniError> {
         return Ok(());
     }
     let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-    set_aside(req, &pod, "veth", l.index)?;
-    delete_later(req, &host, l.index, &host_name, None)
+    let set = match pod_link(req, &pod, "veth")? {
+        Some(p) => set_aside(&pod, &p).is_ok(),
+        None => true,
+    };
+    if set {
+        delete_later(req, &host, l.index, &host_name, None)
+    } else {
+        delete_now(req, &host, l.index, &host_name)
+    }
 }
 
 /// Deletes CNI_IFNAME in the pod netns if it is of `kind` (macvlan, or a
@@ -87,40 +95,31 @@ pub fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
         return Ok(());
     };
     let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
-    match set_aside(req, &pod, kind, 0)? {
-        Some((index, name)) => delete_later(req, &pod, index, &name, Some(&req.netns)),
-        None => Ok(()),
+    let Some(l) = pod_link(req, &pod, kind)? else {
+        return Ok(());
+    };
+    match set_aside(&pod, &l) {
+        Ok(name) => delete_later(req, &pod, l.index, &name, Some(&req.netns)),
+        Err(_) => delete_now(req, &pod, l.index, &req.ifname),
     }
 }
 
-/// Sets CNI_IFNAME in the pod down and renames it `rktdel<n>` (`n`: `tag`,
-/// or its own index when 0), so the name is free for the next ADD while
-/// the link waits for its deletion. Its index and new name, if it was there
-/// and of `kind`.
-fn set_aside(
-    req: &Request,
-    pod: &Netlink,
-    kind: &str,
-    tag: u32,
-) -> Result<Option<(u32, String)>, CniError> {
-    let Some(l) = pod
+/// CNI_IFNAME in the pod, if it is there and of `kind`.
+fn pod_link(req: &Request, pod: &Netlink, kind: &str) -> Result<Option<Link>, CniError> {
+    let l = pod
         .link_by_name(&req.ifname)
-        .map_err(nl_err(req, "look up the pod interface"))?
-    else {
-        return Ok(None);
-    };
-    if l.kind.as_deref() != Some(kind) {
-        return Ok(None);
-    }
-    let name = format!("rktdel{}", if tag == 0 { l.index } else { tag });
-    let done = pod
-        .set_down(l.index)
-        .and_then(|()| pod.rename(l.index, &name));
-    match done {
-        Ok(()) => Ok(Some((l.index, name))),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(nl_err(req, "set the pod interface aside")(e).into()),
-    }
+        .map_err(nl_err(req, "look up the pod interface"))?;
+    Ok(l.filter(|l| l.kind.as_deref() == Some(kind)))
+}
+
+/// Sets pod link `l` down and renames it `rktdel<its index>`, so its name
+/// is free for the next ADD while it waits for its deletion; the new name.
+/// On failure the caller deletes it at once instead.
+fn set_aside(pod: &Netlink, l: &Link) -> Result<String, NetlinkError> {
+    let name = format!("rktdel{}", l.index);
+    pod.set_down(l.index)
+        .and_then(|()| pod.rename(l.index, &name))
+        .map(|()| name)
 }
 
 /// Deletes link `index` (now called `name`) of `nl`'s netns (`netns`, or
@@ -138,9 +137,14 @@ fn delete_later(
     if let Some(ns) = netns {
         env.push((DELETE_NETNS_ENV, ns.as_ref()));
     }
-    if crate::plugins::spawn_detached(&env).is_ok() {
-        return Ok(());
+    match crate::plugins::spawn_detached(&env) {
+        Ok(()) => Ok(()),
+        Err(_) => delete_now(req, nl, index, name),
     }
+}
+
+/// Deletes link `index` of `nl`'s netns and waits for the kernel.
+fn delete_now(req: &Request, nl: &Netlink, index: u32, name: &str) -> Result<(), CniError> {
     match nl.delete_link(index) {
         Err(e) if !e.is_not_found() => Err(nl_err(req, format!("delete {name}"))(e).into()),
         _ => Ok(()),
@@ -149,7 +153,7 @@ fn delete_later(
 
 /// The detached copy's work: deletes link `<ifindex>:<name>` if it is
 /// still that link, down (an ADD may have replaced it since).
-pub fn finish_delete(target: &str) -> Result<(), crate::netlink::NetlinkError> {
+pub fn finish_delete(target: &str) -> Result<(), NetlinkError> {
     let Some((index, name)) = target
         .split_once(':')
         .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n)))
