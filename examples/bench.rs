@@ -289,7 +289,7 @@ fn inner() {
     let release = exe
         .parent()
         .and_then(Path::parent)
-        .expect("target/release")
+        .expect("target/<host>/release")
         .to_path_buf();
     let img = PathBuf::from("/run/bench-image");
     build_image(&img);

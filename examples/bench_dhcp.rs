@@ -8,8 +8,8 @@
 //! each iteration makes a pod netns, times the reference macvlan's ADD
 //! (which delegates to the `dhcp` first on CNI_PATH), then DEL.
 //!
-//! Run (as root): `cargo build --bin dhcp --example bench_dhcp &&
-//! target/debug/examples/bench_dhcp [ITERATIONS]` (default 10). Prints
+//! Run (as root): `cargo build --bin dhcp && cargo run --example bench_dhcp
+//! -- [ITERATIONS]` (default 10). Prints
 //! figures; never fails on noise.
 
 use std::path::PathBuf;
@@ -65,14 +65,14 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10);
-    // target/<profile>/examples/bench_dhcp -> target/<profile>
+    // target/<host>/<profile>/examples/bench_dhcp -> target/<host>/<profile>
     let bin_dir = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent()?.parent().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("target/debug"));
+        .unwrap_or_else(|| PathBuf::from("."));
     if !bin_dir.join("dhcp").exists() {
         eprintln!(
-            "{} not found: run `cargo build --bin dhcp --example bench_dhcp` first",
+            "{} not found: run `cargo build --bin dhcp` first",
             bin_dir.join("dhcp").display()
         );
         std::process::exit(2);

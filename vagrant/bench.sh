@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --bins --examples
-target/release/examples/bench
+out="target/$(rustc --print host-tuple)/release"
+"$out/examples/bench"
 echo
-exec target/release/examples/bench_plugins "${BENCH_PLUGIN_ROUNDS:-30}"
+exec "$out/examples/bench_plugins" "${BENCH_PLUGIN_ROUNDS:-30}"

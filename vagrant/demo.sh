@@ -15,7 +15,7 @@ trap 'rm -rf "$img"' EXIT
 mkdir -p "$img/bin" "$img/etc"
 cp /bin/busybox "$img/bin/"
 for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$img/bin/$a"; done
-RKT="$PWD/target/release/rkt" IMG="$img" unshare --mount --net --pid --fork --mount-proc --propagation private bash -euc '
+RKT="$PWD/target/$(rustc --print host-tuple)/release/rkt" IMG="$img" unshare --mount --net --pid --fork --mount-proc --propagation private bash -euc '
 for d in /etc/rkt /var/lib/rkt /var/lib/cni /run; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
 ip link set lo up
 mkdir -p /etc/rkt/net.d
