@@ -169,6 +169,23 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(200));
 }
 
+/// Waits (up to 2 s) until at most `n` veths are left on the host.
+fn wait_for_veths(n: usize) {
+    for _ in 0..200 {
+        let count = std::fs::read_dir("/sys/class/net")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("veth"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if count <= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// ADD then DEL (netns still there, as a runtime does), `rounds` times,
 /// beside a resident pod of the same network (steady state: the network's
 /// firewall state exists). Returns the medians and the resident pod's ADD.
@@ -183,6 +200,9 @@ fn measure(p: &Plugin, conf: &str, rounds: usize, tag: &str) -> Result<(f64, f64
         let a = p.call("ADD", &id, &ns, conf)?;
         let d = p.call("DEL", &id, &ns, conf)?;
         netns_del(&ns);
+        // Ours deletes the pair in the background (and the kernel reaps a
+        // deleted netns): let that finish so the next ADD is timed alone.
+        wait_for_veths(1);
         if i >= 2 {
             // The first two rounds warm caches (page cache, first-pod nft).
             adds.push(a);
