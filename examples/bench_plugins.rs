@@ -106,17 +106,6 @@ const TEARDOWN_ARGS: &str = "IgnoreUnknown=1;RKT_NETNS_TEARDOWN=true";
 impl Plugin {
     fn call(&self, verb: &str, id: &str, netns: &Path, conf: &str) -> Result<Duration, String> {
         let args = if verb == "DEL" { self.del_args } else { "" };
-        self.call_with_args(verb, id, netns, conf, args)
-    }
-
-    fn call_with_args(
-        &self,
-        verb: &str,
-        id: &str,
-        netns: &Path,
-        conf: &str,
-        args: &str,
-    ) -> Result<Duration, String> {
         let inv = Invocation {
             command: verb,
             container_id: id,
@@ -337,52 +326,7 @@ fn inner() -> Result<(), String> {
         );
     }
 
-    // ADD at the first vs the last 100 of 1000 pods kept attached to one
-    // network (ours, ptp + ipMasq, a /20). This VM's noise comes in bursts
-    // longer than a window of 100 ADDs, so the whole fill is repeated (the
-    // pods removed and the kernel's reaping awaited in between) and the
-    // median ratio reported.
-    let p = ours("ptp");
-    let c = conf("ptp", "big", true, "10.128.0.0/20");
-    let reps: usize = std::env::var("BENCH_SCALE_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let n = 1000;
-    let mut ratios = Vec::new();
-    for r in 0..reps {
-        settle();
-        let mut adds = Vec::with_capacity(n);
-        let mut spaces = Vec::with_capacity(n);
-        let t = Instant::now();
-        for i in 0..n {
-            let id = format!("big{r}-{i}");
-            let ns = netns_add(&id)?;
-            adds.push(p.call("ADD", &id, &ns, &c)?);
-            spaces.push((id, ns));
-        }
-        let total = t.elapsed();
-        let (f, l) = (median(&mut adds[..100]), median(&mut adds[n - 100..]));
-        println!(
-            "ADD at pods 1-100 vs {}-{n} of one network (ours ptp + ipMasq), run {}: {f:.2} ms vs {l:.2} ms ({:.2}x); {n} pods in {:.1} s",
-            n - 99,
-            r + 1,
-            l / f,
-            total.as_secs_f64()
-        );
-        ratios.push(l / f);
-        // As a runtime tears down: DEL with the netns-teardown hint, then
-        // the netns.
-        for (id, ns) in &spaces {
-            p.call_with_args("DEL", id, ns, &c, TEARDOWN_ARGS)?;
-            netns_del(ns);
-        }
-    }
-    ratios.sort_by(f64::total_cmp);
-    if let Some(m) = ratios.get(ratios.len() / 2) {
-        println!(
-            "ADD of the last 100 vs the first 100 of {n} pods, median of {reps} runs: {m:.2}x"
-        );
-    }
+    // ADD at the 1st vs the 1000th pod of a network: examples/bench (the
+    // same command, vagrant/bench.sh, runs both).
     Ok(())
 }
