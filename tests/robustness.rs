@@ -17,13 +17,16 @@ fn fault_injection_sigkill_then_gc() {
             .run(
                 r#"RANDOM=42
 for i in $(seq 100); do
-  rkt run --net=default "$IMG" --exec=/bin/sleep -- 0.05 >/dev/null 2>&1 &
+  # The binary itself, not the `rkt` shell function: $! must be rkt's PID.
+  "$RKT_BIN" $RKT_GLOBAL run --net=default "$IMG" --exec=/bin/sleep -- 0.05 >/dev/null 2>&1 &
   p=$!
   sleep 0.0$((RANDOM % 80))
   kill -9 $p 2>/dev/null || true
   wait $p 2>/dev/null || true
-  rkt gc --grace-period=0s >/dev/null 2>gcerr || { cat gcerr; echo "GCFAIL=$i"; }
+  rkt gc --grace-period=0s >>gcout 2>gcerr || { cat gcerr; echo "GCFAIL=$i"; }
 done
+# How many runs the kill caught with a pod set up (gc took them over).
+echo "ABANDONED=$(grep -c 'its runtime had died' gcout || true)"
 # Pods whose first process was still dying during the last gc.
 for i in $(seq 50); do
   rkt gc --grace-period=0s >/dev/null 2>&1 || true
@@ -38,6 +41,15 @@ rkt gc --grace-period=0s >/dev/null
             )
             .ok();
         assert_eq!(o.value("GCFAIL"), None, "{set}: {}", o.stdout);
+        let abandoned: u32 = o
+            .value("ABANDONED")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            abandoned >= 10,
+            "{set}: the kills caught only {abandoned} pods: {}",
+            o.stdout
+        );
         assert_eq!(
             o.value("RUNLEFT").as_deref(),
             Some("0"),
@@ -194,6 +206,40 @@ echo "PODS=$(rkt list --no-legend | wc -l)"
         "the plugin's children die with it"
     );
     assert_eq!(o.value("PODS").as_deref(), Some("0"));
+}
+
+/// `rkt gc` leaves alone a pod whose app has exited but whose `rkt run`
+/// is still tearing it down (a slow DEL here): the runtime finishes and
+/// files the pod under exited-garbage itself.
+#[test]
+fn gc_spares_a_pod_being_torn_down() {
+    let o = Host::new()
+        .run(
+            r#"mkdir -p /tmp/p
+printf '#!/bin/sh\ncat >/dev/null\nif [ "$CNI_COMMAND" = DEL ]; then touch /tmp/in-del; sleep 1.5; fi\nif [ "$CNI_COMMAND" = ADD ]; then echo "{\\"cniVersion\\":\\"1.0.0\\"}"; fi\nexit 0\n' > /tmp/p/slowdel; chmod +x /tmp/p/slowdel
+echo '{"cniVersion":"1.0.0","name":"s","type":"slowdel"}' > /etc/rkt/net.d/s.conf
+rkt --net-plugin-path=/tmp/p:$BIN_DIR:/usr/lib/cni run --net=default,s "$IMG" --exec=/bin/true > run.out 2>&1 & r=$!
+for i in $(seq 100); do [ -e /tmp/in-del ] && break; sleep 0.05; done
+[ -e /tmp/in-del ] || { cat run.out; fail "the slow DEL never started"; }
+rkt gc --grace-period=0s > gc.out 2>&1 && echo "GCRC=0" || echo "GCRC=$?"
+echo "INRUN=$(ls /var/lib/rkt/pods/run | wc -l)"
+wait $r && echo "RUNRC=0" || echo "RUNRC=$?"
+echo "EXITED=$(ls /var/lib/rkt/pods/exited-garbage | wc -l)"
+cat gc.out run.out
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("GCRC"), "0", "{}", o.stdout);
+    assert_eq!(
+        v("INRUN"),
+        "1",
+        "gc took the pod from its runtime: {}",
+        o.stdout
+    );
+    assert_eq!(v("RUNRC"), "0", "{}", o.stdout);
+    assert_eq!(v("EXITED"), "1", "{}", o.stdout);
 }
 
 /// The app cannot reconfigure the pod's network (no CAP_NET_ADMIN by

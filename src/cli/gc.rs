@@ -40,12 +40,17 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
                 );
             }
         }
-        if pod.state() == PodState::Exited {
+        // Only pods in exited-garbage/: an exited pod still in run/ belongs
+        // to a live `rkt run` finishing its teardown (it holds the lock), or
+        // was just moved above. A concurrent gc may have removed it first.
+        if pod.is_exited_dir() {
             let age = time::now().saturating_sub(pod.exited_at().unwrap_or(0));
             if age >= grace {
-                std::fs::remove_dir_all(&pod.dir)
-                    .map_err(|e| anyhow!("cannot remove {}: {e}", pod.dir.display()))?;
-                println!("Garbage collected pod \"{}\"", pod.uuid);
+                match std::fs::remove_dir_all(&pod.dir) {
+                    Ok(()) => println!("Garbage collected pod \"{}\"", pod.uuid),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(anyhow!("cannot remove {}: {e}", pod.dir.display())),
+                }
             }
         }
     }
