@@ -67,6 +67,15 @@ impl NetlinkError {
 
 pub type Result<T> = std::result::Result<T, NetlinkError>;
 
+/// `r`, with "it does not exist" counted as done: for removals that must
+/// be idempotent.
+pub fn missing_ok(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
 /// A netlink connection bound to one network namespace.
 pub struct Netlink {
     rt: tokio::runtime::Runtime,

@@ -233,10 +233,10 @@ pub fn gc_masquerade(req: &crate::cni::skeleton::Request) -> Result<(), CniError
 /// every pod's ADD gets slower as pods accumulate (measured: 1.2 ms to
 /// 2.6 ms over 1000 pods). A kernel without IPv6 has nothing to turn off.
 pub(crate) fn host_veth_without_ipv6(name: &str) -> Result<(), NetlinkError> {
-    match sysctl::write(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1") {
-        Err(e) if e.is_not_found() => Ok(()),
-        other => other,
-    }
+    crate::netlink::missing_ok(sysctl::write(
+        &format!("net/ipv6/conf/{name}/disable_ipv6"),
+        "1",
+    ))
 }
 
 /// The host-side veth name of an attachment: `veth` and 8 hex digits of a

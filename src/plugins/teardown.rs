@@ -29,7 +29,7 @@ use crate::cni::skeleton::Request;
 use crate::cni::CniError;
 use crate::netlink::link::Link;
 use crate::netlink::route::{Route, Scope};
-use crate::netlink::{Netlink, NetlinkError, Netns};
+use crate::netlink::{missing_ok, Netlink, NetlinkError, Netns};
 use ipnet::IpNet;
 
 /// Opens CNI_NETNS; None when it is empty or no longer exists.
@@ -61,12 +61,9 @@ pub fn delete_veth(req: &Request) -> Result<(), CniError> {
         .link_by_name(&host_name)
         .map_err(nl_err(req, "look up the host veth"))?
     else {
-        return delete_pod_link(req, "veth");
+        return delete_pod_link_in(req, &ns, "veth");
     };
-    match host.set_down(l.index) {
-        Err(e) if !e.is_not_found() => return Err(nl_err(req, "set the host veth down")(e).into()),
-        _ => {}
-    }
+    missing_ok(host.set_down(l.index)).map_err(nl_err(req, "set the host veth down"))?;
     // IPv4 host routes survive a link going down: remove ours.
     delete_host_routes(req, &host, l.index)?;
     if req.netns_goes_away() {
@@ -87,14 +84,19 @@ pub fn delete_veth(req: &Request) -> Result<(), CniError> {
 /// Deletes CNI_IFNAME in the pod netns if it is of `kind` (macvlan, or a
 /// veth another implementation made), without waiting for the kernel.
 pub fn delete_pod_link(req: &Request, kind: &str) -> Result<(), CniError> {
+    match open_if_present(req)? {
+        Some(ns) => delete_pod_link_in(req, &ns, kind),
+        None => Ok(()),
+    }
+}
+
+/// [`delete_pod_link`] in the already opened pod netns.
+fn delete_pod_link_in(req: &Request, ns: &Netns, kind: &str) -> Result<(), CniError> {
     // The runtime removes the netns right after: the kernel reaps the link.
     if req.netns_goes_away() {
         return Ok(());
     }
-    let Some(ns) = open_if_present(req)? else {
-        return Ok(());
-    };
-    let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
+    let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
     let Some(l) = pod_link(req, &pod, kind)? else {
         return Ok(());
     };
@@ -145,10 +147,7 @@ fn delete_later(
 
 /// Deletes link `index` of `nl`'s netns and waits for the kernel.
 fn delete_now(req: &Request, nl: &Netlink, index: u32, name: &str) -> Result<(), CniError> {
-    match nl.delete_link(index) {
-        Err(e) if !e.is_not_found() => Err(nl_err(req, format!("delete {name}"))(e).into()),
-        _ => Ok(()),
-    }
+    missing_ok(nl.delete_link(index)).map_err(|e| nl_err(req, format!("delete {name}"))(e).into())
 }
 
 /// The detached copy's work: deletes link `<ifindex>:<name>` if it is
@@ -165,10 +164,7 @@ pub fn finish_delete(target: &str) -> Result<(), NetlinkError> {
         None => Netlink::current()?,
     };
     match nl.link_by_index(index) {
-        Ok(l) if l.name == name && !l.up => match nl.delete_link(index) {
-            Err(e) if !e.is_not_found() => Err(e),
-            _ => Ok(()),
-        },
+        Ok(l) if l.name == name && !l.up => missing_ok(nl.delete_link(index)),
         _ => Ok(()),
     }
 }
@@ -198,12 +194,8 @@ fn delete_host_routes(req: &Request, host: &Netlink, index: u32) -> Result<(), C
         }
     };
     for r in routes {
-        match host.delete_route(&r) {
-            Err(e) if !e.is_not_found() => {
-                return Err(nl_err(req, format!("delete the host route {r}"))(e).into())
-            }
-            _ => {}
-        }
+        missing_ok(host.delete_route(&r))
+            .map_err(nl_err(req, format!("delete the host route {r}")))?;
     }
     Ok(())
 }
