@@ -1,2 +1,0 @@
-from-image-cmd hello-oci
-/tmp

@@ -1,1 +1,0 @@
-args-replace-cmd
