@@ -5,7 +5,7 @@ use clap::Args;
 
 use super::Global;
 use crate::pod::PodState;
-use crate::stage1::{self, caps};
+use crate::stage1::{self, caps, security};
 
 #[derive(Debug, Args)]
 pub struct EnterArgs {
@@ -33,6 +33,19 @@ pub fn enter(g: &Global, a: EnterArgs) -> Result<i32> {
     } else {
         a.cmd
     };
-    stage1::enter(pid, &argv, &m.app.env, caps::DEFAULT)
-        .map_err(|e| anyhow!("pod {}: {e}", pod.uuid))
+    // The command gets what the pod's app got: its capabilities, its
+    // no_new_privs and its seccomp filter.
+    let (app_caps, insecure) = match &m.security {
+        Some(s) => (
+            s.caps
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<_>>(),
+            security::Insecure::from_names(&s.insecure_options),
+        ),
+        None => (caps::DEFAULT.to_vec(), security::Insecure::default()),
+    };
+    let sec = security::AppSecurity::new(app_caps, &insecure)
+        .map_err(|e| anyhow!("pod {}: {e}", pod.uuid))?;
+    stage1::enter(pid, &argv, &m.app.env, sec).map_err(|e| anyhow!("pod {}: {e}", pod.uuid))
 }

@@ -80,6 +80,13 @@ fn pod_json(pod: &Pod) -> Value {
     if let Some(code) = pod.exit_code() {
         v["app_exit_codes"] = json!({ m.app.name: code });
     }
+    if let Some(sec) = &m.security {
+        v["insecure_options"] = json!(sec.insecure_options);
+        v["caps"] = json!(sec.caps);
+        if !sec.sysctls.is_empty() {
+            v["sysctls"] = json!(sec.sysctls);
+        }
+    }
     if let Some(d) = pod_dns(pod) {
         v["dns"] = json!(d);
     }
@@ -206,6 +213,17 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<i32> {
     );
     if let Some(code) = pod.exit_code() {
         println!("app-{}={code}", m.app.name);
+    }
+    if let Some(sec) = &m.security {
+        let off = if sec.insecure_options.is_empty() {
+            "none".to_string()
+        } else {
+            sec.insecure_options.join(",")
+        };
+        println!("insecure-options={off}");
+        if !sec.sysctls.is_empty() {
+            println!("sysctls={}", sec.sysctls.join(","));
+        }
     }
     if let Some(d) = pod_dns(&pod) {
         println!("dns-source={}", d.source);

@@ -14,8 +14,10 @@ use super::{mds, release_network, Global};
 use crate::image;
 use crate::lock::FileLock;
 use crate::networking::{self, dns, netd, netns};
-use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord};
+use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord, SecurityRecord};
 use crate::pod::{time, Pod};
+use crate::stage1::security::{AppSecurity, Insecure};
+use crate::stage1::sysctl::Sysctl;
 use crate::stage1::{self, caps, PodSpec};
 
 #[derive(Debug, Args)]
@@ -55,6 +57,14 @@ pub struct RunArgs {
     /// Capabilities taken from the app's set.
     #[arg(long = "caps-remove")]
     pub caps_remove: Option<String>,
+    /// Protections to turn off (comma list, repeatable): image, paths,
+    /// seccomp, setuid, all-run, all. `rkt status` shows them.
+    #[arg(long = "insecure-options", value_name = "LIST")]
+    pub insecure_options: Vec<String>,
+    /// A kernel setting of the pod's own namespaces, `KEY=VALUE` (repeatable):
+    /// net.* (not with --net=host), IPC limits, fs.mqueue.*, kernel.domainname.
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
     /// Pod annotations `K=V` (repeatable), served by the metadata service.
     #[arg(long = "annotation", value_name = "K=V")]
     pub annotation: Vec<String>,
@@ -140,6 +150,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     let remove = caps::parse_list("--caps-remove", a.caps_remove.as_deref().unwrap_or(""))
         .map_err(|e| anyhow!(e))?;
     let app_caps = caps::effective_set(retain.as_deref(), &remove);
+    let insecure = Insecure::parse(&a.insecure_options).map_err(|e| anyhow!(e))?;
     if let Some(h) = &a.hostname {
         if !valid_hostname(h) {
             bail!(
@@ -153,6 +164,16 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     let hosts_flags = dns::HostsFlags::parse(&a.hosts_entry).map_err(|e| anyhow!(e))?;
     let annotations = mds::parse_annotations(&a.annotation).map_err(|e| anyhow!(e))?;
     let selection = netd::parse_selection(&a.net).map_err(|e| anyhow!(e))?;
+    let sysctls = a
+        .sysctl
+        .iter()
+        .map(|s| Sysctl::parse(s, !matches!(selection, netd::Selection::Host)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!(e))?;
+    let app_security = {
+        let _p = phase("seccomp filter");
+        AppSecurity::new(app_caps.clone(), &insecure).map_err(|e| anyhow!(e))?
+    };
     let nets = match &selection {
         netd::Selection::Networks(sel) => {
             let _p = phase("load networks");
@@ -208,6 +229,14 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 .join(","),
         },
         annotations,
+        security: Some(SecurityRecord {
+            caps: app_caps.iter().map(|c| c.to_string()).collect(),
+            insecure_options: insecure.names(),
+            sysctls: sysctls
+                .iter()
+                .map(|s| format!("{}={}", s.key, s.value))
+                .collect(),
+        }),
     };
     let mut mds_token: Option<String> = None;
     let result = (|| -> Result<i32> {
@@ -264,7 +293,9 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
             env: env.clone(),
             working_dir: img.config.working_dir.clone(),
             interactive: a.interactive,
-            caps: app_caps.clone(),
+            security: app_security.clone(),
+            sysctls: sysctls.clone(),
+            mask_paths: !insecure.paths,
         };
         std::fs::create_dir_all(&spec.rootfs)?;
         std::fs::create_dir_all(&spec.work)?;

@@ -34,6 +34,22 @@ pub struct Manifest {
     /// `--annotation=K=V` (served by the metadata service).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// What the app runs with; `rkt enter` gives a command the same. Absent
+    /// in pods created before it was recorded (they ran with the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<SecurityRecord>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityRecord {
+    /// The app's capabilities (`CAP_CHOWN`, ...).
+    pub caps: Vec<String>,
+    /// Protections turned off (`--insecure-options`), by name.
+    pub insecure_options: Vec<String>,
+    /// `--sysctl` settings, `KEY=VALUE`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<String>,
 }
 
 /// One network attachment as recorded in `<pod>/net/<index>.json`: written

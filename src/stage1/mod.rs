@@ -1,11 +1,16 @@
 //! The pod process. `rkt run` clones the pod's first process into new mount,
 //! UTS, IPC and PID namespaces; it joins the pod network namespace, mounts
-//! the overlayfs root, `/proc`, `/sys` (read-only) and a minimal `/dev`,
-//! pivots into the root and starts the app, then stays as the pod's init:
-//! it reaps orphans, forwards signals to the app and exits with its code.
+//! the overlayfs root, `/proc`, `/sys` (read-only) and a minimal `/dev`
+//! (see `mounts`), pivots into the root and starts the app with its
+//! capabilities, `no_new_privs` and seccomp filter (see `security`), then
+//! stays as the pod's init: it reaps orphans, forwards signals to the app
+//! and exits with its code.
 
 pub mod caps;
 mod mounts;
+pub mod seccomp;
+pub mod security;
+pub mod sysctl;
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -31,7 +36,12 @@ pub struct PodSpec {
     pub env: Vec<String>,
     pub working_dir: String,
     pub interactive: bool,
-    pub caps: Vec<::caps::Capability>,
+    /// What the app runs with.
+    pub security: security::AppSecurity,
+    /// `--sysctl` settings, written in the pod's namespaces at creation.
+    pub sysctls: Vec<sysctl::Sysctl>,
+    /// Masked and read-only kernel paths (off with `--insecure-options=paths`).
+    pub mask_paths: bool,
 }
 
 /// A started pod: its first process and the pipe its errors come through.
@@ -109,8 +119,8 @@ fn exec_app(spec: &PodSpec, errfd: i32) -> ! {
             }
         }
     }
-    if let Err(e) = caps::apply(&spec.caps) {
-        fail(format!("cannot set capabilities: {e}"));
+    if let Err(e) = spec.security.apply() {
+        fail(e);
     }
     let argv: Vec<CString> = spec
         .exec
@@ -274,7 +284,7 @@ pub fn enter(
     pid: i32,
     argv: &[String],
     env: &[String],
-    caps: &[::caps::Capability],
+    security: security::AppSecurity,
 ) -> Result<i32, String> {
     let ns_dir = PathBuf::from(format!("/proc/{pid}/ns"));
     let root = std::fs::File::open(format!("/proc/{pid}/root"))
@@ -307,7 +317,9 @@ pub fn enter(
         env: env.to_vec(),
         working_dir: "/".into(),
         interactive: true,
-        caps: caps.to_vec(),
+        security,
+        sysctls: Vec::new(),
+        mask_paths: true,
     };
     let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the runtime is single-threaded here; the child execs at once.

@@ -1,18 +1,62 @@
-//! The pod's filesystem: overlayfs root, /proc, read-only /sys, a minimal
-//! /dev, then pivot_root. Runs in the pod's first process, in its own mount
-//! namespace, so nothing is mounted on the host and nothing can leak there.
+//! The pod's filesystem: the overlayfs root, a minimal `/dev`, `/proc` and a
+//! read-only `/sys`, then pivot_root. Runs in the pod's first process, in
+//! its own mount namespace, so nothing is mounted on the host.
+//!
+//! Devices: every mount is `nodev` but the device nodes of `/dev`, which
+//! are bind mounts of the host's own null, zero, full, random, urandom and
+//! tty (plus the pod's private devpts). A device node the app creates or
+//! that an image carries cannot be opened anywhere, so CAP_MKNOD reaches
+//! no host device. The kernel's knobs: `/proc/sys`, `/proc/sysrq-trigger`
+//! and friends are read-only, and `/proc/kcore`, `/proc/keys`,
+//! `/sys/firmware`... are masked, as Docker and Podman do by default
+//! (`--insecure-options=paths` turns that off).
 
 use std::fs;
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{mknod, Mode, SFlag};
 use nix::unistd;
 
 use super::{overlay_data, PodSpec};
 
+/// Mounted on themselves read-only.
+const READ_ONLY: &[&str] = &[
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+/// Hidden: files get `/dev/null` over them, directories an empty
+/// read-only tmpfs. Paths this kernel does not have are skipped.
+const MASKED: &[&str] = &[
+    "proc/acpi",
+    "proc/asound",
+    "proc/interrupts",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "sys/devices/virtual/powercap",
+    "sys/firmware",
+    "sys/fs/selinux",
+];
+
+/// The host device nodes bound into the pod's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// nosuid, nodev, noexec: every pseudo filesystem but devpts gets all three.
+const LOCKED: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
 fn m(
-    src: Option<&str>,
+    src: Option<&Path>,
     target: &Path,
     fstype: Option<&str>,
     flags: MsFlags,
@@ -21,91 +65,56 @@ fn m(
     mount(src, target, fstype, flags, data).map_err(|e| {
         format!(
             "cannot mount {} on {}: {e}",
-            fstype.or(src).unwrap_or("?"),
+            fstype
+                .map(str::to_string)
+                .or_else(|| src.map(|s| s.display().to_string()))
+                .unwrap_or_else(|| "?".into()),
             target.display()
         )
     })
+}
+
+fn fs_mount(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
+    m(Some(Path::new(fstype)), target, Some(fstype), flags, data)
 }
 
 fn dir(p: &Path) -> Result<(), String> {
     fs::create_dir_all(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
 }
 
-pub fn setup_root(spec: &PodSpec) -> Result<(), String> {
-    let none = None::<&str>;
-    m(
-        none,
-        Path::new("/"),
-        none,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        none,
-    )?;
-    let root = &spec.rootfs;
-    m(
-        Some("overlay"),
-        root,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&overlay_data(spec)),
-    )?;
-    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    dir(&root.join("proc"))?;
-    m(Some("proc"), &root.join("proc"), Some("proc"), nosuid, none)?;
-    dir(&root.join("sys"))?;
-    m(
-        Some("sysfs"),
-        &root.join("sys"),
-        Some("sysfs"),
-        nosuid | MsFlags::MS_RDONLY,
-        none,
-    )?;
+fn dev(root: &Path) -> Result<(), String> {
     let dev = root.join("dev");
     dir(&dev)?;
-    m(
-        Some("tmpfs"),
+    fs_mount(
+        "tmpfs",
         &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        LOCKED | MsFlags::MS_STRICTATIME,
         Some("mode=755,size=65536k"),
     )?;
-    for (name, major, minor) in [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ] {
-        let p = dev.join(name);
-        mknod(
-            &p,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::makedev(major, minor),
-        )
-        .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
-        // mknod honours the umask; devices must be usable by everyone.
-        let _ = nix::sys::stat::fchmodat(
+    for name in DEVICES {
+        let target = dev.join(name);
+        fs::File::create(&target)
+            .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+        m(
+            Some(&Path::new("/dev").join(name)),
+            &target,
             None,
-            &p,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        );
+            MsFlags::MS_BIND,
+            None,
+        )?;
     }
     dir(&dev.join("pts"))?;
-    m(
-        Some("devpts"),
+    fs_mount(
+        "devpts",
         &dev.join("pts"),
-        Some("devpts"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("newinstance,ptmxmode=0666,mode=0620"),
     )?;
     dir(&dev.join("shm"))?;
-    m(
-        Some("shm"),
+    fs_mount(
+        "tmpfs",
         &dev.join("shm"),
-        Some("tmpfs"),
-        nosuid,
+        LOCKED,
         Some("mode=1777,size=65536k"),
     )?;
     for (link, target) in [
@@ -117,6 +126,115 @@ pub fn setup_root(spec: &PodSpec) -> Result<(), String> {
     ] {
         let _ = std::os::unix::fs::symlink(target, dev.join(link));
     }
+    Ok(())
+}
+
+/// Mounts `path` on itself read-only; a path this kernel lacks is skipped.
+fn read_only(path: &Path) -> Result<(), String> {
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    ) {
+        Err(Errno::ENOENT) => return Ok(()),
+        r => r.map_err(|e| format!("cannot bind {}: {e}", path.display()))?,
+    }
+    m(
+        None,
+        path,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | LOCKED,
+        None,
+    )
+}
+
+/// Hides `path` (see [`MASKED`]).
+fn mask(root: &Path, path: &Path) -> Result<(), String> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(_) => return Ok(()),
+    };
+    let r = if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            LOCKED | MsFlags::MS_RDONLY,
+            Some("size=0,mode=555"),
+        )
+    } else {
+        mount(
+            Some(&root.join("dev/null")),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    };
+    match r {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(format!("cannot mask {}: {e}", path.display())),
+    }
+}
+
+fn proc_and_sys(spec: &PodSpec) -> Result<(), String> {
+    let root = &spec.rootfs;
+    let proc = root.join("proc");
+    dir(&proc)?;
+    fs_mount("proc", &proc, LOCKED, None)?;
+    // The pod's own settings, written through its own /proc while this
+    // process is in the pod's namespaces and before /proc/sys turns read-only.
+    for s in &spec.sysctls {
+        let p = s.path(&proc);
+        fs::write(&p, &s.value).map_err(|e| {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                "no such setting in the pod's namespaces".to_string()
+            } else {
+                e.to_string()
+            };
+            let shown = s.path(Path::new("/proc"));
+            format!(
+                "--sysctl={}={}: cannot write {}: {why}",
+                s.key,
+                s.value,
+                shown.display()
+            )
+        })?;
+    }
+    let sys = root.join("sys");
+    dir(&sys)?;
+    fs_mount("sysfs", &sys, LOCKED | MsFlags::MS_RDONLY, None)?;
+    if spec.mask_paths {
+        for p in READ_ONLY {
+            read_only(&root.join(p))?;
+        }
+        for p in MASKED {
+            mask(root, &root.join(p))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn setup_root(spec: &PodSpec) -> Result<(), String> {
+    m(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    let root = &spec.rootfs;
+    m(
+        Some(Path::new("overlay")),
+        root,
+        Some("overlay"),
+        MsFlags::MS_NODEV,
+        Some(&overlay_data(spec)),
+    )?;
+    dev(root)?;
+    proc_and_sys(spec)?;
     unistd::chdir(root).map_err(|e| format!("cannot enter {}: {e}", root.display()))?;
     nix::unistd::pivot_root(".", ".")
         .map_err(|e| format!("pivot_root into {}: {e}", root.display()))?;

@@ -1,0 +1,162 @@
+//! What stands between an app and the host besides its namespaces, and the
+//! one flag that turns parts of it off: `--insecure-options` (rkt's flag).
+//! Every protection is on by default; what is off is recorded with the pod
+//! and shown by `rkt status`.
+
+use std::fmt;
+
+use ::caps::Capability;
+
+use super::{caps, seccomp};
+
+/// Protections turned off with `--insecure-options=a,b`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Insecure {
+    /// Image digests and diff_ids are not verified (mismatches are warnings;
+    /// layers are still stored under the digest of what was unpacked).
+    pub image: bool,
+    /// `/proc` and `/sys` are not masked nor made read-only.
+    pub paths: bool,
+    /// No seccomp filter.
+    pub seccomp: bool,
+    /// No `no_new_privs`: set-uid and file-capability programs gain privileges.
+    pub setuid: bool,
+}
+
+/// The values the flag takes, with what each turns off (for errors and help).
+pub const VALUES: &[(&str, &str)] = &[
+    ("none", "nothing (the default)"),
+    ("image", "image digest and diff_id verification"),
+    ("paths", "masked and read-only /proc and /sys paths"),
+    ("seccomp", "the default seccomp filter"),
+    ("setuid", "no_new_privs (set-uid programs gain privileges)"),
+    ("all-run", "paths, seccomp and setuid"),
+    ("all", "every protection above"),
+];
+
+impl Insecure {
+    /// Parses the values of every `--insecure-options` flag (comma lists).
+    pub fn parse(flags: &[String]) -> Result<Insecure, String> {
+        let mut o = Insecure::default();
+        for v in flags.iter().flat_map(|f| f.split(',')) {
+            match v.trim() {
+                "" | "none" => {}
+                "image" => o.image = true,
+                "paths" => o.paths = true,
+                "seccomp" => o.seccomp = true,
+                "setuid" => o.setuid = true,
+                "all-run" => {
+                    o.paths = true;
+                    o.seccomp = true;
+                    o.setuid = true;
+                }
+                "all" => {
+                    o = Insecure {
+                        image: true,
+                        paths: true,
+                        seccomp: true,
+                        setuid: true,
+                    }
+                }
+                other => {
+                    let names: Vec<&str> = VALUES.iter().map(|(n, _)| *n).collect();
+                    return Err(format!(
+                        "--insecure-options: unknown value \"{other}\"; use {}",
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    /// The protections turned off, by name (empty when none).
+    pub fn names(&self) -> Vec<String> {
+        [
+            (self.image, "image"),
+            (self.paths, "paths"),
+            (self.seccomp, "seccomp"),
+            (self.setuid, "setuid"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n.to_string())
+        .collect()
+    }
+
+    /// Back from the names recorded with a pod.
+    pub fn from_names(names: &[String]) -> Insecure {
+        Insecure::parse(names).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Insecure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.names();
+        if n.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&n.join(","))
+        }
+    }
+}
+
+/// What the app runs with: its capabilities, `no_new_privs` and its seccomp
+/// filter. Built in `rkt run` (and `rkt enter`, from what the pod recorded),
+/// applied in the app's process right before exec.
+#[derive(Debug, Clone)]
+pub struct AppSecurity {
+    pub caps: Vec<Capability>,
+    pub no_new_privs: bool,
+    pub seccomp: Option<seccomp::Filter>,
+}
+
+impl AppSecurity {
+    pub fn new(caps: Vec<Capability>, insecure: &Insecure) -> Result<AppSecurity, String> {
+        let seccomp = if insecure.seccomp {
+            None
+        } else {
+            Some(seccomp::Filter::default_profile(&caps)?)
+        };
+        Ok(AppSecurity {
+            caps,
+            no_new_privs: !insecure.setuid,
+            seccomp,
+        })
+    }
+
+    /// Applies everything to the calling process, which is about to exec.
+    /// The filter goes in while the process still has CAP_SYS_ADMIN (so it
+    /// does not depend on `no_new_privs`), and before the capabilities are
+    /// dropped: the calls that drop them are allowed by the filter.
+    pub fn apply(&self) -> Result<(), String> {
+        if self.no_new_privs {
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(|e| format!("cannot set no_new_privs: {e}"))?;
+        }
+        if let Some(f) = &self.seccomp {
+            f.install()
+                .map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
+        }
+        caps::apply(&self.caps).map_err(|e| format!("cannot set capabilities: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lists_groups_and_refuses_unknown_values() {
+        let o = Insecure::parse(&["paths,seccomp".into(), "image".into()]).unwrap();
+        assert!(o.paths && o.seccomp && o.image && !o.setuid);
+        assert_eq!(o.to_string(), "image,paths,seccomp");
+        let r = Insecure::parse(&["all-run".into()]).unwrap();
+        assert!(r.paths && r.seccomp && r.setuid && !r.image);
+        assert_eq!(Insecure::parse(&["all".into()]).unwrap().names().len(), 4);
+        assert_eq!(Insecure::parse(&[]).unwrap().to_string(), "none");
+        let e = Insecure::parse(&["sekomp".into()]).unwrap_err();
+        assert!(e.contains("\"sekomp\"") && e.contains("seccomp"), "{e}");
+        assert_eq!(Insecure::from_names(&o.names()), o);
+    }
+}
