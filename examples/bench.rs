@@ -63,9 +63,11 @@ impl Bench {
         ms
     }
 
-    fn run_median(&self, global: &[&str], net: &str) -> f64 {
+    fn run_median(&self, global: &[&str], run_flags: &[&str]) -> f64 {
         let img = self.img.to_string_lossy().into_owned();
-        let args = ["run", net, img.as_str(), "--exec=/bin/true"];
+        let mut args = vec!["run"];
+        args.extend_from_slice(run_flags);
+        args.extend([img.as_str(), "--exec=/bin/true"]);
         for _ in 0..3 {
             self.time(global, &args);
         }
@@ -319,12 +321,19 @@ fn inner() {
     let reference = ["--net-plugin-path=/usr/lib/cni"];
     let bundled_available = b.plugins.join("ptp").exists();
     let e2e_bundled = if bundled_available {
-        b.run_median(&[], "--net=default")
+        b.run_median(&[], &["--net=default"])
     } else {
         f64::NAN
     };
-    let e2e_reference = b.run_median(&reference, "--net=default");
-    let e2e_none = b.run_median(&[], "--net=none");
+    let e2e_reference = b.run_median(&reference, &["--net=default"]);
+    let e2e_none = b.run_median(&[], &["--net=none"]);
+    // What the pod boundary costs: the same run with its run-time
+    // protections off (seccomp filter, masked paths, no_new_privs).
+    let e2e_unprotected = if bundled_available {
+        b.run_median(&[], &["--net=default", "--insecure-options=all-run"])
+    } else {
+        f64::NAN
+    };
     let phases_bundled = if bundled_available {
         b.phases(&[])
     } else {
@@ -368,12 +377,17 @@ fn inner() {
             e2e_reference,
         ),
         ("`rkt run --net=none ... /bin/true`", e2e_none),
+        (
+            "`rkt run --net=default --insecure-options=all-run ...` (no seccomp, masks, no_new_privs)",
+            e2e_unprotected,
+        ),
     ] {
         println!("| {what} | {v:.1} | {:.1}x faster |", 330.0 / v);
     }
     println!(
-        "\nbundled vs reference end to end: {:.1}x faster\n",
-        e2e_reference / e2e_bundled
+        "\nbundled vs reference end to end: {:.1}x faster; the run-time protections cost {:.2} ms\n",
+        e2e_reference / e2e_bundled,
+        e2e_bundled - e2e_unprotected
     );
     println!("## one run by phase (`rkt --debug run`, medians, ms / KiB)\n");
     println!("| phase | bundled | reference |");
@@ -431,7 +445,7 @@ fn inner() {
     let results = json!({
         "plugin_peak_rss_kib": rss.iter().map(|(k, (a, b))| (k.clone(), json!({"bundled": a, "reference": b}))).collect::<BTreeMap<_, _>>(),
         "runs": b.n,
-        "e2e_ms": {"bundled": e2e_bundled, "reference": e2e_reference, "none": e2e_none},
+        "e2e_ms": {"bundled": e2e_bundled, "reference": e2e_reference, "none": e2e_none, "bundled_insecure_all_run": e2e_unprotected},
         "phases_bundled": phases_bundled,
         "phases_reference": phases_reference,
         "scale": {"bundled": scale_bundled, "reference": scale_reference},
