@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-/// An exclusive lock, released when dropped (or when the process dies).
+/// A lock, released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct FileLock {
     _file: File,
@@ -21,12 +21,11 @@ impl FileLock {
             .open(path)
     }
 
-    /// Blocks until the lock is ours.
-    pub fn acquire(path: &Path) -> io::Result<Self> {
+    fn wait(path: &Path, op: libc::c_int) -> io::Result<Self> {
         let file = Self::open(path)?;
         loop {
             // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
                 return Ok(FileLock { _file: file });
             }
             let e = io::Error::last_os_error();
@@ -34,6 +33,16 @@ impl FileLock {
                 return Err(e);
             }
         }
+    }
+
+    /// Blocks until the lock is ours.
+    pub fn acquire(path: &Path) -> io::Result<Self> {
+        Self::wait(path, libc::LOCK_EX)
+    }
+
+    /// Blocks until we share the lock (with other shared holders only).
+    pub fn acquire_shared(path: &Path) -> io::Result<Self> {
+        Self::wait(path, libc::LOCK_SH)
     }
 
     /// Takes the lock if nobody holds it.

@@ -5,8 +5,8 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 
 use super::{release_network, Global};
-use crate::networking::{self, netd, netns};
-use crate::pod::{time, PodState};
+use crate::networking::{self, live, netd, netns};
+use crate::pod::{time, Pod, PodState};
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -54,19 +54,21 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             }
         }
     }
-    problems += collect_leases(g, &store);
     clean_image_tmp(g);
-    // Namespaces named for pods that are not running any more.
-    let live: Vec<String> = store
-        .all()
-        .into_iter()
-        .filter(|p| !p.is_exited_dir())
-        .map(|p| format!("rkt-{}", p.uuid))
-        .collect();
+    store.sweep_unplaced();
+    // No `rkt run` is between registering a pod and recording its last ADD
+    // result while this is held, so the pods seen now are all there is.
+    let _collecting =
+        live::Collecting::begin().map_err(|e| anyhow!("cannot lock /run/rkt/live.lock: {e}"))?;
+    let live = live_pods(&store);
+    problems += collect_leases(g, &live);
+    // Namespaces named for pods that are not running any more, in this
+    // store or any other.
+    let live_names: Vec<String> = live.iter().map(|p| format!("rkt-{}", p.uuid)).collect();
     if let Ok(entries) = std::fs::read_dir(netns::NETNS_DIR) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("rkt-") && !live.contains(&name) {
+            if name.starts_with("rkt-") && !live_names.contains(&name) {
                 match netns::remove(&e.path()) {
                     Ok(()) => println!("Removed leaked network namespace {name}"),
                     Err(err) => {
@@ -105,9 +107,25 @@ fn lease_count(conf: &crate::cni::NetConf) -> usize {
         .unwrap_or(0)
 }
 
-/// Runs the CNI GC verb for every network with the attachments of the pods
-/// that still exist, so leases leaked outside any pod are released.
-fn collect_leases(g: &Global, store: &crate::pod::Store) -> usize {
+/// The pods whose networks must be left alone: this store's pods that have
+/// not exited, and every other store's pods that still have networking.
+fn live_pods(store: &crate::pod::Store) -> Vec<Pod> {
+    let mut pods: Vec<Pod> = store
+        .all()
+        .into_iter()
+        .filter(|p| !p.is_exited_dir())
+        .collect();
+    for p in live::pods() {
+        if !pods.iter().any(|q| q.uuid == p.uuid) {
+            pods.push(p);
+        }
+    }
+    pods
+}
+
+/// Runs the CNI GC verb for every network with the attachments of the live
+/// pods (of every store), so leases leaked outside any pod are released.
+fn collect_leases(g: &Global, live: &[Pod]) -> usize {
     let nets = match netd::load(&g.local_config) {
         Ok(n) => n,
         Err(e) => {
@@ -115,11 +133,6 @@ fn collect_leases(g: &Global, store: &crate::pod::Store) -> usize {
             return 1;
         }
     };
-    let live: Vec<_> = store
-        .all()
-        .into_iter()
-        .filter(|p| !p.is_exited_dir())
-        .collect();
     let plugin_path = g.plugin_path();
     let timeout = g
         .plugin_timeout()

@@ -136,6 +136,7 @@ pub fn release_network(g: &Global, pod: &Pod) -> Vec<String> {
         .ok()
         .map(PathBuf::from);
     let Some(netns_path) = netns_path else {
+        networking::live::unregister(&pod.uuid);
         return Vec::new();
     };
     let mut problems = Vec::new();
@@ -157,6 +158,7 @@ pub fn release_network(g: &Global, pod: &Pod) -> Vec<String> {
     }
     if problems.is_empty() {
         let _ = std::fs::remove_file(pod.path("netns"));
+        networking::live::unregister(&pod.uuid);
     }
     problems
 }

@@ -12,7 +12,6 @@ use tracing::debug;
 
 use super::{mds, release_network, Global};
 use crate::image;
-use crate::lock::FileLock;
 use crate::networking::{self, dns, netd, netns};
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord, SecurityRecord};
 use crate::pod::{time, Pod};
@@ -192,14 +191,12 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
 
     let uuid = uuid::Uuid::new_v4().to_string();
     let store = g.store();
-    let pod = {
+    let (pod, _lock) = {
         let _p = phase("pod dir");
         store
             .create(&uuid)
             .with_context(|| format!("cannot create pod directory in {}", g.dir.display()))?
     };
-    let _lock =
-        FileLock::acquire(&pod.path("lock")).with_context(|| format!("cannot lock pod {uuid}"))?;
     let hostname = a.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     let mut env = img.config.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -241,6 +238,18 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     let mut mds_token: Option<String> = None;
     let result = (|| -> Result<i32> {
         pod.write_json("pod.json", &manifest)?;
+        // Held until every ADD result is recorded: a concurrent `rkt gc`
+        // waits, so it never releases a lease of this pod.
+        let adding = match selection {
+            netd::Selection::Host => None,
+            _ => {
+                let adding =
+                    networking::live::Adding::begin().context("cannot take /run/rkt/live.lock")?;
+                networking::live::register(&uuid, &g.dir)
+                    .context("cannot register the pod in /run/rkt/live")?;
+                Some(adding)
+            }
+        };
         let netns_path = match selection {
             netd::Selection::Host => None,
             _ => {
@@ -270,6 +279,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
             }
             _ => Vec::new(),
         };
+        drop(adding);
         {
             let _p = phase("dns files");
             write_etc(&pod, &hostname, &records, &dns_flags, &hosts_flags)?;

@@ -2,6 +2,7 @@
 //! in the pod directory, rolled back on failure) and detaching them.
 
 pub mod dns;
+pub mod live;
 pub mod netd;
 pub mod netns;
 pub mod preflight;

@@ -77,17 +77,45 @@ impl Store {
         }
     }
 
-    /// Creates the directory of a new pod in `run/`.
-    pub fn create(&self, uuid: &str) -> io::Result<Pod> {
+    /// Creates the directory of a new pod in `run/`, its lock already held:
+    /// it is made as a hidden directory (which nobody lists), locked, and
+    /// only then renamed into place, so a concurrent `rkt gc` never sees a
+    /// pod with a free lock and takes it for one whose runtime died.
+    pub fn create(&self, uuid: &str) -> io::Result<(Pod, FileLock)> {
         let run = self.root.join(RUN);
         mkdir_private(&run)?;
         mkdir_private(&self.root.join(EXITED))?;
-        let dir = run.join(uuid);
-        fs::DirBuilder::new().mode(0o700).create(&dir)?;
-        Ok(Pod {
-            uuid: uuid.to_string(),
-            dir,
-        })
+        let hidden = run.join(format!(".{uuid}"));
+        fs::DirBuilder::new().mode(0o700).create(&hidden)?;
+        let placed = FileLock::acquire(&hidden.join("lock")).and_then(|lock| {
+            let dir = run.join(uuid);
+            fs::rename(&hidden, &dir)?;
+            Ok((
+                Pod {
+                    uuid: uuid.to_string(),
+                    dir,
+                },
+                lock,
+            ))
+        });
+        if placed.is_err() {
+            let _ = fs::remove_dir_all(&hidden);
+        }
+        placed
+    }
+
+    /// Removes pod directories a `rkt run` died in before placing them
+    /// (see [`Store::create`]); their lock is free.
+    pub fn sweep_unplaced(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join(RUN)) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            if hidden && matches!(FileLock::try_acquire(&e.path().join("lock")), Ok(Some(_))) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Every pod, oldest first.
