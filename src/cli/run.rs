@@ -178,7 +178,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
             let _p = phase("load networks");
             let all = netd::load(&g.local_config).map_err(|e| anyhow!(e))?;
             let nets = netd::resolve(sel, &all).map_err(|e| anyhow!(e))?;
-            networking::preflight::check(&nets).map_err(|e| anyhow!(e))?;
+            networking::preflight::check(&nets, &all).map_err(|e| anyhow!(e))?;
             nets
         }
         _ => Vec::new(),

@@ -1,13 +1,16 @@
 //! Checks made before anything is created: a network's subnet must not
 //! overlap a route the host already has (other than the network's own
-//! bridge), nor another selected network's subnet.
+//! bridge), nor another selected network's subnet, nor (for networks the
+//! host routes to, ptp and bridge) the subnet of any other such network
+//! defined on this host: two networks handing out the same addresses give
+//! two pods one address, and the second pod's host route takes the first's.
 
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde_json::Value;
 
-use super::netd::Attach;
+use super::netd::{Attach, Networks};
 use crate::cni::NetConf;
 
 /// The IPv4 subnets a network's IPAM hands out, checked: parseable, no
@@ -120,8 +123,15 @@ fn overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
+/// Whether the host routes the network's addresses itself (a /32 per pod
+/// for ptp, the subnet on the bridge): then no other network may share them.
+fn host_routed(conf: &NetConf) -> bool {
+    matches!(conf.types().first(), Some(&("ptp" | "bridge")))
+}
+
 /// Fails with one line naming the network, its subnet and the conflict.
-pub fn check(nets: &[Attach]) -> Result<(), String> {
+/// `all` holds every network defined on this host.
+pub fn check(nets: &[Attach], all: &Networks) -> Result<(), String> {
     let routes = host_routes();
     let mut seen: Vec<(Ipv4Net, &str)> = Vec::new();
     for (conf, _) in nets {
@@ -143,6 +153,26 @@ pub fn check(nets: &[Attach]) -> Result<(), String> {
                 ));
             }
             seen.push((subnet, &conf.name));
+        }
+        if host_routed(conf) {
+            let mine = subnets(conf)?;
+            for other in all.by_name.values() {
+                if other.name == conf.name || !host_routed(other) {
+                    continue;
+                }
+                // Another network's own mistakes are its own to report.
+                let Ok(theirs) = subnets(other) else { continue };
+                for a in &mine {
+                    if let Some(b) = theirs.iter().find(|b| overlap(a, b)) {
+                        return Err(format!(
+                            "network \"{}\" ({}): subnet {a} overlaps subnet {b} of network \"{}\" ({}): \
+                             pods of both would get the same addresses and take each other's host routes; \
+                             give one of them another subnet",
+                            conf.name, conf.source, other.name, other.source
+                        ));
+                    }
+                }
+            }
         }
     }
     Ok(())
