@@ -407,7 +407,16 @@ fn write_etc(
     };
     let nets: Vec<_> = results
         .iter()
-        .map(|(n, r)| (n.clone(), r.dns.clone()))
+        .map(|(n, r)| {
+            let (dns, dropped) = r.dns.checked();
+            if !dropped.is_empty() {
+                tracing::warn!(
+                    "pod {}: network \"{n}\" returned DNS values that cannot go in resolv.conf, ignored: {dropped:?}",
+                    pod.uuid
+                );
+            }
+            (n.clone(), dns)
+        })
         .collect();
     let (pod_dns, notes) = dns::decide(flags, &nets, &host_resolv);
     for n in notes {

@@ -75,6 +75,89 @@ impl Dns {
             && self.search.is_empty()
             && self.options.is_empty()
     }
+
+    /// What of this can be written to a resolv.conf as it is: nameservers
+    /// that are IP addresses (IPv6 with an optional `%zone`), a domain and
+    /// search domains that are DNS names, options without spaces or control
+    /// characters. DNS data comes from configs, plugins and DHCP servers, so
+    /// a newline in a domain would otherwise add lines to the pod's
+    /// resolv.conf. Returns the kept values and the dropped ones.
+    pub fn checked(&self) -> (Dns, Vec<String>) {
+        let mut dropped = Vec::new();
+        let mut keep = |v: &String, ok: bool| {
+            if !ok {
+                dropped.push(v.clone());
+            }
+            ok
+        };
+        let dns = Dns {
+            nameservers: self
+                .nameservers
+                .iter()
+                .filter(|n| keep(n, valid_nameserver(n)))
+                .cloned()
+                .collect(),
+            domain: if self.domain.is_empty() || keep(&self.domain, valid_domain(&self.domain)) {
+                self.domain.clone()
+            } else {
+                String::new()
+            },
+            search: self
+                .search
+                .iter()
+                .filter(|d| keep(d, valid_domain(d)))
+                .cloned()
+                .collect(),
+            options: self
+                .options
+                .iter()
+                .filter(|o| keep(o, valid_resolver_option(o)))
+                .cloned()
+                .collect(),
+        };
+        (dns, dropped)
+    }
+}
+
+/// A DNS name as resolv.conf and the resolver take it: dot-separated labels
+/// of letters, digits, '-' and '_', at most 253 bytes.
+pub fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+/// An IP address, or an IPv6 link-local address with its `%zone`.
+pub fn valid_nameserver(n: &str) -> bool {
+    if n.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    match n.split_once('%') {
+        Some((addr, zone)) => {
+            addr.parse::<std::net::Ipv6Addr>().is_ok()
+                && !zone.is_empty()
+                && zone.len() <= 15
+                && zone
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        }
+        None => false,
+    }
+}
+
+/// A resolver option such as `ndots:2` or `rotate`.
+pub fn valid_resolver_option(o: &str) -> bool {
+    !o.is_empty()
+        && o.len() <= 64
+        && o.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
 }
 
 /// A CNI result in the 1.x shape, whatever version it was read from.
@@ -214,6 +297,29 @@ impl CniResult {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn dns_values_that_would_break_resolv_conf_are_dropped() {
+        let d = Dns {
+            nameservers: vec![
+                "10.0.0.53".into(),
+                "fe80::1%eth0".into(),
+                "10.0.0.54\nnameserver 6.6.6.6".into(),
+                "dns.example".into(),
+            ],
+            domain: "a.test\nnameserver 6.6.6.6".into(),
+            search: vec!["ok.test".into(), "bad domain".into()],
+            options: vec!["ndots:2".into(), "x y".into()],
+        };
+        let (kept, dropped) = d.checked();
+        assert_eq!(kept.nameservers, ["10.0.0.53", "fe80::1%eth0"]);
+        assert_eq!(kept.domain, "");
+        assert_eq!(kept.search, ["ok.test"]);
+        assert_eq!(kept.options, ["ndots:2"]);
+        assert_eq!(dropped.len(), 5);
+        assert!(!valid_nameserver("fe80::1%eth0 x"));
+    }
+
     use super::*;
 
     #[test]

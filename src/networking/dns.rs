@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cni::result::Dns;
+use crate::cni::result::{valid_domain, valid_resolver_option, Dns};
 
 /// What the `--dns`, `--dns-search`, `--dns-opt`, `--dns-domain` flags asked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,19 +31,6 @@ fn split_list(values: &[String]) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect()
-}
-
-fn valid_domain(d: &str) -> bool {
-    !d.is_empty()
-        && d.len() <= 253
-        && d.trim_end_matches('.').split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
 }
 
 impl DnsFlags {
@@ -72,8 +59,10 @@ impl DnsFlags {
         }
         f.options = split_list(opt);
         for o in &f.options {
-            if o.chars().any(char::is_whitespace) {
-                return Err(format!("--dns-opt={o}: an option cannot contain spaces"));
+            if !valid_resolver_option(o) {
+                return Err(format!(
+                    "--dns-opt={o}: not a resolver option (letters, digits, '_', '-', '.', ':')"
+                ));
             }
         }
         if let Some(d) = domain {
