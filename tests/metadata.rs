@@ -297,6 +297,308 @@ stop_mds
     }
 }
 
+/// A client for the limit tests, run with python3 inside a pod's network
+/// namespace (so it comes from the pod's address): `flood N SECS` holds N
+/// idle connections (each reopened when the service closes it) and a
+/// slowloris trickling one byte a second; `hold N SECS` opens N connections
+/// at once; `refused TOKEN` sends refused requests. Prints KEY=value lines.
+const MC_PY: &str = r#"# Test client for the metadata service's limits; prints KEY=value lines.
+import select, socket, sys, time
+
+ADDR = ("172.17.0.1", 18112)
+now = time.monotonic
+
+
+def conn():
+    s = socket.create_connection(ADDR, timeout=2)
+    s.setblocking(False)
+    return s
+
+
+def closed(s):
+    """True once the service closed s (FIN or reset); reads what it sent."""
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def flood(n, secs):
+    """n idle connections, each reopened 0.2 s after the service closes it,
+    and a slowloris sending one byte a second; how long they were kept."""
+    start = now()
+    trick, trick_t0, trick_sent, trick_cut = conn(), now(), 0, None
+    idle = {}
+    for _ in range(n):
+        s = conn()
+        idle[s] = now()
+    reopen = []
+    lifetimes = []
+    line = b"GET /x/acMetadata/v1/pod/uuid HTTP/1.1\r\nHost: a\r\nX-Slow: " + b"a" * 1000
+    print("STARTED=1", flush=True)
+    next_byte = now()
+    while now() - start < secs:
+        t = now()
+        if trick_cut is None and t >= next_byte:
+            try:
+                trick.send(line[trick_sent:trick_sent + 1])
+                trick_sent += 1
+            except OSError:
+                pass
+            next_byte = t + 1.0
+        socks = list(idle) + ([trick] if trick_cut is None else [])
+        r, _, _ = select.select(socks, [], [], 0.05)
+        t = now()
+        for s in r:
+            if s is trick:
+                if closed(s):
+                    trick_cut = t - trick_t0
+                continue
+            if closed(s):
+                lifetimes.append(t - idle.pop(s))
+                s.close()
+                reopen.append(t + 0.2)
+        # A few at a time, so that closings are seen when they happen.
+        for _ in range(10):
+            if not reopen or reopen[0] > t:
+                break
+            reopen.pop(0)
+            try:
+                s = conn()
+                idle[s] = now()
+            except OSError:
+                reopen.append(now() + 0.2)
+    t = now()
+    ages = [t - t0 for t0 in idle.values()]
+    print(f"IDLE_MAX={max(lifetimes + ages):.2f}")
+    print(f"IDLE_CLOSED={len(lifetimes)}")
+    print(f"TRICKLE_CUT={'never' if trick_cut is None else f'{trick_cut:.2f}'}")
+    print(f"TRICKLE_SENT={trick_sent}")
+
+
+def hold(n, secs):
+    """Opens n connections at once; after 1 s, how many the service closed,
+    and how many of those it told why (503)."""
+    socks = [conn() for _ in range(n)]
+    time.sleep(1)
+    told = 0
+    gone = 0
+    for s in socks:
+        try:
+            d = s.recv(4096)
+        except BlockingIOError:
+            continue
+        except OSError:
+            d = b""
+        gone += 1
+        told += d.startswith(b"HTTP/1.1 503")
+    print(f"OPEN={n - gone}", flush=True)
+    print(f"REFUSED={gone}", flush=True)
+    print(f"REFUSED503={told}", flush=True)
+    print("HELD=1", flush=True)
+    time.sleep(secs)
+    for s in socks:
+        s.close()
+
+
+def answer(s, limit):
+    """(status, seconds until the answer and the end of it arrived)."""
+    t0, data = now(), b""
+    s.setblocking(True)
+    s.settimeout(limit)
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+    except OSError:
+        pass
+    status = data.split(b" ")[1].decode() if data.startswith(b"HTTP/1.1 ") else "none"
+    return status, now() - t0
+
+
+def until_reset(s, limit):
+    """Keeps sending a byte every 0.1 s; seconds until the service has
+    closed the connection for good (sends fail)."""
+    t0 = now()
+    try:
+        while now() - t0 < limit:
+            s.send(b"a")
+            time.sleep(0.1)
+    except OSError:
+        return f"{now() - t0:.2f}"
+    return "never"
+
+
+def refused(token):
+    # A POST with a bad token announcing a body it does not send.
+    s = conn()
+    s.send(f"POST /{token}/acMetadata/v1/pod/hmac/sign HTTP/1.1\r\nContent-Length: 60000\r\n\r\n".encode())
+    status, took = answer(s, 8)
+    print(f"NOBODY_STATUS={status}\nNOBODY_ANSWERED={took:.2f}")
+    print(f"NOBODY_CLOSED={until_reset(s, 6)}", flush=True)
+    # A body too large, trickled on after the refusal.
+    s = conn()
+    s.send(b"POST /x HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n")
+    status, took = answer(s, 8)
+    print(f"BIG_STATUS={status}\nBIG_ANSWERED={took:.2f}")
+    print(f"BIG_CLOSED={until_reset(s, 6)}", flush=True)
+    # A GET with a bad token, the client keeping its side open.
+    s = conn()
+    s.send(f"GET /{token}/acMetadata/v1/pod/uuid HTTP/1.1\r\n\r\n".encode())
+    status, took = answer(s, 8)
+    print(f"GET_STATUS={status}\nGET_ANSWERED={took:.2f}", flush=True)
+
+
+cmd = sys.argv[1]
+if cmd == "flood":
+    flood(int(sys.argv[2]), float(sys.argv[3]))
+elif cmd == "hold":
+    hold(int(sys.argv[2]), float(sys.argv[3]))
+elif cmd == "refused":
+    refused(sys.argv[2])
+"#;
+
+/// Shell helpers for the limit tests: /tmp/mc.py; `sleeping_pod NAME`
+/// starts a registered pod whose app sleeps, sets `$pod` (its `rkt run`),
+/// `$ns` (its network namespace) and `$url` (its AC_METADATA_URL); `own NS
+/// URL` prints the status of a request for the pod's UUID from NS.
+fn limits() -> String {
+    format!("cat > /tmp/mc.py <<'PY'\n{MC_PY}\nPY\n{LIMITS}")
+}
+
+const LIMITS: &str = r#"
+sleeping_pod() {
+  "$RKT_BIN" $RKT_GLOBAL run --net=default-restricted "$IMG" --exec=/bin/sh -- -c 'echo "URL=$AC_METADATA_URL"; echo "UUID=$(wget -qO- $AC_METADATA_URL/acMetadata/v1/pod/uuid)"; exec sleep 60' > "$1.out" & pod=$!
+  wait_for UUID=. "$1.out"
+  url=$(sed -n 's/^URL=//p' "$1.out")
+  ns=rkt-$(sed -n 's/^UUID=//p' "$1.out")
+  [ -e "/run/netns/$ns" ] || fail "no netns $ns for pod $1"
+}
+own() { ip netns exec "$1" curl -s -m 5 -o /dev/null -w '%{http_code}' "$2/acMetadata/v1/pod/uuid"; }
+stop_pod() { kill "$1"; wait "$1" || true; }
+"#;
+
+/// A flood from one pod (300 idle connections kept reopened, plus a
+/// slowloris trickling a byte a second) starves neither a registered pod's
+/// metadata nor a new `rkt run`'s registration, and the flood's connections
+/// are cut at the request deadline (3 s), not kept while bytes trickle in.
+#[test]
+fn a_flood_starves_neither_pods_nor_registration() {
+    let o = host()
+        .run(&format!(
+            r#"{MDS}{limits}
+start_mds
+sleeping_pod a; a=$pod; ans=$ns; aurl=$url
+sleeping_pod f; f=$pod; fns=$ns
+ip netns exec "$fns" python3 /tmp/mc.py flood 300 9 > flood.out & fl=$!
+wait_for STARTED= flood.out
+sleep 1
+echo "AOWN=$(own "$ans" "$aurl")"
+rkt run --net=default-restricted "$IMG" --exec=/bin/sh -- -c 'echo "NEWURL=${{AC_METADATA_URL:-none}}"; echo "NEWUUID=$(wget -qO- $AC_METADATA_URL/acMetadata/v1/pod/uuid)"'
+echo "AOWNLATE=$(own "$ans" "$aurl")"
+kill -0 $fl || fail "the flood ended before the checks"
+wait $fl
+cat flood.out
+stop_pod $a; stop_pod $f
+stop_mds
+"#,
+            limits = limits()
+        ))
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    let secs = |k: &str| -> f64 {
+        v(k).parse()
+            .unwrap_or_else(|_| panic!("{k} is not a number: {}", o.stdout))
+    };
+    // Served while the flood went on.
+    assert_eq!(v("AOWN"), "200", "{}", o.stdout);
+    assert_eq!(v("AOWNLATE"), "200", "{}", o.stdout);
+    assert!(
+        v("NEWURL").starts_with("http://172.17.0.1:18112/"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("NEWUUID").len(), 36, "{}", o.stdout);
+    // The flood's connections: each closed by the deadline (plus the
+    // client's own polling slack), the slowloris too although it never
+    // stopped sending.
+    assert!(secs("IDLE_MAX") <= 4.5, "{}", o.stdout);
+    assert!(secs("IDLE_CLOSED") > 300.0, "{}", o.stdout);
+    let cut = secs("TRICKLE_CUT");
+    assert!((2.5..=4.5).contains(&cut), "{}", o.stdout);
+    assert!(secs("TRICKLE_SENT") >= 2.0, "{}", o.stdout);
+}
+
+/// One pod opening more connections than its share (8) has the rest
+/// refused at once (closed with a 503), while another pod is served.
+#[test]
+fn one_client_is_held_to_its_share() {
+    let o = host()
+        .run(&format!(
+            r#"{MDS}{limits}
+start_mds
+sleeping_pod a; a=$pod; ans=$ns; aurl=$url
+sleeping_pod f; f=$pod; fns=$ns
+ip netns exec "$fns" python3 /tmp/mc.py hold 12 2 > hold.out & h=$!
+wait_for HELD= hold.out
+echo "AOWN=$(own "$ans" "$aurl")"
+wait $h
+cat hold.out
+stop_pod $a; stop_pod $f
+stop_mds
+"#,
+            limits = limits()
+        ))
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("OPEN"), "8", "{}", o.stdout);
+    assert_eq!(v("REFUSED"), "4", "{}", o.stdout);
+    assert_eq!(v("REFUSED503"), "4", "{}", o.stdout);
+    assert_eq!(v("AOWN"), "200", "{}", o.stdout);
+}
+
+/// A refused request is answered from its head and its connection closed:
+/// a bad token announcing a body it never sends gets 403 at once (not a
+/// wait for the body), and neither it nor a body too large keeps its
+/// connection while the client goes on sending.
+#[test]
+fn refused_requests_do_not_hold_their_connection() {
+    let o = host()
+        .run(&format!(
+            r#"{MDS}{limits}
+start_mds
+sleeping_pod f; f=$pod; fns=$ns
+ip netns exec "$fns" python3 /tmp/mc.py refused {zeros}
+stop_pod $f
+stop_mds
+"#,
+            zeros = "0".repeat(64),
+            limits = limits()
+        ))
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    let secs = |k: &str| -> f64 {
+        let s = v(k);
+        s.parse()
+            .unwrap_or_else(|_| panic!("{k}={s}: the connection stayed open\n{}", o.stdout))
+    };
+    assert_eq!(v("NOBODY_STATUS"), "403", "{}", o.stdout);
+    assert!(secs("NOBODY_ANSWERED") < 1.0, "{}", o.stdout);
+    assert!(secs("NOBODY_CLOSED") < 2.0, "{}", o.stdout);
+    assert_eq!(v("BIG_STATUS"), "413", "{}", o.stdout);
+    assert!(secs("BIG_ANSWERED") < 1.0, "{}", o.stdout);
+    assert!(secs("BIG_CLOSED") < 2.0, "{}", o.stdout);
+    assert_eq!(v("GET_STATUS"), "403", "{}", o.stdout);
+    assert!(secs("GET_ANSWERED") < 1.0, "{}", o.stdout);
+}
+
 /// systemd socket activation: the service takes the registration socket it
 /// is handed (LISTEN_FDS) instead of binding its own.
 #[test]

@@ -20,9 +20,13 @@ pub struct MetadataArgs {
     /// Where registrations and the HMAC key are kept.
     #[arg(long = "state-dir", default_value = metadata::STATE_DIR, hide = true)]
     pub state_dir: PathBuf,
-    /// Connections served at once.
+    /// HTTP connections served at once, from all pods together.
     #[arg(long = "max-connections", default_value_t = 256)]
     pub max_connections: usize,
+    /// HTTP connections one address (one pod) may hold at once; more are
+    /// closed at once.
+    #[arg(long = "max-connections-per-client", default_value_t = 8)]
+    pub max_per_client: usize,
 }
 
 pub fn metadata_service(_g: &Global, a: MetadataArgs) -> Result<i32> {
@@ -31,6 +35,7 @@ pub fn metadata_service(_g: &Global, a: MetadataArgs) -> Result<i32> {
         socket: a.socket,
         state_dir: a.state_dir,
         max_connections: a.max_connections,
+        max_per_client: a.max_per_client,
         ..Default::default()
     };
     server::run(&opts)?;

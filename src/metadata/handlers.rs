@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tracing::debug;
@@ -24,21 +25,36 @@ pub struct State {
 
 /// Answers `req`, received from `peer` on the host address `local`.
 pub fn handle(state: &State, req: &Request, peer: IpAddr, local: IpAddr) -> Response {
-    let Some((token, rest)) = req.path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
-        return Response::error(404, "expected /<token>/acMetadata/v1/...");
+    match authorize(state, &req.path, peer, local) {
+        Ok((entry, rest)) => route(state, &entry, req, rest),
+        Err(r) => r,
+    }
+}
+
+/// Whose request `path` is, from the request line alone (the body is not
+/// read for a request refused here): the pod's registration and the path
+/// under `acMetadata/v1/`, or the refusal to send.
+pub fn authorize<'p>(
+    state: &State,
+    path: &'p str,
+    peer: IpAddr,
+    local: IpAddr,
+) -> Result<(Arc<Entry>, &'p str), Response> {
+    let Some((token, rest)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
+        return Err(Response::error(404, "expected /<token>/acMetadata/v1/..."));
     };
     let Some(rest) = rest.strip_prefix("acMetadata/v1/") else {
-        return Response::error(404, "expected /<token>/acMetadata/v1/...");
+        return Err(Response::error(404, "expected /<token>/acMetadata/v1/..."));
     };
     let Some(entry) = state.registry.lookup(token) else {
         debug!(%peer, "403: unknown token");
-        return Response::error(403, "unknown or expired token");
+        return Err(Response::error(403, "unknown or expired token"));
     };
     if !entry.owns(peer, local) {
         debug!(%peer, pod = %entry.pod.uuid, "403: token used from another address");
-        return Response::error(403, "this token belongs to another pod");
+        return Err(Response::error(403, "this token belongs to another pod"));
     }
-    route(state, &entry, req, rest)
+    Ok((entry, rest))
 }
 
 fn annotations_json(a: &BTreeMap<String, String>) -> Value {
@@ -104,7 +120,8 @@ fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> Response {
     Response::raw(body)
 }
 
-fn route(state: &State, e: &Entry, req: &Request, rest: &str) -> Response {
+/// Answers an authorized request; `rest` is its path under `acMetadata/v1/`.
+pub fn route(state: &State, e: &Entry, req: &Request, rest: &str) -> Response {
     let get = req.method == "GET";
     let post = req.method == "POST";
     let no_annotations = BTreeMap::new();

@@ -1,9 +1,10 @@
 //! A minimal HTTP/1.x server side: read one bounded request, write one
 //! response, close. Enough for `wget`, `curl` and every HTTP client library;
-//! no keep-alive, no chunked bodies (POSTs carry a Content-Length).
+//! no keep-alive, no chunked bodies (POSTs carry a Content-Length). The head
+//! and the body are read apart, so a request can be refused before its body
+//! is waited for.
 
 use std::io::{Read, Write};
-use std::time::Instant;
 
 /// Largest request head (request line + headers).
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -64,7 +65,8 @@ impl Response {
         Self::text(status, format!("{status} {}: {msg}", reason(status)))
     }
 
-    pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+    /// The response on the wire, head and body in one buffer (one write).
+    pub fn to_bytes(&self) -> Vec<u8> {
         let head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             self.status,
@@ -72,8 +74,14 @@ impl Response {
             self.content_type,
             self.body.len()
         );
-        w.write_all(head.as_bytes())?;
-        w.write_all(&self.body)?;
+        let mut out = Vec::with_capacity(head.len() + self.body.len());
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    pub fn write_to(&self, w: &mut impl Write) -> std::io::Result<()> {
+        w.write_all(&self.to_bytes())?;
         w.flush()
     }
 }
@@ -96,42 +104,49 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A reader that fails with `TimedOut` once `deadline` has passed, so a
-/// client trickling bytes cannot hold a connection for long (each read
-/// still has the socket's own timeout).
-pub struct Deadline<R> {
-    pub inner: R,
-    pub deadline: Instant,
-}
-
-impl<R: Read> Read for Deadline<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if Instant::now() >= self.deadline {
-            return Err(std::io::ErrorKind::TimedOut.into());
-        }
-        self.inner.read(buf)
-    }
-}
-
 /// Why a request could not be read: the response to send, if any.
 #[derive(Debug)]
 pub enum ReadError {
     /// Answer with this error status and message.
     Reply(u16, &'static str),
-    /// The peer went away or timed out before sending anything: just close.
+    /// The request did not arrive whole in time: answer 408 if the socket
+    /// takes it at once, and close.
+    TooSlow,
+    /// The peer went away, or sent nothing in time: just close.
     Gone,
 }
 
 fn io_err(e: std::io::Error, got_any: bool) -> ReadError {
     use std::io::ErrorKind::*;
     match e.kind() {
-        WouldBlock | TimedOut if got_any => ReadError::Reply(408, "request not received in time"),
+        WouldBlock | TimedOut if got_any => ReadError::TooSlow,
         _ => ReadError::Gone,
     }
 }
 
-/// Reads one request from `r` (which carries a read timeout).
+/// A request line and the headers that matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub method: String,
+    /// The path, without the query string.
+    pub path: String,
+    pub content_length: usize,
+}
+
+/// Reads one request from `r` (which bounds the time it may take).
 pub fn read_request(r: &mut impl Read) -> Result<Request, ReadError> {
+    let (head, got) = read_head(r)?;
+    let body = read_body(r, &head, got)?;
+    Ok(Request {
+        method: head.method,
+        path: head.path,
+        body,
+    })
+}
+
+/// Reads and checks a request's head; returns it with the bytes of the
+/// body read along with it.
+pub fn read_head(r: &mut impl Read) -> Result<(Head, Vec<u8>), ReadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     let head_end = loop {
@@ -154,7 +169,7 @@ pub fn read_request(r: &mut impl Read) -> Result<Request, ReadError> {
     if head_end > MAX_HEAD {
         return Err(ReadError::Reply(431, "request head too large"));
     }
-    let mut body = buf.split_off(head_end + 4);
+    let body = buf.split_off(head_end + 4);
     let head = std::str::from_utf8(&buf[..head_end])
         .map_err(|_| ReadError::Reply(400, "request head is not UTF-8"))?;
     let mut lines = head.split("\r\n");
@@ -192,31 +207,39 @@ pub fn read_request(r: &mut impl Read) -> Result<Request, ReadError> {
             ));
         }
     }
-    let len = content_length.unwrap_or(0);
-    if len > MAX_BODY {
+    let content_length = content_length.unwrap_or(0);
+    if content_length > MAX_BODY {
         return Err(ReadError::Reply(413, "request body too large"));
-    }
-    if body.len() > len {
-        body.truncate(len);
-    }
-    while body.len() < len {
-        let want = (len - body.len()).min(chunk.len());
-        let n = r.read(&mut chunk[..want]).map_err(|e| io_err(e, true))?;
-        if n == 0 {
-            return Err(ReadError::Reply(400, "body shorter than Content-Length"));
-        }
-        body.extend_from_slice(&chunk[..n]);
     }
     let path = target
         .split(['?', '#'])
         .next()
         .unwrap_or_default()
         .to_string();
-    Ok(Request {
-        method: method.to_string(),
-        path,
+    Ok((
+        Head {
+            method: method.to_string(),
+            path,
+            content_length,
+        },
         body,
-    })
+    ))
+}
+
+/// Reads the rest of the body of `head`, `got` being what came with it.
+pub fn read_body(r: &mut impl Read, head: &Head, mut got: Vec<u8>) -> Result<Vec<u8>, ReadError> {
+    let len = head.content_length;
+    got.truncate(len);
+    let mut chunk = [0u8; 2048];
+    while got.len() < len {
+        let want = (len - got.len()).min(chunk.len());
+        let n = r.read(&mut chunk[..want]).map_err(|e| io_err(e, true))?;
+        if n == 0 {
+            return Err(ReadError::Reply(400, "body shorter than Content-Length"));
+        }
+        got.extend_from_slice(&chunk[..n]);
+    }
+    Ok(got)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -298,19 +321,67 @@ mod tests {
                 other => panic!("{raw:?}: {other:?}"),
             }
         }
-        let mut late = Deadline {
-            inner: "GET / HTTP/1.1\r\n\r\n".as_bytes(),
-            deadline: Instant::now(),
-        };
-        assert!(matches!(read_request(&mut late), Err(ReadError::Gone)));
-        let mut half = Deadline {
-            inner: std::io::Read::chain("GET / HT".as_bytes(), "TP/1.1\r\n\r\n".as_bytes()),
-            deadline: Instant::now() + std::time::Duration::from_secs(60),
-        };
+        let mut half = std::io::Read::chain("GET / HT".as_bytes(), "TP/1.1\r\n\r\n".as_bytes());
         assert!(read_request(&mut half).is_ok());
         let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD));
         assert!(matches!(read(&huge), Err(ReadError::Reply(431, _))));
         assert!(matches!(read(""), Err(ReadError::Gone)));
+    }
+
+    /// Yields its bytes, then fails as a socket past its deadline does.
+    struct Late(&'static [u8]);
+    impl Read for Late {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+            let n = self.0.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn head_then_body() {
+        let (head, got) =
+            read_head(&mut "POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel".as_bytes()).unwrap();
+        assert_eq!((head.path.as_str(), head.content_length), ("/p", 5));
+        assert_eq!(got, b"hel");
+        let body = read_body(&mut "lo, and more".as_bytes(), &head, got).unwrap();
+        assert_eq!(body, b"hello");
+        // More than announced came with the head: only the body is kept.
+        let (head, got) =
+            read_head(&mut "POST /p HTTP/1.1\r\nContent-Length: 2\r\n\r\nabcd".as_bytes()).unwrap();
+        assert_eq!(read_body(&mut "".as_bytes(), &head, got).unwrap(), b"ab");
+    }
+
+    #[test]
+    fn late_requests() {
+        // Nothing came before the deadline: just close.
+        assert!(matches!(read_request(&mut Late(b"")), Err(ReadError::Gone)));
+        // Part of the head, or of the body, came: too slow (408).
+        assert!(matches!(
+            read_request(&mut Late(b"GET / HT")),
+            Err(ReadError::TooSlow)
+        ));
+        assert!(matches!(
+            read_request(&mut Late(
+                b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nabc"
+            )),
+            Err(ReadError::TooSlow)
+        ));
+    }
+
+    #[test]
+    fn responses_are_one_buffer() {
+        let r = Response::error(503, "busy");
+        let bytes = r.to_bytes();
+        assert!(bytes.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(bytes.ends_with(b"\r\n\r\n503 Service Unavailable: busy\n"));
+        let mut out = Vec::new();
+        r.write_to(&mut out).unwrap();
+        assert_eq!(out, bytes);
     }
 
     #[test]

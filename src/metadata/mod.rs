@@ -14,6 +14,7 @@
 //! service keeps answering for the pods that still run.
 
 pub mod client;
+pub mod conn;
 pub mod handlers;
 pub mod http;
 pub mod proc;

@@ -1,15 +1,18 @@
 //! The registration protocol on the unix socket: one JSON line in, one JSON
 //! line out, then the connection closes. Only root (or the service's own
 //! user) may register; the registering process (from `SO_PEERCRED`) is taken
-//! as the pod's runtime, and the pod counts as running while it lives.
+//! as the pod's runtime, and the pod counts as running while it lives. The
+//! request must arrive whole, and the answer be taken, within a deadline each.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
+use super::conn::Deadline;
 use super::registry::{PodInfo, Registry};
 
 /// Largest registration message.
@@ -36,11 +39,18 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn error(msg: impl Into<String>) -> Self {
+    pub(crate) fn error(msg: impl Into<String>) -> Self {
         Reply {
             error: Some(msg.into()),
             ..Default::default()
         }
+    }
+
+    /// The reply as one line on the wire.
+    pub(crate) fn to_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
     }
 }
 
@@ -68,24 +78,28 @@ fn peer_cred(s: &UnixStream) -> std::io::Result<(i32, u32)> {
     Ok((cred.pid, cred.uid))
 }
 
-/// Serves one connection on the registration socket.
-pub fn serve(registry: &Registry, stream: UnixStream, port: u16) {
-    let reply = match answer(registry, &stream, port) {
+/// Serves one connection on the registration socket: the request must
+/// arrive within `timeout`, and the answer be taken within `timeout` more.
+pub fn serve(registry: &Registry, stream: UnixStream, port: u16, timeout: Duration) {
+    let reply = match answer(registry, &stream, port, Instant::now() + timeout) {
         Ok(r) => r,
         Err(msg) => {
             warn!("registration: {msg}");
             Reply::error(msg)
         }
     };
-    let mut line = serde_json::to_vec(&reply).unwrap_or_default();
-    line.push(b'\n');
-    let mut w = &stream;
-    if let Err(e) = w.write_all(&line) {
+    let mut w = Deadline::new(&stream, Instant::now() + timeout);
+    if let Err(e) = w.write_all(&reply.to_line()) {
         debug!("registration: cannot answer: {e}");
     }
 }
 
-fn answer(registry: &Registry, stream: &UnixStream, port: u16) -> Result<Reply, String> {
+fn answer(
+    registry: &Registry,
+    stream: &UnixStream,
+    port: u16,
+    deadline: Instant,
+) -> Result<Reply, String> {
     let (pid, uid) = peer_cred(stream).map_err(|e| format!("cannot identify the caller: {e}"))?;
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
@@ -93,7 +107,7 @@ fn answer(registry: &Registry, stream: &UnixStream, port: u16) -> Result<Reply, 
         return Err(format!("user {uid} may not register pods"));
     }
     let mut line = String::new();
-    BufReader::new(stream.take(MAX_MESSAGE))
+    BufReader::new(Deadline::new(stream, deadline).take(MAX_MESSAGE))
         .read_line(&mut line)
         .map_err(|e| format!("cannot read the request: {e}"))?;
     let msg: Message =
@@ -135,7 +149,7 @@ mod tests {
         };
         a.write_all(&serde_json::to_vec(&msg).unwrap()).unwrap();
         a.write_all(b"\n").unwrap();
-        serve(&reg, b, 18112);
+        serve(&reg, b, 18112, Duration::from_secs(5));
         let mut out = String::new();
         a.read_to_string(&mut out).unwrap();
         let reply: Reply = serde_json::from_str(&out).unwrap();
@@ -146,14 +160,43 @@ mod tests {
         a.write_all(b"{\"op\":\"unregister\",\"token\":\"").unwrap();
         a.write_all(token.as_bytes()).unwrap();
         a.write_all(b"\"}\n").unwrap();
-        serve(&reg, b, 18112);
+        serve(&reg, b, 18112, Duration::from_secs(5));
         assert!(reg.is_empty());
 
         let (mut a, b) = UnixStream::pair().unwrap();
         a.write_all(b"nonsense\n").unwrap();
-        serve(&reg, b, 18112);
+        serve(&reg, b, 18112, Duration::from_secs(5));
         let mut out = String::new();
         a.read_to_string(&mut out).unwrap();
         assert!(out.contains("malformed request"), "{out}");
+    }
+
+    /// A caller that connects and trickles its request is answered with an
+    /// error at the deadline, however often it sends a byte.
+    #[test]
+    fn a_slow_registration_is_cut_off() {
+        let reg = Registry::in_memory();
+        let (a, b) = UnixStream::pair().unwrap();
+        let trickle = std::thread::spawn(move || {
+            for _ in 0..100 {
+                if (&a).write_all(b" ").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let mut out = String::new();
+            let _ = (&a).read_to_string(&mut out);
+            out
+        });
+        let t = Instant::now();
+        serve(&reg, b, 18112, Duration::from_millis(200));
+        assert!(
+            t.elapsed() < Duration::from_millis(700),
+            "{:?}",
+            t.elapsed()
+        );
+        let out = trickle.join().unwrap();
+        assert!(out.contains("cannot read the request"), "{out}");
+        assert!(reg.is_empty());
     }
 }

@@ -1,27 +1,35 @@
 //! The service's sockets and threads: the registration socket (bound, or
-//! handed over by systemd socket activation), the TCP listener apps reach,
-//! one thread per connection up to a cap, a sweeper for pods whose runtime
-//! died, and a clean exit on SIGTERM/SIGINT that removes the socket.
+//! handed over by systemd socket activation) with its own connection slots,
+//! the TCP listener apps reach with limits per client address and in total,
+//! one thread per connection, a sweeper for pods whose runtime died, and a
+//! clean exit on SIGTERM/SIGINT that removes the socket.
+//!
+//! No client can starve the others or registration: a connection over its
+//! client's share or over the total is closed at once (never waited on),
+//! and an admitted one must send its whole request within
+//! [`Options::request_timeout`] and take its answer within as long again.
 
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 use tracing::{debug, info, warn};
 
+use super::conn::{self, Deadline, Limits, Refused};
 use super::handlers::{self, State};
-use super::http::{self, ReadError, Response};
+use super::http::{self, ReadError, Request, Response};
+use super::register::{self, Reply};
 use super::registry::Registry;
 use super::signing::Key;
-use super::{register, MetadataError};
+use super::MetadataError;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -29,10 +37,15 @@ pub struct Options {
     pub port: u16,
     pub socket: PathBuf,
     pub state_dir: PathBuf,
-    /// Connections served at once (HTTP and registration together).
+    /// HTTP connections served at once, from all clients together.
     pub max_connections: usize,
-    /// How long a client may take to send its request.
-    pub read_timeout: Duration,
+    /// HTTP connections one client address (one pod) may hold at once.
+    pub max_per_client: usize,
+    /// Registration connections served at once (apart from HTTP).
+    pub max_registrations: usize,
+    /// How long a client has to send its whole request (head and body), and
+    /// then to take the answer.
+    pub request_timeout: Duration,
 }
 
 impl Default for Options {
@@ -42,12 +55,21 @@ impl Default for Options {
             socket: PathBuf::from(super::SOCKET),
             state_dir: PathBuf::from(super::STATE_DIR),
             max_connections: 256,
-            read_timeout: Duration::from_secs(5),
+            max_per_client: 8,
+            max_registrations: 64,
+            request_timeout: Duration::from_secs(3),
         }
     }
 }
 
-/// Counts live connections; a slot is given back when dropped.
+/// How long a refused request's connection is kept to read what its client
+/// still sends, so that closing does not reset the answer away.
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// Connections the kernel queues for the TCP listener before it accepts them.
+const TCP_BACKLOG: libc::c_int = 1024;
+
+/// Counts live registration connections; a slot is given back when dropped.
 struct Slots(Arc<AtomicUsize>, usize);
 struct Slot(Arc<AtomicUsize>);
 impl Slots {
@@ -126,6 +148,17 @@ pub fn run(opts: &Options) -> Result<(), MetadataError> {
             port: opts.port,
             source,
         })?;
+    // std listens with a backlog of 128: a burst of connections (a flood
+    // being refused) would overflow it and make every client's SYN wait a
+    // second for its retry. Listening again only raises the backlog.
+    // SAFETY: listen(2) on a socket this function owns; no memory involved.
+    if unsafe { libc::listen(tcp.as_raw_fd(), TCP_BACKLOG) } != 0 {
+        warn!(
+            "cannot raise the backlog of port {}: {}",
+            opts.port,
+            std::io::Error::last_os_error()
+        );
+    }
     let (unix, activated) = match activated_socket() {
         Some(l) => (l, true),
         None => (bind_socket(&opts.socket)?, false),
@@ -146,28 +179,24 @@ pub fn run(opts: &Options) -> Result<(), MetadataError> {
         sweeper.registry.sweep();
     });
 
-    let slots = Arc::new(Slots(
-        Arc::new(AtomicUsize::new(0)),
-        opts.max_connections.max(1),
-    ));
     let reg_state = state.clone();
-    let reg_slots = slots.clone();
-    let timeout = opts.read_timeout;
+    let reg_slots = Slots(Arc::new(AtomicUsize::new(0)), opts.max_registrations.max(1));
+    let timeout = opts.request_timeout;
     let port = opts.port;
     thread::spawn(move || {
         for conn in unix.incoming() {
             match conn {
                 Ok(s) => {
                     let Some(slot) = reg_slots.take() else {
-                        warn!("registration refused: too many connections");
+                        warn!("registration refused: too many registrations at once");
+                        let busy = Reply::error("too many registrations at once; retry");
+                        conn::send_now(&s, &busy.to_line());
                         continue;
                     };
                     let st = reg_state.clone();
-                    let _ = s.set_read_timeout(Some(timeout));
-                    let _ = s.set_write_timeout(Some(timeout));
                     spawn_conn(move || {
                         let _slot = slot;
-                        register::serve(&st.registry, s, port);
+                        register::serve(&st.registry, s, port, timeout);
                     });
                 }
                 Err(e) => accept_error(e),
@@ -185,21 +214,29 @@ pub fn run(opts: &Options) -> Result<(), MetadataError> {
             ""
         }
     );
+    let limits = Limits::new(opts.max_connections, opts.max_per_client);
     for conn in tcp.incoming() {
         match conn {
-            Ok(s) => match slots.take() {
-                Some(slot) => {
-                    let st = state.clone();
-                    spawn_conn(move || {
-                        let _slot = slot;
-                        serve_http(&st, s, timeout);
-                    });
+            Ok(s) => {
+                let Ok(peer) = s.peer_addr() else { continue };
+                match limits.admit(peer.ip()) {
+                    Ok(permit) => {
+                        let st = state.clone();
+                        spawn_conn(move || {
+                            let _permit = permit;
+                            serve_http(&st, s, timeout);
+                        });
+                    }
+                    Err(why) => {
+                        debug!(peer = %peer.ip(), ?why, "connection refused");
+                        let msg = match why {
+                            Refused::Client => "too many connections from your address; retry",
+                            Refused::Total => "too many connections; retry",
+                        };
+                        conn::send_now(&s, &Response::error(503, msg).to_bytes());
+                    }
                 }
-                None => {
-                    let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
-                    let _ = Response::error(503, "too many connections; retry").write_to(&mut &s);
-                }
-            },
+            }
             Err(e) => accept_error(e),
         }
     }
@@ -221,53 +258,67 @@ fn accept_error(e: std::io::Error) {
     }
 }
 
+/// Serves one HTTP connection: one request, read within `timeout`; a
+/// request that is refused is refused from its head, without waiting for
+/// its body.
 fn serve_http(state: &State, s: TcpStream, timeout: Duration) {
     let (Ok(peer), Ok(local)) = (s.peer_addr(), s.local_addr()) else {
         return;
     };
-    let _ = s.set_read_timeout(Some(timeout));
-    let _ = s.set_write_timeout(Some(timeout));
-    let mut reader = http::Deadline {
-        inner: &s,
-        deadline: std::time::Instant::now() + 2 * timeout,
+    let mut reader = Deadline::new(&s, Instant::now() + timeout);
+    let refuse = |resp: Response, pending: usize| {
+        let _ = resp.write_to(&mut Deadline::new(&s, Instant::now() + timeout));
+        conn::drain(&s, pending, Instant::now() + DRAIN);
     };
-    let resp = match http::read_request(&mut reader) {
-        Ok(req) => {
-            let r = handlers::handle(state, &req, peer.ip(), local.ip());
-            debug!(
-                peer = %peer.ip(),
-                method = %req.method,
-                path = %redact(&req.path),
-                status = r.status,
-                "request"
-            );
-            r
-        }
+    let (head, got) = match http::read_head(&mut reader) {
+        Ok(h) => h,
         Err(ReadError::Reply(status, msg)) => {
-            let _ = Response::error(status, msg).write_to(&mut &s);
-            linger(&s);
-            return;
+            return refuse(Response::error(status, msg), http::MAX_BODY)
         }
+        Err(ReadError::TooSlow) => return too_slow(&s, peer.ip()),
         Err(ReadError::Gone) => return,
     };
-    let _ = resp.write_to(&mut &s);
+    let (entry, rest) = match handlers::authorize(state, &head.path, peer.ip(), local.ip()) {
+        Ok((entry, rest)) => (entry, rest.to_string()),
+        Err(resp) => {
+            debug!(
+                peer = %peer.ip(),
+                method = %head.method,
+                path = %redact(&head.path),
+                status = resp.status,
+                "refused"
+            );
+            return refuse(resp, head.content_length.saturating_sub(got.len()));
+        }
+    };
+    let body = match http::read_body(&mut reader, &head, got) {
+        Ok(b) => b,
+        Err(ReadError::Reply(status, msg)) => return refuse(Response::error(status, msg), 0),
+        Err(ReadError::TooSlow) => return too_slow(&s, peer.ip()),
+        Err(ReadError::Gone) => return,
+    };
+    let req = Request {
+        method: head.method,
+        path: head.path,
+        body,
+    };
+    let resp = handlers::route(state, &entry, &req, &rest);
+    debug!(
+        peer = %peer.ip(),
+        method = %req.method,
+        path = %redact(&req.path),
+        status = resp.status,
+        "request"
+    );
+    let _ = resp.write_to(&mut Deadline::new(&s, Instant::now() + timeout));
 }
 
-/// After refusing a request whose rest was not read: stop writing and drain
-/// a bounded amount of what the client still sends, so closing does not
-/// reset the connection before the client has read the answer.
-fn linger(s: &TcpStream) {
-    use std::io::Read;
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 4096];
-    let mut left = 4 * http::MAX_BODY;
-    while left > 0 {
-        match (&mut &*s).read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => left = left.saturating_sub(n),
-        }
-    }
+/// A request that did not arrive whole in time: 408 if the socket takes it
+/// at once, and the connection closed.
+fn too_slow(s: &TcpStream, peer: std::net::IpAddr) {
+    debug!(%peer, "request not received in time; connection closed");
+    let resp = Response::error(408, "request not received in time");
+    conn::send_now(s, &resp.to_bytes());
 }
 
 /// The path with its token shortened, for logs.
