@@ -338,3 +338,45 @@ rkt gc --grace-period=0s > /dev/null
     assert_eq!(o.value("ENTER_Seccomp").as_deref(), Some("2"));
     assert!(!o.stdout.contains("ENTER_NESTED"), "{}", o.stdout);
 }
+
+/// A set-uid-root file the pod's root makes in its own filesystem stays
+/// out of reach of the host's other users: the pod's upper layer lives in
+/// the root-only pod directory.
+#[test]
+fn a_pods_setuid_files_are_out_of_other_users_reach() {
+    let o = Host::new()
+        .run(
+            r#"rkt run --net=none "$IMG" --exec=/bin/sh -- -c 'cp /bin/busybox /tmp/id && chmod 4755 /tmp/id && sleep 30' &
+wait_running
+uuid=$(rkt list --full --no-legend | awk '{print $1}')
+f=/var/lib/rkt/pods/run/$uuid/upper/tmp/id
+for _ in $(seq 50); do [ -u "$f" ] && break; sleep 0.1; done
+[ -u "$f" ] && echo "ROOT_SEES=setuid"
+# setpriv keeps its capabilities until its own exec: the path is looked up
+# by a shell already running as nobody.
+setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c "\"$f\"" 2>&1 | sed 's/^/NOBODY: /'
+setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c 'ls /var/lib/rkt/pods/run' 2>&1 | sed 's/^/NOBODY_LS: /'
+rkt stop $uuid > /dev/null
+wait
+rkt gc --grace-period=0s > /dev/null
+"#,
+        )
+        .ok();
+    assert_eq!(
+        o.value("ROOT_SEES").as_deref(),
+        Some("setuid"),
+        "{}",
+        o.stdout
+    );
+    let nobody: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("NOBODY"))
+        .collect();
+    assert_eq!(nobody.len(), 2, "{}", o.stdout);
+    assert!(
+        nobody.iter().all(|l| l.contains("Permission denied")),
+        "another user reached the pod's files: {}",
+        o.stdout
+    );
+}
