@@ -260,7 +260,10 @@ mod tests {
     fn creating_through_a_symlink_stays_inside() {
         let (t, root) = setup();
         let outside = t.path().join("outside/sub");
-        let inside = t.path().join("root").join(outside.strip_prefix("/").unwrap());
+        let inside = t
+            .path()
+            .join("root")
+            .join(outside.strip_prefix("/").unwrap());
         // A symlink whose target is missing inside the root: refused, and
         // nothing made outside.
         assert!(dir_in_root(root.as_fd(), &rel("abssub/new"), true).is_err());
@@ -274,8 +277,14 @@ mod tests {
         dir_in_root(root.as_fd(), &rel("rel/x"), true).unwrap();
         assert!(inside.join("new/deeper").is_dir());
         assert!(t.path().join("root/outside/x").is_dir());
-        assert!(!t.path().join("outside/sub/new").exists(), "created outside the root");
-        assert!(!t.path().join("outside/x").exists(), "created outside the root");
+        assert!(
+            !t.path().join("outside/sub/new").exists(),
+            "created outside the root"
+        );
+        assert!(
+            !t.path().join("outside/x").exists(),
+            "created outside the root"
+        );
         // Without `create`, a missing directory is an error.
         assert!(dir_in_root(root.as_fd(), &rel("nope/x"), false).is_err());
     }

@@ -241,3 +241,114 @@ fn rootfs(image: &Path) -> Result<Image, ImageError> {
         config: ImageConfig::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(root: &Path, data: &[u8]) -> String {
+        let d = Sha256Digest::of(data);
+        fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+        fs::write(root.join("blobs/sha256").join(d.hex()), data).unwrap();
+        d.to_string()
+    }
+
+    fn index(root: &Path, digest: &str) {
+        let idx = serde_json::json!({"schemaVersion": 2, "manifests": [{"digest": digest}]});
+        fs::write(root.join("index.json"), idx.to_string()).unwrap();
+    }
+
+    fn insecure() -> LoadOptions {
+        LoadOptions {
+            verify_digests: false,
+            ..LoadOptions::default()
+        }
+    }
+
+    fn load_err(root: &Path, cas: &Path, opts: &LoadOptions) -> String {
+        load(root.to_str().unwrap(), cas, opts)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn index_cycles_and_deep_nesting_refused_even_unverified() {
+        let t = tempfile::tempdir().unwrap();
+        let cas = t.path().join("cas");
+        // An index stored under a digest it lists: a cycle once digests
+        // are not checked, a digest mismatch when they are.
+        let cyc = t.path().join("cycle");
+        let d = Sha256Digest::of(b"elsewhere");
+        let body = serde_json::json!({"manifests": [{"digest": d.as_str()}]}).to_string();
+        fs::create_dir_all(cyc.join("blobs/sha256")).unwrap();
+        fs::write(cyc.join("blobs/sha256").join(d.hex()), body).unwrap();
+        index(&cyc, d.as_str());
+        assert!(load_err(&cyc, &cas, &insecure()).contains("a cycle"));
+        assert!(load_err(&cyc, &cas, &LoadOptions::default()).contains("tampered"));
+        // Nine nested indexes, each honestly addressed.
+        let deep = t.path().join("deep");
+        let mut next = blob(&deep, b"{\"layers\": []}");
+        for _ in 0..9 {
+            next = blob(
+                &deep,
+                serde_json::json!({"manifests": [{"digest": next}]})
+                    .to_string()
+                    .as_bytes(),
+            );
+        }
+        index(&deep, &next);
+        assert!(load_err(&deep, &cas, &LoadOptions::default()).contains("nested more than 8"));
+    }
+
+    /// A layer tar owned by whoever runs the test (so it needs no root).
+    fn layer_tar(content: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        // SAFETY: plain getters.
+        h.set_uid(unsafe { libc::geteuid() }.into());
+        h.set_gid(unsafe { libc::getegid() }.into());
+        h.set_cksum();
+        b.append_data(&mut h, "f", content).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn unverified_layers_are_stored_under_the_digest_computed() {
+        let t = tempfile::tempdir().unwrap();
+        let cas = t.path().join("cas");
+        let root = t.path().join("img");
+        let layer = layer_tar(b"real");
+        let lie = Sha256Digest::of(b"some other layer");
+        let cfg = serde_json::json!({"rootfs": {"diff_ids": [lie.as_str()]}}).to_string();
+        let manifest = serde_json::json!({
+            "config": {"digest": blob(&root, cfg.as_bytes())},
+            "layers": [{"digest": blob(&root, &layer)}]
+        })
+        .to_string();
+        index(&root, &blob(&root, manifest.as_bytes()));
+        let e = load_err(&root, &cas, &LoadOptions::default());
+        assert!(
+            e.contains("layer 1 of 1") && e.contains(lie.as_str()),
+            "{e}"
+        );
+        assert!(!cas.join("layers/sha256").join(lie.hex()).exists());
+        assert_eq!(fs::read_dir(cas.join("tmp")).unwrap().count(), 0);
+
+        let img = load(root.to_str().unwrap(), &cas, &insecure()).unwrap();
+        let real = Sha256Digest::of(&layer);
+        assert_eq!(img.lowers, vec![cas.join("layers/sha256").join(real.hex())]);
+        assert_eq!(fs::read(img.lowers[0].join("f")).unwrap(), b"real");
+        assert!(!cas.join("layers/sha256").join(lie.hex()).exists());
+        // Verified again: still refused, from the record, without reading.
+        let e = load_err(&root, &cas, &LoadOptions::default());
+        assert!(e.contains("verified earlier"), "{e}");
+        // The size limit covers cached layers too.
+        let small = LoadOptions {
+            max_size: 100,
+            verify_digests: false,
+        };
+        assert!(load_err(&root, &cas, &small).contains("--max-image-size=100"));
+    }
+}
