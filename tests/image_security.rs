@@ -72,6 +72,11 @@ fn tar(entries: &[E]) -> Vec<u8> {
         h.set_uid(0);
         h.set_gid(0);
         h.set_mtime(1_600_000_000);
+        if matches!(e.kind, tar::EntryType::Char | tar::EntryType::Block) {
+            // /dev/null's numbers: harmless were the node made.
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
         let old = h.as_old_mut();
         assert!(e.name.len() < 100 && e.link.len() < 100);
         old.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
@@ -827,4 +832,49 @@ rmdir /var/lib/rkt/cas/tmp/layer-2.$$
     let left = o.value("LEFT").unwrap();
     assert!(!left.contains("layer-1.999999"), "{left}");
     assert!(left.contains("layer-2."), "{left}");
+}
+
+/// Device nodes in a layer are not made (a pod would reach a host device
+/// through its root); FIFOs, modes and symlinks are.
+#[test]
+fn device_nodes_skipped_fifos_kept() {
+    let t = workdir();
+    let special = |name: &str, kind| E {
+        kind,
+        mode: 0o666,
+        ..file(name, b"")
+    };
+    let img = oci(
+        &sub(&t, "dev"),
+        &[
+            Layer(busybox_tar().to_vec(), true),
+            Layer(
+                tar(&[
+                    special("chardev", tar::EntryType::Char),
+                    special("blockdev", tar::EntryType::Block),
+                    special("fifo", tar::EntryType::Fifo),
+                    E {
+                        mode: 0o2750,
+                        ..file("sgid", b"x")
+                    },
+                    symlink("ln", "/sgid"),
+                ]),
+                false,
+            ),
+        ],
+        None,
+        r#"ls -d /chardev /blockdev 2>/dev/null; echo "FIFO=$(stat -c '%F %a' /fifo)"; echo "SGID=$(stat -c %a /sgid)"; echo "LN=$(readlink /ln)""#,
+    );
+    let o = Host::new()
+        .env("DEV", s(&img))
+        .run("rkt run --net=none \"$DEV\"\nrkt gc --grace-period=0s >/dev/null\n")
+        .ok();
+    assert!(
+        !o.stdout.contains("/chardev") && !o.stdout.contains("/blockdev"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.value("FIFO").as_deref(), Some("fifo 666"), "{}", o.stdout);
+    assert_eq!(o.value("SGID").as_deref(), Some("2750"), "{}", o.stdout);
+    assert_eq!(o.value("LN").as_deref(), Some("/sgid"), "{}", o.stdout);
 }

@@ -128,6 +128,10 @@ fn apply<R: Read>(
         let dir = dir_in_root(root, &parent, true)?;
         return set_opaque(dir.as_fd());
     }
+    if name.as_bytes().starts_with(b".wh..wh.") {
+        // aufs bookkeeping (`.wh..wh.plnk` and the like), not content.
+        return Ok(());
+    }
     if let Some(hidden) = name.as_bytes().strip_prefix(b".wh.") {
         if matches!(hidden, b"" | b"." | b"..") {
             return Err(bad("whiteout of no name"));
@@ -144,6 +148,26 @@ fn apply<R: Read>(
             makedev(0, 0),
         )?;
         return Ok(());
+    }
+    match kind {
+        T::Regular
+        | T::Continuous
+        | T::GNUSparse
+        | T::Directory
+        | T::Symlink
+        | T::Link
+        | T::Fifo => {}
+        // Devices are never made: the overlay root is not mounted nodev, so
+        // a device node in an image would hand the pod a host device. A pod
+        // never opens devices from its root: stage1 gives it a fresh minimal
+        // /dev of its own.
+        T::Char | T::Block => {
+            tracing::debug!("layer entry {path} is a device node; skipped");
+            return Ok(());
+        }
+        // Metadata records (the tar parser applied the per-file ones) and
+        // anything unknown.
+        _ => return Ok(()),
     }
     let meta = Meta::of(entry.header())?;
     let dir = dir_in_root(root, &parent, true)?;
@@ -255,16 +279,7 @@ fn apply<R: Read>(
             )?;
             Ok(())
         }
-        // Devices are never made: the overlay root is not mounted nodev, so
-        // a device node in an image would hand the pod a host device. A pod
-        // never opens devices from its root: stage1 gives it a fresh minimal
-        // /dev of its own.
-        T::Char | T::Block => {
-            tracing::debug!("layer entry {path} is a device node; skipped");
-            Ok(())
-        }
-        // Metadata records the tar parser already applied, and anything
-        // unknown.
+        // Kinds filtered out above.
         _ => Ok(()),
     }
 }
