@@ -416,7 +416,7 @@ rkt run --net=none "$DOCKER" -- 'echo args-replace-cmd' > c
 rkt run --net=none "$OCI" > d
 echo "A=$(tr '\n' ' ' < a)"; echo "B=$(tr '\n' ' ' < b)"; echo "C=$(cat c)"
 rkt list --no-legend --full | awk '{print "IMG=" $3}' | sort -u
-echo "LAYERS=$(ls /var/lib/rkt/cas/layers | wc -l)"
+echo "LAYERS=$(ls /var/lib/rkt/cas/layers/sha256 | wc -l)"
 set +e; rkt run --net=none /nonexistent 2>e1; echo "RCMISSING=$?"; echo x > /tmp/bad.tar; rkt run --net=none /tmp/bad.tar 2>e2; echo "RCBAD=$?"; set -e
 echo "E1=$(cat e1)"; echo "E2=$(cat e2)"
 rkt gc --grace-period=0s > /dev/null

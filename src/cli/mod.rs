@@ -48,6 +48,10 @@ pub struct Global {
     /// How long a CNI plugin may take before it is killed and the pod rolled back.
     #[arg(long = "net-plugin-timeout", global = true, default_value = "60s")]
     pub net_plugin_timeout: String,
+    /// The most uncompressed bytes one image's layers may unpack to (K, M,
+    /// G, T: binary multiples; a bare number is bytes).
+    #[arg(long = "max-image-size", global = true, default_value = crate::image::DEFAULT_MAX_SIZE)]
+    pub max_image_size: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +122,11 @@ impl Global {
             out.push(PathBuf::from(d));
         }
         out
+    }
+
+    pub fn max_image_size(&self) -> Result<u64> {
+        crate::image::parse_size(&self.max_image_size)
+            .map_err(|e| anyhow::anyhow!("--max-image-size={}: {e}", self.max_image_size))
     }
 
     pub fn plugin_timeout(&self) -> Result<Duration> {

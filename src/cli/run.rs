@@ -185,7 +185,11 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     };
     let img = {
         let _p = phase("image");
-        image::load(&a.image, &g.dir.join("cas"))?
+        let opts = image::LoadOptions {
+            max_size: g.max_image_size()?,
+            verify_digests: true,
+        };
+        image::load(&a.image, &g.dir.join("cas"), &opts)?
     };
     let exec = app_exec(&a, &img.config)?;
 

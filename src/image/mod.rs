@@ -1,16 +1,40 @@
 //! Images, offline: an OCI image layout directory, an OCI or `docker save`
-//! archive, or a plain root filesystem directory. Layers are unpacked once
-//! into `<dir>/cas/layers/<diff id>` and shared by every pod (each pod gets
-//! an overlayfs view of them), so `run` never copies an image.
+//! archive, or a plain root filesystem directory. An image is hostile until
+//! checked: every blob is verified against its digest and every layer
+//! against its diff id while it is unpacked (one pass), layer entries are
+//! resolved inside the layer, paths the image names stay inside it, and one
+//! image unpacks at most `LoadOptions::max_size` bytes. Layers are unpacked
+//! once into the root-only cache `<dir>/cas/layers/sha256/<diff id hex>` and
+//! shared by every pod (each pod gets an overlayfs view of them), so `run`
+//! never copies an image.
 
+mod archive;
+mod cache;
+mod digest;
+mod docker;
+mod fetch;
+mod in_root;
 pub mod layer;
+mod oci;
+mod size;
+mod source;
 
 use std::fs;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+
+pub use digest::Sha256Digest;
+pub use size::{format_size, parse_size};
+
+use cache::Cache;
+use digest::Budget;
+use fetch::Ctx;
+use in_root::RelPath;
+use source::Source;
+
+/// The largest JSON document (index, manifest, config) an image may hold.
+const MAX_JSON: u64 = 4 << 20;
 
 /// The runnable part of an image config.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +54,30 @@ pub struct Image {
     pub config: ImageConfig,
 }
 
+/// How an image is loaded.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The most uncompressed bytes the image's layers may hold together
+    /// (`--max-image-size`).
+    pub max_size: u64,
+    /// Refuse an image whose blobs or layers do not match their digests.
+    /// When false, a mismatch is a warning; layers are still stored under
+    /// the digest computed, so the cache stays content-addressed.
+    pub verify_digests: bool,
+}
+
+/// `--max-image-size`'s default.
+pub const DEFAULT_MAX_SIZE: &str = "10G";
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            max_size: 10 << 30,
+            verify_digests: true,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("image {image}: {msg}")]
 pub struct ImageError {
@@ -44,18 +92,22 @@ fn err(image: &Path, msg: impl Into<String>) -> ImageError {
     }
 }
 
-fn read_json(image: &Path, path: &Path) -> Result<Value, ImageError> {
-    let data =
-        fs::read(path).map_err(|e| err(image, format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_slice(&data).map_err(|e| {
+fn parse_json(image: &Path, path: &RelPath, data: &[u8]) -> Result<Value, ImageError> {
+    serde_json::from_slice(data).map_err(|e| {
         err(
             image,
-            format!(
-                "{} is not valid JSON ({e}); the image is corrupt",
-                path.display()
-            ),
+            format!("{path} is not valid JSON ({e}); the image is corrupt"),
         )
     })
+}
+
+/// A JSON file at the image's top (index.json, manifest.json).
+fn read_json(image: &Path, src: &Source, name: &str) -> Result<Value, ImageError> {
+    let path = RelPath::parse(name.as_bytes()).unwrap_or_default();
+    let data = src
+        .read_small(&path, MAX_JSON)
+        .map_err(|e| err(image, format!("cannot read {name}: {e}")))?;
+    parse_json(image, &path, &data)
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -82,152 +134,41 @@ fn parse_config(cfg: &Value) -> ImageConfig {
     }
 }
 
-/// A content-addressed blob path inside an OCI layout.
-fn blob_path(root: &Path, image: &Path, digest: &str) -> Result<PathBuf, ImageError> {
-    let (algo, hex) = digest
-        .split_once(':')
-        .ok_or_else(|| err(image, format!("bad digest \"{digest}\"")))?;
-    if !hex.chars().all(|c| c.is_ascii_hexdigit())
-        || !algo.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return Err(err(image, format!("bad digest \"{digest}\"")));
-    }
-    Ok(root.join("blobs").join(algo).join(hex))
-}
-
-/// The cache: unpacks a layer once under its diff id.
-struct Cache<'a> {
-    root: &'a Path,
-}
-
-impl Cache<'_> {
-    fn layer(&self, image: &Path, key: &str, tarball: &Path) -> Result<PathBuf, ImageError> {
-        let safe: String = key
-            .chars()
-            .map(|c| if c == ':' { '-' } else { c })
-            .collect();
-        let dest = self.root.join("layers").join(&safe);
-        if dest.is_dir() {
-            return Ok(dest);
-        }
-        let tmp = self
-            .root
-            .join("tmp")
-            .join(format!("{safe}.{}", std::process::id()));
-        let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp)
-            .map_err(|e| err(image, format!("cannot create {}: {e}", tmp.display())))?;
-        layer::unpack(tarball, &tmp).map_err(|e| {
-            let _ = fs::remove_dir_all(&tmp);
-            err(image, format!("layer {key} is corrupt: {e}"))
-        })?;
-        fs::create_dir_all(self.root.join("layers")).map_err(|e| err(image, e.to_string()))?;
-        if fs::rename(&tmp, &dest).is_err() {
-            // Another run unpacked it first.
-            let _ = fs::remove_dir_all(&tmp);
-        }
-        Ok(dest)
-    }
-}
-
-fn load_oci(root: &Path, image: &Path, cache: &Cache) -> Result<Image, ImageError> {
-    let index = read_json(image, &root.join("index.json"))?;
-    let mut desc = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .and_then(|m| m.first())
-        .cloned()
-        .ok_or_else(|| err(image, "index.json lists no manifests"))?;
-    let name = desc
-        .pointer("/annotations/io.containerd.image.name")
-        .or_else(|| desc.pointer("/annotations/org.opencontainers.image.ref.name"))
-        .and_then(Value::as_str)
-        .map(String::from);
-    // Follow nested indexes down to a manifest.
-    let manifest = loop {
-        let digest = desc.get("digest").and_then(Value::as_str).unwrap_or("");
-        let m = read_json(image, &blob_path(root, image, digest)?)?;
-        if m.get("manifests").is_some() {
-            desc = m["manifests"]
-                .as_array()
-                .and_then(|a| a.first())
-                .cloned()
-                .ok_or_else(|| err(image, "nested index lists no manifests"))?;
-            continue;
-        }
-        break m;
-    };
-    let config_digest = manifest
-        .pointer("/config/digest")
-        .and_then(Value::as_str)
-        .ok_or_else(|| err(image, "manifest has no config"))?
-        .to_string();
-    let config = read_json(image, &blob_path(root, image, &config_digest)?)?;
-    let diff_ids = strings(config.pointer("/rootfs/diff_ids"));
-    let mut lowers = Vec::new();
-    for (i, l) in manifest
-        .get("layers")
+/// The config's `rootfs.diff_ids`, one per layer of the manifest; each
+/// must be a sha256 digest (`None`: not one, and digests not verified).
+fn diff_ids(
+    ctx: &Ctx,
+    config: &Value,
+    layers: usize,
+) -> Result<Vec<Option<Sha256Digest>>, ImageError> {
+    let raw = config
+        .pointer("/rootfs/diff_ids")
         .and_then(Value::as_array)
         .cloned()
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let digest = l.get("digest").and_then(Value::as_str).unwrap_or("");
-        let key = diff_ids
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| digest.to_string());
-        lowers.push(cache.layer(image, &key, &blob_path(root, image, digest)?)?);
+        .unwrap_or_default();
+    if raw.len() != layers {
+        ctx.mismatch(format!(
+            "the manifest lists {layers} layer(s) but the config's rootfs.diff_ids has {}; the image is corrupt",
+            raw.len()
+        ))?;
     }
-    lowers.reverse();
-    Ok(Image {
-        name: name.unwrap_or_else(|| default_name(image)),
-        id: config_digest,
-        lowers,
-        config: parse_config(&config),
-    })
-}
-
-fn load_docker(root: &Path, image: &Path, cache: &Cache) -> Result<Image, ImageError> {
-    let manifest = read_json(image, &root.join("manifest.json"))?;
-    let entry = manifest
-        .as_array()
-        .and_then(|a| a.first())
-        .ok_or_else(|| err(image, "manifest.json lists no image"))?;
-    let config_file = entry.get("Config").and_then(Value::as_str).unwrap_or("");
-    let config_path = root.join(config_file);
-    if config_file.contains("..") {
-        return Err(err(image, "manifest.json: bad Config path"));
-    }
-    let config_bytes = fs::read(&config_path)
-        .map_err(|e| err(image, format!("cannot read {config_file}: {e}")))?;
-    let config: Value = serde_json::from_slice(&config_bytes).map_err(|e| {
-        err(
-            image,
-            format!("{config_file} is not valid JSON ({e}); the image is corrupt"),
-        )
-    })?;
-    let diff_ids = strings(config.pointer("/rootfs/diff_ids"));
-    let mut lowers = Vec::new();
-    for (i, l) in strings(entry.get("Layers")).iter().enumerate() {
-        if l.contains("..") {
-            return Err(err(image, format!("manifest.json: bad layer path {l}")));
+    let mut out = Vec::with_capacity(layers);
+    for i in 0..layers {
+        let v = raw.get(i).cloned().unwrap_or(Value::Null);
+        let s = v
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| v.to_string());
+        let d = Sha256Digest::parse(&s);
+        if d.is_none() {
+            ctx.mismatch(format!(
+                "config rootfs.diff_ids[{i}] {s:?} is not a sha256 digest (sha256: and 64 lower-case hex \
+                 digits); the image is corrupt or hostile"
+            ))?;
         }
-        let key = diff_ids
-            .get(i)
-            .cloned()
-            .unwrap_or_else(|| l.replace('/', "_"));
-        lowers.push(cache.layer(image, &key, &root.join(l))?);
+        out.push(d);
     }
-    lowers.reverse();
-    let name = strings(entry.get("RepoTags")).into_iter().next();
-    Ok(Image {
-        name: name.unwrap_or_else(|| default_name(image)),
-        id: format!("sha256:{:x}", Sha256::digest(&config_bytes)),
-        lowers,
-        config: parse_config(&config),
-    })
+    Ok(out)
 }
 
 fn default_name(image: &Path) -> String {
@@ -237,46 +178,8 @@ fn default_name(image: &Path) -> String {
         .unwrap_or_else(|| image.display().to_string())
 }
 
-fn hash_file(path: &Path) -> io::Result<String> {
-    let mut f = fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", h.finalize()))
-}
-
-/// Unpacks an image archive once (keyed by its sha256) and returns its directory.
-fn unpack_archive(image: &Path, cas: &Path) -> Result<PathBuf, ImageError> {
-    let digest = hash_file(image).map_err(|e| err(image, format!("cannot read: {e}")))?;
-    let dest = cas.join("archives").join(&digest);
-    if dest.is_dir() {
-        return Ok(dest);
-    }
-    let tmp = cas
-        .join("tmp")
-        .join(format!("archive-{digest}.{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
-    fs::create_dir_all(&tmp).map_err(|e| err(image, e.to_string()))?;
-    let unpacked = layer::open_maybe_gzip(image).and_then(|r| tar::Archive::new(r).unpack(&tmp));
-    if let Err(e) = unpacked {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(err(image, format!("not a readable image archive: {e}")));
-    }
-    fs::create_dir_all(cas.join("archives")).map_err(|e| err(image, e.to_string()))?;
-    if fs::rename(&tmp, &dest).is_err() {
-        let _ = fs::remove_dir_all(&tmp);
-    }
-    Ok(dest)
-}
-
 /// Loads the image named on the command line; `cas` is `<dir>/cas`.
-pub fn load(arg: &str, cas: &Path) -> Result<Image, ImageError> {
+pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageError> {
     let image = Path::new(arg);
     let meta = fs::metadata(image).map_err(|e| {
         err(
@@ -284,27 +187,37 @@ pub fn load(arg: &str, cas: &Path) -> Result<Image, ImageError> {
             format!("{e}; give an OCI layout directory, an OCI or docker-save archive, or a root filesystem directory"),
         )
     })?;
-    let cache = Cache { root: cas };
-    let root = if meta.is_dir() {
-        image.to_path_buf()
-    } else {
-        unpack_archive(image, cas)?
+    let open_cache = || {
+        Cache::open(cas).map_err(|e| {
+            err(
+                image,
+                format!("cannot open the image cache {}: {e}", cas.display()),
+            )
+        })
     };
-    let mut img = if root.join("index.json").is_file() {
-        load_oci(&root, image, &cache)?
-    } else if root.join("manifest.json").is_file() {
-        load_docker(&root, image, &cache)?
-    } else if meta.is_dir() {
-        let canon = fs::canonicalize(image).map_err(|e| err(image, e.to_string()))?;
-        Image {
-            name: default_name(&canon),
-            id: format!(
-                "sha256:{:x}",
-                Sha256::digest(canon.as_os_str().as_encoded_bytes())
-            ),
-            lowers: vec![canon],
-            config: ImageConfig::default(),
+    let (src, cache) = if meta.is_dir() {
+        let src = Source::dir(image).map_err(|e| err(image, format!("cannot open: {e}")))?;
+        if !src.has("index.json") && !src.has("manifest.json") {
+            return rootfs(image);
         }
+        (src, open_cache()?)
+    } else {
+        let cache = open_cache()?;
+        let src = Source::archive(image, &cache.tmp_dir())
+            .map_err(|e| err(image, format!("not a readable image archive: {e}")))?;
+        (src, cache)
+    };
+    let budget = Budget::new(opts.max_size);
+    let ctx = Ctx {
+        image,
+        cache: &cache,
+        opts,
+        budget: &budget,
+    };
+    let mut img = if src.has("index.json") {
+        oci::load(&ctx, &src, default_name(image))?
+    } else if src.has("manifest.json") {
+        docker::load(&ctx, &src, default_name(image))?
     } else {
         return Err(err(
             image,
@@ -312,9 +225,130 @@ pub fn load(arg: &str, cas: &Path) -> Result<Image, ImageError> {
         ));
     };
     if img.lowers.is_empty() {
-        let empty = cas.join("empty");
-        fs::create_dir_all(&empty).map_err(|e| err(image, e.to_string()))?;
-        img.lowers.push(empty);
+        img.lowers
+            .push(cache.empty_dir().map_err(|e| err(image, e.to_string()))?);
     }
     Ok(img)
+}
+
+/// A root filesystem directory: the user's own, used as it is.
+fn rootfs(image: &Path) -> Result<Image, ImageError> {
+    let canon = fs::canonicalize(image).map_err(|e| err(image, e.to_string()))?;
+    Ok(Image {
+        name: default_name(&canon),
+        id: Sha256Digest::of(canon.as_os_str().as_encoded_bytes()).to_string(),
+        lowers: vec![canon],
+        config: ImageConfig::default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(root: &Path, data: &[u8]) -> String {
+        let d = Sha256Digest::of(data);
+        fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+        fs::write(root.join("blobs/sha256").join(d.hex()), data).unwrap();
+        d.to_string()
+    }
+
+    fn index(root: &Path, digest: &str) {
+        let idx = serde_json::json!({"schemaVersion": 2, "manifests": [{"digest": digest}]});
+        fs::write(root.join("index.json"), idx.to_string()).unwrap();
+    }
+
+    fn insecure() -> LoadOptions {
+        LoadOptions {
+            verify_digests: false,
+            ..LoadOptions::default()
+        }
+    }
+
+    fn load_err(root: &Path, cas: &Path, opts: &LoadOptions) -> String {
+        load(root.to_str().unwrap(), cas, opts)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn index_cycles_and_deep_nesting_refused_even_unverified() {
+        let t = tempfile::tempdir().unwrap();
+        let cas = t.path().join("cas");
+        // An index stored under a digest it lists: a cycle once digests
+        // are not checked, a digest mismatch when they are.
+        let cyc = t.path().join("cycle");
+        let d = Sha256Digest::of(b"elsewhere");
+        let body = serde_json::json!({"manifests": [{"digest": d.as_str()}]}).to_string();
+        fs::create_dir_all(cyc.join("blobs/sha256")).unwrap();
+        fs::write(cyc.join("blobs/sha256").join(d.hex()), body).unwrap();
+        index(&cyc, d.as_str());
+        assert!(load_err(&cyc, &cas, &insecure()).contains("a cycle"));
+        assert!(load_err(&cyc, &cas, &LoadOptions::default()).contains("tampered"));
+        // Nine nested indexes, each honestly addressed.
+        let deep = t.path().join("deep");
+        let mut next = blob(&deep, b"{\"layers\": []}");
+        for _ in 0..9 {
+            next = blob(
+                &deep,
+                serde_json::json!({"manifests": [{"digest": next}]})
+                    .to_string()
+                    .as_bytes(),
+            );
+        }
+        index(&deep, &next);
+        assert!(load_err(&deep, &cas, &LoadOptions::default()).contains("nested more than 8"));
+    }
+
+    /// A layer tar owned by whoever runs the test (so it needs no root).
+    fn layer_tar(content: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        // SAFETY: plain getters.
+        h.set_uid(unsafe { libc::geteuid() }.into());
+        h.set_gid(unsafe { libc::getegid() }.into());
+        h.set_cksum();
+        b.append_data(&mut h, "f", content).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn unverified_layers_are_stored_under_the_digest_computed() {
+        let t = tempfile::tempdir().unwrap();
+        let cas = t.path().join("cas");
+        let root = t.path().join("img");
+        let layer = layer_tar(b"real");
+        let lie = Sha256Digest::of(b"some other layer");
+        let cfg = serde_json::json!({"rootfs": {"diff_ids": [lie.as_str()]}}).to_string();
+        let manifest = serde_json::json!({
+            "config": {"digest": blob(&root, cfg.as_bytes())},
+            "layers": [{"digest": blob(&root, &layer)}]
+        })
+        .to_string();
+        index(&root, &blob(&root, manifest.as_bytes()));
+        let e = load_err(&root, &cas, &LoadOptions::default());
+        assert!(
+            e.contains("layer 1 of 1") && e.contains(lie.as_str()),
+            "{e}"
+        );
+        assert!(!cas.join("layers/sha256").join(lie.hex()).exists());
+        assert_eq!(fs::read_dir(cas.join("tmp")).unwrap().count(), 0);
+
+        let img = load(root.to_str().unwrap(), &cas, &insecure()).unwrap();
+        let real = Sha256Digest::of(&layer);
+        assert_eq!(img.lowers, vec![cas.join("layers/sha256").join(real.hex())]);
+        assert_eq!(fs::read(img.lowers[0].join("f")).unwrap(), b"real");
+        assert!(!cas.join("layers/sha256").join(lie.hex()).exists());
+        // Verified again: still refused, from the record, without reading.
+        let e = load_err(&root, &cas, &LoadOptions::default());
+        assert!(e.contains("verified earlier"), "{e}");
+        // The size limit covers cached layers too.
+        let small = LoadOptions {
+            max_size: 100,
+            verify_digests: false,
+        };
+        assert!(load_err(&root, &cas, &small).contains("--max-image-size=100"));
+    }
 }

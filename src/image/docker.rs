@@ -1,0 +1,84 @@
+//! A `docker save` archive (or the directory it unpacks to): manifest.json
+//! names the config and the layer tars by path; those paths must stay
+//! inside the image. The config is checked against its file name when that
+//! is a digest (`<hex>.json`, `blobs/sha256/<hex>`), every layer against
+//! the config's diff ids.
+
+use serde_json::Value;
+
+use super::digest::Sha256Digest;
+use super::fetch::{self, Ctx, LayerSpec};
+use super::source::{image_path, Source};
+use super::{
+    diff_ids, err, parse_config, parse_json, read_json, strings, Image, ImageError, MAX_JSON,
+};
+
+/// The digest a config's file name claims, if it is named by one.
+fn named_digest(path: &str) -> Option<Sha256Digest> {
+    let file = path.rsplit('/').next()?;
+    let hex = file.strip_suffix(".json").unwrap_or(file);
+    Sha256Digest::parse(&format!("sha256:{hex}"))
+}
+
+pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, ImageError> {
+    let manifest = read_json(ctx.image, src, "manifest.json")?;
+    let entry = manifest
+        .as_array()
+        .and_then(|a| a.first())
+        .ok_or_else(|| err(ctx.image, "manifest.json lists no image"))?;
+    let config_file = entry.get("Config").and_then(Value::as_str).unwrap_or("");
+    let config_path = image_path(config_file)
+        .map_err(|e| err(ctx.image, format!("manifest.json: Config {e}; refused")))?;
+    let config_bytes = src
+        .read_small(&config_path, MAX_JSON)
+        .map_err(|e| err(ctx.image, format!("config {config_file}: {e}")))?;
+    let id = Sha256Digest::of(&config_bytes);
+    if let Some(want) = named_digest(config_file) {
+        if want != id {
+            ctx.mismatch(format!(
+                "config {config_file}: its content's digest is {id}; the file is corrupt or tampered with"
+            ))?;
+        }
+    }
+    let config = parse_json(ctx.image, &config_path, &config_bytes)?;
+    let layers = strings(entry.get("Layers"));
+    let diffs = diff_ids(ctx, &config, layers.len())?;
+    let mut lowers = Vec::new();
+    for (i, (l, diff_id)) in layers.iter().zip(diffs).enumerate() {
+        let path = image_path(l).map_err(|e| {
+            err(
+                ctx.image,
+                format!("manifest.json: layer {} {e}; refused", i + 1),
+            )
+        })?;
+        let spec = LayerSpec {
+            what: format!("layer {} of {} ({l})", i + 1, layers.len()),
+            blob_digest: None,
+            blob_size: None,
+            diff_id,
+        };
+        lowers.push(fetch::layer(ctx, &spec, || src.open(&path))?);
+    }
+    lowers.reverse();
+    let name = strings(entry.get("RepoTags")).into_iter().next();
+    Ok(Image {
+        name: name.unwrap_or(default_name),
+        id: id.to_string(),
+        lowers,
+        config: parse_config(&config),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_names() {
+        let hex = "a".repeat(64);
+        assert!(named_digest(&format!("{hex}.json")).is_some());
+        assert!(named_digest(&format!("blobs/sha256/{hex}")).is_some());
+        assert!(named_digest("config.json").is_none());
+        assert!(named_digest(&format!("{}.json", "A".repeat(64))).is_none());
+    }
+}

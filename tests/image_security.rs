@@ -1,0 +1,880 @@
+//! Issue 11 (a pod boundary that holds), images: each test crafts a hostile
+//! image and shows the attack failing, and the normal path still working.
+//! Every host file an attack aims at is a canary the script creates on the
+//! throwaway host's tmpfs (/etc/rkt/canary...), so a missing protection
+//! harms nothing real.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::{tmp_dir, Host};
+use sha2::{Digest, Sha256};
+
+// ---- building images ----------------------------------------------------
+
+/// One tar entry, written with raw header names (the tar crate refuses
+/// `..` and absolute names, which is what an attacker writes).
+#[derive(Clone)]
+struct E {
+    name: String,
+    kind: tar::EntryType,
+    data: Vec<u8>,
+    link: String,
+    mode: u32,
+}
+
+fn file(name: &str, data: &[u8]) -> E {
+    E {
+        name: name.into(),
+        kind: tar::EntryType::Regular,
+        data: data.to_vec(),
+        link: String::new(),
+        mode: 0o644,
+    }
+}
+
+fn dir(name: &str) -> E {
+    E {
+        kind: tar::EntryType::Directory,
+        mode: 0o755,
+        ..file(name, b"")
+    }
+}
+
+fn symlink(name: &str, target: &str) -> E {
+    E {
+        kind: tar::EntryType::Symlink,
+        link: target.into(),
+        mode: 0o777,
+        ..file(name, b"")
+    }
+}
+
+fn hardlink(name: &str, target: &str) -> E {
+    E {
+        kind: tar::EntryType::Link,
+        link: target.into(),
+        ..file(name, b"")
+    }
+}
+
+fn tar(entries: &[E]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(e.kind);
+        h.set_size(e.data.len() as u64);
+        h.set_mode(e.mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_600_000_000);
+        if matches!(e.kind, tar::EntryType::Char | tar::EntryType::Block) {
+            // /dev/null's numbers: harmless were the node made.
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        let old = h.as_old_mut();
+        assert!(e.name.len() < 100 && e.link.len() < 100);
+        old.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
+        old.linkname[..e.link.len()].copy_from_slice(e.link.as_bytes());
+        h.set_cksum();
+        b.append(&h, &e.data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// The busybox root filesystem as a layer tar.
+fn busybox_tar() -> &'static [u8] {
+    static ONCE: OnceLock<Vec<u8>> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let mut b = tar::Builder::new(Vec::new());
+        b.follow_symlinks(false);
+        b.append_dir_all(".", common::image::busybox_rootfs())
+            .unwrap();
+        b.into_inner().unwrap()
+    })
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(data))
+}
+
+/// A layer: its tar, and whether the blob is gzip-compressed.
+struct Layer(Vec<u8>, bool);
+
+fn config(diff_ids: &[String], cmd: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Entrypoint": ["/bin/sh", "-c"], "Cmd": [cmd], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}
+    }))
+    .unwrap()
+}
+
+fn write_blob(root: &Path, data: &[u8]) -> String {
+    let d = sha(data);
+    fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+    fs::write(root.join("blobs/sha256").join(&d[7..]), data).unwrap();
+    d
+}
+
+/// An OCI layout in `root` running `cmd`; `diff_ids` overrides the true ones.
+fn oci(root: &Path, layers: &[Layer], diff_ids: Option<Vec<String>>, cmd: &str) -> PathBuf {
+    let mut descs = Vec::new();
+    let mut diffs = Vec::new();
+    for Layer(t, gz) in layers {
+        let blob = if *gz { gzip(t) } else { t.clone() };
+        let d = write_blob(root, &blob);
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": blob.len()}));
+        diffs.push(sha(t));
+    }
+    let cfg = config(&diff_ids.unwrap_or(diffs), cmd);
+    let cfg_d = write_blob(root, &cfg);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_d, "size": cfg.len()},
+        "layers": descs
+    }))
+    .unwrap();
+    let m = write_blob(root, &manifest);
+    index(root, &m, manifest.len());
+    root.to_path_buf()
+}
+
+fn index(root: &Path, digest: &str, size: usize) {
+    fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(
+        root.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size}]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+/// A `docker save` archive holding `members`, with a manifest.json naming
+/// `config` and `layers` by path.
+fn docker(path: &Path, members: &[E], config: &str, layers: &[&str]) -> PathBuf {
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config, "RepoTags": ["docker.test/crafted:1"], "Layers": layers
+    }]))
+    .unwrap();
+    let mut all = members.to_vec();
+    all.push(file("manifest.json", &manifest));
+    fs::write(path, tar(&all)).unwrap();
+    path.to_path_buf()
+}
+
+/// A directory for one test's images, removed afterwards.
+fn workdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("imgsec-")
+        .tempdir_in(tmp_dir())
+        .unwrap()
+}
+
+fn sub(t: &tempfile::TempDir, name: &str) -> PathBuf {
+    let p = t.path().join(name);
+    fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+// ---- the attacks ----------------------------------------------------------
+
+/// Whiteouts and opaque markers through symlinks the same layer planted
+/// (absolute and `../..` ones) delete nothing and create nothing outside the
+/// cache: they land inside the layer, as do hard links through them.
+/// Ordinary whiteouts and opaque directories still hide lower files in the
+/// pod.
+#[test]
+fn whiteouts_through_planted_symlinks_stay_in_the_layer() {
+    let t = workdir();
+    let files = tar(&[
+        dir("etc/"),
+        dir("etc/rkt/"),
+        dir("etc/rkt/canary/"),
+        file("etc/rkt/canary/file", b"image-file\n"),
+        dir("etc/rkt/canary/tree1/"),
+        file("etc/rkt/canary/tree1/inner", b"image-inner\n"),
+        dir("etc/rkt/canary/tree2/"),
+        file("etc/rkt/canary/tree2/inner", b"image-inner2\n"),
+        dir("data/"),
+        file("data/gone", b"x"),
+        file("data/keep", b"x"),
+        dir("opq/"),
+        file("opq/old", b"x"),
+    ]);
+    let attack = tar(&[
+        dir("etc/"),
+        dir("etc/rkt/"),
+        dir("etc/rkt/canary/"),
+        dir("etc/rkt/canary/tree2/"),
+        symlink("a", "/etc/rkt/canary"),
+        file("a/.wh.file", b""),
+        symlink("r", "../../../../../../../../../etc/rkt/canary"),
+        file("r/.wh.tree1", b""),
+        symlink("o", "/etc/rkt/canary/tree2"),
+        file("o/.wh..wh..opq", b""),
+        symlink("m", "/etc/rkt/canary"),
+        file("m/made/.wh..wh..opq", b""),
+        file("m/made2/.wh.x", b""),
+        // Hard links resolve their target inside the layer too.
+        file("etc/rkt/canary/linked", b"layer-own\n"),
+        hardlink("h1", "/etc/rkt/canary/linked"),
+        hardlink("h2", "a/linked"),
+        hardlink("h3", "r/linked"),
+        file("data/.wh.gone", b""),
+        file("opq/.wh..wh..opq", b""),
+        file("opq/new", b"x"),
+    ]);
+    let img = oci(
+        &sub(&t, "wh"),
+        &[
+            Layer(busybox_tar().to_vec(), true),
+            Layer(files, false),
+            Layer(attack, false),
+        ],
+        None,
+        r#"echo "POD_FILE=$(cat /etc/rkt/canary/file 2>/dev/null || echo none)"
+echo "POD_TREE1=$(ls /etc/rkt/canary/tree1 2>/dev/null || echo none)"
+echo "POD_TREE2=$(ls /etc/rkt/canary/tree2 | tr '\n' ' ')"
+echo "POD_DATA=$(ls /data | tr '\n' ' ')"
+echo "POD_OPQ=$(ls /opq | tr '\n' ' ')"
+echo "POD_LINKS=$(cat /h1 /h2 /h3 | tr '\n' ' ')""#,
+    );
+    let o = Host::new()
+        .env("WH", s(&img))
+        .run(
+            r#"mkdir -p /etc/rkt/canary/tree1 /etc/rkt/canary/tree2
+echo host-file > /etc/rkt/canary/file
+echo host-inner > /etc/rkt/canary/tree1/inner
+echo host-inner2 > /etc/rkt/canary/tree2/inner
+set +e; rkt run --net=none "$WH"; echo "RC=$?"; set -e
+echo "HOST_FILE=$(cat /etc/rkt/canary/file)"
+echo "HOST_TREE1=$(cat /etc/rkt/canary/tree1/inner)"
+echo "HOST_TREE2=$(cat /etc/rkt/canary/tree2/inner)"
+echo "HOST_LS=$(ls /etc/rkt/canary | tr '\n' ' ')"
+echo "HOST_NLINK=$(stat -c %h /etc/rkt/canary/file)"
+echo "HOST_ETC_RKT=$(ls /etc/rkt | tr '\n' ' ')"
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_default();
+    // The host's canaries: untouched, nothing new beside them.
+    assert_eq!(v("HOST_FILE"), "host-file", "{}", o.stdout);
+    assert_eq!(v("HOST_TREE1"), "host-inner", "{}", o.stdout);
+    assert_eq!(v("HOST_TREE2"), "host-inner2", "{}", o.stdout);
+    assert_eq!(v("HOST_LS"), "file tree1 tree2 ", "{}", o.stdout);
+    assert_eq!(v("HOST_ETC_RKT"), "canary net.d ", "{}", o.stdout);
+    assert_eq!(v("HOST_NLINK"), "1", "{}", o.stdout);
+    // The image ran; its whiteouts worked on its own files.
+    assert_eq!(v("RC"), "0", "{}\n{}", o.stdout, o.stderr);
+    assert_eq!(v("POD_FILE"), "none", "{}", o.stdout);
+    assert_eq!(v("POD_TREE1"), "none", "{}", o.stdout);
+    assert_eq!(v("POD_TREE2"), "", "opaque inside the layer: {}", o.stdout);
+    assert_eq!(v("POD_DATA"), "keep ", "{}", o.stdout);
+    assert_eq!(v("POD_OPQ"), "new ", "{}", o.stdout);
+    assert_eq!(
+        v("POD_LINKS"),
+        "layer-own layer-own layer-own ",
+        "{}",
+        o.stdout
+    );
+}
+
+/// A diff id is a file name only once it is `sha256:` + 64 lower-case hex:
+/// traversal, non-hex and short ones are refused naming the field, no host
+/// directory becomes the pod's root and nothing is unpacked outside the
+/// cache.
+#[test]
+fn diff_id_path_traversal_refused() {
+    let t = workdir();
+    let bb = || Layer(busybox_tar().to_vec(), true);
+    let small = || Layer(tar(&[file("small", b"x")]), false);
+    let cmd = "cat /secret 2>/dev/null || echo no-secret";
+    let cases: Vec<(&str, Vec<Layer>, Vec<String>)> = vec![
+        (
+            "up",
+            vec![bb()],
+            vec!["../../../../../etc/rkt/canaryroot".into()],
+        ),
+        (
+            "prefixed",
+            vec![bb(), small()],
+            vec![
+                "sha256:..".into(),
+                "sha256:../../../../../../etc/rkt/canaryroot".into(),
+            ],
+        ),
+        (
+            "outside",
+            vec![bb(), small()],
+            vec![
+                "sha256:..".into(),
+                "sha256:../../../../../../etc/rkt/newlayer".into(),
+            ],
+        ),
+        (
+            "nonhex",
+            vec![bb()],
+            vec![format!("sha256:{}", "z".repeat(64))],
+        ),
+        ("short", vec![bb()], vec!["sha256:abcd".into()]),
+        (
+            "upper",
+            vec![bb()],
+            vec![sha(busybox_tar())
+                .to_uppercase()
+                .replace("SHA256", "sha256")],
+        ),
+    ];
+    let mut script = String::from(
+        r#"mkdir -p /etc/rkt/canaryroot && echo HOST-SECRET > /etc/rkt/canaryroot/secret
+# A shell in the canary, so that were it made a pod's root, it would show.
+cp -a "$IMG/bin" /etc/rkt/canaryroot/
+rkt run --net=none "$GOOD" > good; echo "GOOD=$(cat good)"
+"#,
+    );
+    let mut host = Host::new();
+    let good = oci(&sub(&t, "good"), &[bb()], None, cmd);
+    host = host.env("GOOD", s(&good));
+    for (name, layers, diffs) in cases.into_iter() {
+        let img = oci(&sub(&t, name), &layers, Some(diffs), cmd);
+        host = host.env(&format!("IMG_{name}"), s(&img));
+        script.push_str(&format!(
+            "set +e; rkt run --net=none \"$IMG_{name}\" > out 2> err; echo \"RC_{name}=$?\"; set -e\necho \"OUT_{name}=$(cat out)\"; echo \"ERR_{name}=$(cat err)\"\n"
+        ));
+    }
+    script.push_str(
+        r#"echo "ETC_RKT=$(ls /etc/rkt | tr '\n' ' ')"
+echo "SECRET=$(cat /etc/rkt/canaryroot/secret)"
+echo "TMP=$(ls /var/lib/rkt/cas/tmp | wc -l)"
+rkt gc --grace-period=0s >/dev/null
+"#,
+    );
+    let o = host.run(&script).ok();
+    assert_eq!(
+        o.value("GOOD").as_deref(),
+        Some("no-secret"),
+        "{}",
+        o.stdout
+    );
+    for name in ["up", "prefixed", "outside", "nonhex", "short", "upper"] {
+        assert_ne!(
+            o.value(&format!("RC_{name}")).as_deref(),
+            Some("0"),
+            "{name}: {}",
+            o.stdout
+        );
+        let err = o.value(&format!("ERR_{name}")).unwrap_or_default();
+        assert!(
+            err.contains("rootfs.diff_ids") && err.contains("not a sha256 digest"),
+            "{name}: {err}"
+        );
+        assert!(
+            !o.stdout.contains(&format!("OUT_{name}=HOST-SECRET")),
+            "{name}: {}",
+            o.stdout
+        );
+    }
+    assert_eq!(
+        o.value("ETC_RKT").as_deref(),
+        Some("canaryroot net.d "),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.value("SECRET").as_deref(), Some("HOST-SECRET"));
+    assert_eq!(o.value("TMP").as_deref(), Some("0"), "{}", o.stdout);
+}
+
+/// A docker-save archive cannot name a host file as its config or a layer:
+/// absolute paths in manifest.json and symlink members are refused, and the
+/// host file's content never reaches a pod.
+#[test]
+fn docker_save_cannot_read_host_files() {
+    let t = workdir();
+    let bb = busybox_tar();
+    let secret_layer = tar(&[file("secret", b"HOST-SECRET\n")]);
+    let host_cfg = config(&[sha(bb)], "echo HOST-CONFIG");
+    let cfg = config(&[sha(bb), sha(&secret_layer)], "cat /secret");
+    let cfg_name = format!("{}.json", &sha(&cfg)[7..]);
+    let cfg1 = config(&[sha(bb)], "echo image-config");
+    let cfg1_name = format!("{}.json", &sha(&cfg1)[7..]);
+    fs::write(t.path().join("secret.tar"), &secret_layer).unwrap();
+    fs::write(t.path().join("config.json"), &host_cfg).unwrap();
+    let base = vec![
+        file("bb/layer.tar", bb),
+        file(&cfg_name, &cfg),
+        file(&cfg1_name, &cfg1),
+    ];
+    let with = |extra: E| {
+        let mut v = base.clone();
+        v.push(extra);
+        v
+    };
+    let abs_layer = docker(
+        &t.path().join("abs-layer.tar"),
+        &base,
+        &cfg_name,
+        &["bb/layer.tar", "/etc/rkt/canary/secret.tar"],
+    );
+    let abs_config = docker(
+        &t.path().join("abs-config.tar"),
+        &base,
+        "/etc/rkt/canary/config.json",
+        &["bb/layer.tar"],
+    );
+    let link_layer = docker(
+        &t.path().join("link-layer.tar"),
+        &with(symlink("evil/layer.tar", "/etc/rkt/canary/secret.tar")),
+        &cfg_name,
+        &["bb/layer.tar", "evil/layer.tar"],
+    );
+    let link_config = docker(
+        &t.path().join("link-config.tar"),
+        &with(symlink("cfg.json", "/etc/rkt/canary/config.json")),
+        "cfg.json",
+        &["bb/layer.tar"],
+    );
+    let dotdot = docker(
+        &t.path().join("dotdot.tar"),
+        &base,
+        &cfg_name,
+        &["bb/layer.tar", "../../../../../etc/rkt/canary/secret.tar"],
+    );
+    let good = docker(
+        &t.path().join("good.tar"),
+        &base,
+        &cfg1_name,
+        &["bb/layer.tar"],
+    );
+    let o = Host::new()
+        .env("SRC", s(t.path()))
+        .env("ABS_LAYER", s(&abs_layer))
+        .env("ABS_CONFIG", s(&abs_config))
+        .env("LINK_LAYER", s(&link_layer))
+        .env("LINK_CONFIG", s(&link_config))
+        .env("DOTDOT", s(&dotdot))
+        .env("GOOD", s(&good))
+        .run(
+            r#"mkdir -p /etc/rkt/canary && cp "$SRC/secret.tar" "$SRC/config.json" /etc/rkt/canary/
+for v in ABS_LAYER ABS_CONFIG LINK_LAYER LINK_CONFIG DOTDOT; do
+  set +e; rkt run --net=none "${!v}" > out 2> err; echo "RC_$v=$?"; set -e
+  echo "OUT_$v=$(cat out)"; echo "ERR_$v=$(cat err)"
+done
+echo "GOOD=$(rkt run --net=none "$GOOD")"
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    assert!(!o.stdout.contains("HOST-SECRET"), "{}", o.stdout);
+    assert!(!o.stdout.contains("HOST-CONFIG"), "{}", o.stdout);
+    for (v, want) in [
+        ("ABS_LAYER", "absolute path"),
+        ("ABS_CONFIG", "absolute path"),
+        ("LINK_LAYER", "symbolic link"),
+        ("LINK_CONFIG", "symbolic link"),
+        ("DOTDOT", "leaves the image"),
+    ] {
+        assert_ne!(
+            o.value(&format!("RC_{v}")).as_deref(),
+            Some("0"),
+            "{v}: {}",
+            o.stdout
+        );
+        let err = o.value(&format!("ERR_{v}")).unwrap_or_default();
+        assert!(err.contains(want) && err.contains("refused"), "{v}: {err}");
+    }
+    assert_eq!(
+        o.value("GOOD").as_deref(),
+        Some("image-config"),
+        "{}",
+        o.stdout
+    );
+}
+
+/// An index that lists itself is refused at once instead of looping.
+#[test]
+fn self_referencing_index_refused_quickly() {
+    let t = workdir();
+    let root = sub(&t, "loop");
+    // The blob is stored under a digest that is not its own, and lists
+    // that digest: index.json -> D -> D -> ...
+    let d = sha(b"not the content");
+    let blob = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": 10}]
+    }))
+    .unwrap();
+    fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+    fs::write(root.join("blobs/sha256").join(&d[7..]), &blob).unwrap();
+    index(&root, &d, 10);
+    let good = oci(
+        &sub(&t, "good"),
+        &[Layer(busybox_tar().to_vec(), true)],
+        None,
+        "echo ran",
+    );
+    let o = Host::new()
+        .env("LOOP", s(&root))
+        .env("GOOD", s(&good))
+        .run(
+            r#"start=$(date +%s%N)
+set +e; timeout 10 "$RKT_BIN" run --net=none "$LOOP" 2> err; echo "RC=$?"; set -e
+echo "MS=$(( ($(date +%s%N) - start) / 1000000 ))"
+echo "ERR=$(cat err)"
+echo "GOOD=$(rkt run --net=none "$GOOD")"
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    let rc = o.value("RC").unwrap();
+    assert!(rc != "0" && rc != "124", "rc {rc}: {}", o.stdout);
+    let ms: u64 = o.value("MS").unwrap().parse().unwrap();
+    assert!(ms < 2000, "took {ms} ms");
+    let err = o.value("ERR").unwrap();
+    assert!(err.contains(&d[7..]) && err.contains("digest"), "{err}");
+    assert_eq!(o.value("GOOD").as_deref(), Some("ran"));
+}
+
+/// A layer that unpacks to more than --max-image-size is refused and
+/// nothing of it stays in the cache; a larger limit lets the same image run.
+#[test]
+fn size_limit_refuses_a_decompression_bomb() {
+    let t = workdir();
+    // 64 MiB of zeros: about 64 KiB gzip-compressed.
+    let bomb = tar(&[file("zeros", &vec![0u8; 64 << 20])]);
+    let bomb_hex = sha(&bomb)[7..].to_string();
+    let img = oci(
+        &sub(&t, "bomb"),
+        &[Layer(busybox_tar().to_vec(), true), Layer(bomb, true)],
+        None,
+        "wc -c < /zeros",
+    );
+    let o = Host::new()
+        .env("BOMB", s(&img))
+        .env("BOMB_HEX", &bomb_hex)
+        .run(
+            r#"set +e; rkt --max-image-size=32M run --net=none "$BOMB" 2> err; echo "RC=$?"; set -e
+echo "ERR=$(cat err)"
+echo "TMP=$(ls /var/lib/rkt/cas/tmp | wc -l)"
+echo "BOMB_CACHED=$(ls /var/lib/rkt/cas/layers/sha256 | grep -c "$BOMB_HEX" || true)"
+set +e; rkt --max-image-size=lots run --net=none "$BOMB" 2> err; echo "RCBADFLAG=$?"; set -e
+echo "ERRBADFLAG=$(cat err)"
+echo "BIG=$(rkt --max-image-size=100M run --net=none "$BOMB")"
+echo "DEFAULT=$(rkt run --net=none "$BOMB")"
+echo "BOMB_CACHED_AFTER=$(ls /var/lib/rkt/cas/layers/sha256 | grep -c "$BOMB_HEX" || true)"
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    assert_ne!(o.value("RC").as_deref(), Some("0"), "{}", o.stdout);
+    let err = o.value("ERR").unwrap();
+    assert!(
+        err.contains("--max-image-size=32M")
+            && err.contains("layer 2 of 2")
+            && err.contains("refused"),
+        "{err}"
+    );
+    assert_eq!(o.value("TMP").as_deref(), Some("0"), "{}", o.stdout);
+    assert_eq!(o.value("BOMB_CACHED").as_deref(), Some("0"), "{}", o.stdout);
+    assert_ne!(o.value("RCBADFLAG").as_deref(), Some("0"));
+    assert!(o
+        .value("ERRBADFLAG")
+        .unwrap()
+        .contains("--max-image-size=lots"));
+    assert_eq!(o.value("BIG").as_deref(), Some(&*(64u64 << 20).to_string()));
+    assert_eq!(o.value("DEFAULT"), o.value("BIG"));
+    assert_eq!(o.value("BOMB_CACHED_AFTER").as_deref(), Some("1"));
+}
+
+/// A blob changed after it was named (a layer byte, the config's command)
+/// is refused.
+#[test]
+fn tampered_blobs_refused() {
+    let t = workdir();
+    let payload = tar(&[file("payload", b"original-payload\n")]);
+    let make = |name: &str| {
+        oci(
+            &sub(&t, name),
+            &[
+                Layer(busybox_tar().to_vec(), true),
+                Layer(payload.clone(), false),
+            ],
+            None,
+            "cat /payload",
+        )
+    };
+    let good = make("good");
+    // A byte of the (uncompressed) layer's file content.
+    let layer_img = make("layer");
+    let blob = layer_img.join("blobs/sha256").join(&sha(&payload)[7..]);
+    let mut data = fs::read(&blob).unwrap();
+    let at = data.windows(8).position(|w| w == b"original").unwrap();
+    data[at..at + 8].copy_from_slice(b"TAMPERED");
+    fs::write(&blob, &data).unwrap();
+    // The config's command.
+    let cfg_img = make("config");
+    let mut changed = 0;
+    for e in fs::read_dir(cfg_img.join("blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        let d = fs::read(&p).unwrap();
+        if let Some(at) = d.windows(12).position(|w| w == b"cat /payload") {
+            let mut d = d.clone();
+            d[at..at + 12].copy_from_slice(b"echo TAMPERD");
+            fs::write(&p, d).unwrap();
+            changed += 1;
+        }
+    }
+    assert_eq!(changed, 1);
+    let o = Host::new()
+        .env("GOOD", s(&good))
+        .env("LAYER", s(&layer_img))
+        .env("CONFIG", s(&cfg_img))
+        .run(
+            r#"for v in LAYER CONFIG; do
+  set +e; rkt run --net=none "${!v}" > out 2> err; echo "RC_$v=$?"; set -e
+  echo "OUT_$v=$(cat out)"; echo "ERR_$v=$(cat err)"
+done
+echo "TMP=$(ls /var/lib/rkt/cas/tmp | wc -l)"
+echo "GOOD=$(rkt run --net=none "$GOOD")"
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    assert!(!o.stdout.contains("TAMPERED"), "{}", o.stdout);
+    assert!(!o.stdout.contains("TAMPERD"), "{}", o.stdout);
+    for v in ["LAYER", "CONFIG"] {
+        assert_ne!(
+            o.value(&format!("RC_{v}")).as_deref(),
+            Some("0"),
+            "{}",
+            o.stdout
+        );
+        let err = o.value(&format!("ERR_{v}")).unwrap();
+        assert!(
+            err.contains("digest") && err.contains("tampered"),
+            "{v}: {err}"
+        );
+    }
+    assert!(o.value("ERR_LAYER").unwrap().contains("layer 2 of 2"));
+    assert_eq!(o.value("TMP").as_deref(), Some("0"));
+    assert_eq!(o.value("GOOD").as_deref(), Some("original-payload"));
+}
+
+/// A second image declaring the first image's diff id for different
+/// content is refused, in both orders and both formats; the first image's
+/// pods keep seeing its own files.
+#[test]
+fn diff_id_collision_cannot_poison_the_cache() {
+    let t = workdir();
+    let bb = busybox_tar();
+    let orig = tar(&[file("poison.txt", b"original\n")]);
+    let evil = tar(&[file("poison.txt", b"evil\n")]);
+    let diffs = vec![sha(bb), sha(&orig)];
+    let cmd = "cat /poison.txt";
+    let oci_a = oci(
+        &sub(&t, "a"),
+        &[Layer(bb.to_vec(), true), Layer(orig.clone(), true)],
+        None,
+        cmd,
+    );
+    let oci_b = oci(
+        &sub(&t, "b"),
+        &[Layer(bb.to_vec(), true), Layer(evil.clone(), true)],
+        Some(diffs.clone()),
+        cmd,
+    );
+    let cfg = config(&diffs, cmd);
+    let cfg_name = format!("{}.json", &sha(&cfg)[7..]);
+    let dk = |name: &str, top: &[u8]| {
+        docker(
+            &t.path().join(name),
+            &[
+                file("bb/layer.tar", bb),
+                file("top/layer.tar", top),
+                file(&cfg_name, &cfg),
+            ],
+            &cfg_name,
+            &["bb/layer.tar", "top/layer.tar"],
+        )
+    };
+    let docker_a = dk("a.tar", &orig);
+    let docker_b = dk("b.tar", &evil);
+    let script = r#"for pair in "$A $B" "$DA $DB"; do
+  set -- $pair
+  for img in "$@"; do
+    case "$(basename "$img")" in a|a.tar) tag=a;; *) tag=b;; esac
+    set +e; out=$(rkt run --net=none "$img" 2> err); rc=$?; set -e
+    echo "RUN $tag rc=$rc out=$out err=$(cat err)"
+  done
+  echo "AGAIN out=$(rkt run --net=none "$1" 2>&1)"
+done
+echo "TMP=$(ls /var/lib/rkt/cas/tmp | wc -l)"
+rkt gc --grace-period=0s >/dev/null
+"#;
+    for (order, (first, second)) in [("a-then-b", (0, 1)), ("b-then-a", (1, 0))] {
+        let imgs = [[s(&oci_a), s(&oci_b)], [s(&docker_a), s(&docker_b)]];
+        let o = Host::new()
+            .env("A", imgs[0][first])
+            .env("B", imgs[0][second])
+            .env("DA", imgs[1][first])
+            .env("DB", imgs[1][second])
+            .run(script)
+            .ok();
+        let runs: Vec<&str> = o.stdout.lines().filter(|l| l.starts_with("RUN ")).collect();
+        assert_eq!(runs.len(), 4, "{order}: {}", o.stdout);
+        for r in &runs {
+            if r.starts_with("RUN a ") {
+                assert!(r.contains("rc=0 out=original err="), "{order}: {r}");
+            } else {
+                assert!(!r.contains("rc=0"), "{order}: b must be refused: {r}");
+                assert!(
+                    r.contains(&format!("config's diff id is {}", sha(&orig))),
+                    "{order}: {r}"
+                );
+                assert!(
+                    r.contains(&format!("content is {}", sha(&evil))),
+                    "{order}: {r}"
+                );
+                assert!(!r.contains("out=evil"), "{order}: {r}");
+            }
+        }
+        // The first image of each pair run again: a's files, or b refused.
+        for l in o.stdout.lines().filter(|l| l.starts_with("AGAIN ")) {
+            assert!(
+                !l.contains("evil\n") && !l.ends_with("out=evil"),
+                "{order}: {l}"
+            );
+        }
+        assert_eq!(o.value("TMP").as_deref(), Some("0"), "{order}");
+    }
+}
+
+/// The cache is root-only: after a pod of an image holding a set-uid-root
+/// binary ran, another user can neither list the cache nor execute the
+/// binary from it. The pod still gets the binary with its set-uid bit.
+#[test]
+fn setuid_binary_unreachable_in_the_cache() {
+    let t = workdir();
+    let suid = tar(&[
+        dir("bin/"),
+        E {
+            mode: 0o4755,
+            ..file("bin/suid", &fs::read("/bin/busybox").unwrap())
+        },
+    ]);
+    let img = oci(
+        &sub(&t, "suid"),
+        &[Layer(busybox_tar().to_vec(), true), Layer(suid, true)],
+        None,
+        "stat -c '%a %u' /bin/suid",
+    );
+    let o = Host::new()
+        .env("SUID", s(&img))
+        .run(
+            r#"mkdir -p /var/lib/rkt/cas && chmod 0755 /var/lib/rkt/cas
+echo "POD=$(rkt run --net=none "$SUID")"
+p=$(find /var/lib/rkt/cas -name suid -type f | head -n 1)
+echo "FOUND=$p"
+echo "CACHE_MODE=$(stat -c %a "$p")"
+echo "CAS=$(stat -c %a /var/lib/rkt/cas)"
+set +e
+setpriv --reuid=65534 --regid=65534 --clear-groups "$p" true 2>/dev/null; echo "EXEC=$?"
+setpriv --reuid=65534 --regid=65534 --clear-groups ls /var/lib/rkt/cas >/dev/null 2>&1; echo "LIST=$?"
+set -e
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    assert_eq!(o.value("POD").as_deref(), Some("4755 0"), "{}", o.stdout);
+    assert!(!o.value("FOUND").unwrap().is_empty(), "{}", o.stdout);
+    assert_eq!(o.value("CACHE_MODE").as_deref(), Some("4755"));
+    assert_eq!(o.value("CAS").as_deref(), Some("700"));
+    assert_ne!(o.value("EXEC").as_deref(), Some("0"), "{}", o.stdout);
+    assert_ne!(o.value("LIST").as_deref(), Some("0"), "{}", o.stdout);
+}
+
+/// A layer left half-unpacked by a run that died is removed by `rkt gc`
+/// (its directory in cas/tmp names the dead pid); a live run's is kept.
+#[test]
+fn gc_removes_half_unpacked_layers() {
+    let o = Host::new()
+        .env("OCI", s(&common::image::oci_layout()))
+        .run(
+            r#"rkt run --net=none "$OCI" >/dev/null
+mkdir -p /var/lib/rkt/cas/tmp/layer-1.999999/bin /var/lib/rkt/cas/tmp/layer-2.$$
+touch /var/lib/rkt/cas/tmp/layer-1.999999/bin/sh
+rkt gc --grace-period=0s >/dev/null
+echo "LEFT=$(ls /var/lib/rkt/cas/tmp | tr '\n' ' ')"
+rmdir /var/lib/rkt/cas/tmp/layer-2.$$
+"#,
+        )
+        .ok();
+    let left = o.value("LEFT").unwrap();
+    assert!(!left.contains("layer-1.999999"), "{left}");
+    assert!(left.contains("layer-2."), "{left}");
+}
+
+/// Device nodes in a layer are not made (a pod would reach a host device
+/// through its root); FIFOs, modes and symlinks are.
+#[test]
+fn device_nodes_skipped_fifos_kept() {
+    let t = workdir();
+    let special = |name: &str, kind| E {
+        kind,
+        mode: 0o666,
+        ..file(name, b"")
+    };
+    let img = oci(
+        &sub(&t, "dev"),
+        &[
+            Layer(busybox_tar().to_vec(), true),
+            Layer(
+                tar(&[
+                    special("chardev", tar::EntryType::Char),
+                    special("blockdev", tar::EntryType::Block),
+                    special("fifo", tar::EntryType::Fifo),
+                    E {
+                        mode: 0o2750,
+                        ..file("sgid", b"x")
+                    },
+                    symlink("ln", "/sgid"),
+                ]),
+                false,
+            ),
+        ],
+        None,
+        r#"ls -d /chardev /blockdev 2>/dev/null; echo "FIFO=$(stat -c '%F %a' /fifo)"; echo "SGID=$(stat -c %a /sgid)"; echo "LN=$(readlink /ln)""#,
+    );
+    let o = Host::new()
+        .env("DEV", s(&img))
+        .run("rkt run --net=none \"$DEV\"\nrkt gc --grace-period=0s >/dev/null\n")
+        .ok();
+    assert!(
+        !o.stdout.contains("/chardev") && !o.stdout.contains("/blockdev"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.value("FIFO").as_deref(), Some("fifo 666"), "{}", o.stdout);
+    assert_eq!(o.value("SGID").as_deref(), Some("2750"), "{}", o.stdout);
+    assert_eq!(o.value("LN").as_deref(), Some("/sgid"), "{}", o.stdout);
+}
