@@ -157,10 +157,9 @@ fn apply<R: Read>(
         | T::Symlink
         | T::Link
         | T::Fifo => {}
-        // Devices are never made: the overlay root is not mounted nodev, so
-        // a device node in an image would hand the pod a host device. A pod
-        // never opens devices from its root: stage1 gives it a fresh minimal
-        // /dev of its own.
+        // Devices are never made: a pod could not open one anyway (its
+        // root is mounted nodev and its /dev is stage1's own), and a device
+        // node in the cache is one more thing for the host to guard.
         T::Char | T::Block => {
             tracing::debug!("layer entry {path} is a device node; skipped");
             return Ok(());
