@@ -349,9 +349,13 @@ fn read_spec(path: &Path) -> Option<Spec> {
     serde_json::from_slice(&text).ok()
 }
 
+/// Writes `spec` to `path` whole or not at all (a temporary file renamed
+/// into place: a process killed mid-write leaves no truncated spec).
 fn write_spec(path: &Path, spec: &Spec) -> Result<(), FwError> {
     let text = serde_json::to_vec(spec).unwrap_or_default();
-    std::fs::write(path, text).map_err(io("write", path))
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("rename", &tmp))
 }
 
 /// What the network dir `dir` describes: `spec` and `pending` together.
@@ -538,7 +542,7 @@ fn remove_if_idle(root: &Path, network: &str, gen: u64) -> Result<(), FwError> {
 
 /// Removes a network's state directory (its pods are gone).
 fn remove_state(dir: &Path) {
-    for f in ["spec", "pending", "gen"] {
+    for f in ["spec", "pending", "gen", "spec.tmp", "pending.tmp"] {
         let _ = std::fs::remove_file(dir.join(f));
     }
     let _ = std::fs::remove_dir(dir.join("pods"));

@@ -98,9 +98,11 @@ pub fn create(
         let name = candidate(attempt);
         let e = match host.create_veth(&name, &req.ifname, ns, mtu, Some(group)) {
             Ok(()) => {
-                return host
-                    .link(&name)
-                    .map_err(nl_err(req, "look up the host veth"));
+                return host.link(&name).map_err(|e| {
+                    // Ours: we just made it.
+                    let _ = host.delete_link_by_name(&name);
+                    nl_err(req, "look up the host veth")(e)
+                });
             }
             Err(e) if e.is_exists() => e,
             Err(e) => return Err(nl_err(req, "create the veth pair")(e)),
