@@ -570,15 +570,23 @@ echo "TAKEN=$(kind vethtaken0) $(kind vethtaken1)"
 # DEL finds the host end without prevResult (through the pod end's peer).
 cni DEL p2 "$C"
 echo "P2_HOST_END=$(ip -o link show $name 2>/dev/null | grep -o 'state [A-Z]*' || echo gone)"
+# DEL with prevResult finds the host end by its name (and checks its alias).
+ip netns add p4
+out=$(cni ADD p4 "$C") || fail "ADD p4: $out"
+name4=$(jq -r '.interfaces[0].name' <<<"$out")
+full=$(jq -c --argjson p "$out" '. + {{prevResult: $p}}' <<<"$C")
+CNI_COMMAND=DEL CNI_CONTAINERID=c-p4 CNI_NETNS=/run/netns/p4 CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni CNI_ARGS="IgnoreUnknown=1;RKT_NETNS_TEARDOWN=true" "$BIN_DIR/ptp" <<<"$full"
+echo "P4_HOST_END=$(ip -o link show $name4 | grep -o 'state [A-Z]*')"
+echo "P4_ROUTES=$(ip route | grep -c "dev $name4" || true)"
 # CNI_IFNAME taken in the pod by something else: an error, nothing removed.
 ip netns add p3
 ip -n p3 link add eth0 type bridge
 if out=$(cni ADD p3 "$C"); then fail "ADD p3 should fail"; fi
 echo "P3_ERR=$(jq -r .msg <<<"$out")"
 echo "P3_ETH0=$(ip -n p3 -d -j link show eth0 | jq -r '.[0].linkinfo.info_kind')"
-echo "P3_VETHS=$(ip -o link show type veth | grep -vc rktdel || true)"
+echo "P3_VETHS=$(ip -o link show type veth | grep -c 'link-netns p3' || true)"
 ip link del $legacy; ip link del vethtaken0; ip link del vethtaken1
-ip netns del p1; ip netns del p2; ip netns del p3
+ip netns del p1; ip netns del p2; ip netns del p3; ip netns del p4
 "#
         ))
         .ok();
@@ -590,6 +598,8 @@ ip netns del p1; ip netns del p2; ip netns del p3
     assert_eq!(v("P2_KIND"), "veth", "{}", o.stdout);
     assert_eq!(v("TAKEN"), "bridge bridge", "{}", o.stdout);
     assert_ne!(v("P2_HOST_END"), "state UP", "{}", o.stdout);
+    assert_eq!(v("P4_HOST_END"), "state DOWN", "{}", o.stdout);
+    assert_eq!(v("P4_ROUTES"), "0", "{}", o.stdout);
     assert!(
         v("P3_ERR").contains("container veth name provided (eth0) already exists"),
         "{}",
