@@ -418,6 +418,12 @@ for name in lock x x.subnets {long60} {long253}; do
 done
 echo "TABLE_AFTER=$(masq_tables)"
 echo "STATE_AFTER=$(state)"
+# A name that is unsafe in a file or chain name: refused before anything.
+ip netns add p9
+if out=$(cni ADD p9 "$(masq 'bad/name;x' 10.90.9.0/24)"); then fail "ADD should fail"; fi
+echo "BAD_ERR=$(jq -r .msg <<<"$out")"
+echo "BAD_LEFT=$(state) $(ip -o link show type veth | wc -l) $(ls /var/lib/cni/networks | grep -c bad || true) $(nft list tables | grep -c rkt-cni || true)"
+ip netns del p9
 "#
         ))
         .ok();
@@ -430,6 +436,12 @@ echo "STATE_AFTER=$(state)"
     assert_eq!(v("DIRS"), "5", "{}", o.stdout);
     assert_eq!(v("TABLE_AFTER"), "0", "{}", o.stdout);
     assert_eq!(v("STATE_AFTER"), "0", "{}", o.stdout);
+    assert!(
+        v("BAD_ERR").starts_with("network name \"bad/name;x\" is missing or invalid (letters"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("BAD_LEFT"), "0 0 0 0", "{}", o.stdout);
 }
 
 /// A failing ADD rolls its nftables state back; an ADD SIGKILLed while nft
