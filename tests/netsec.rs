@@ -620,3 +620,48 @@ ip netns del p1; ip netns del p2; ip netns del p3; ip netns del p4
     assert_eq!(v("P3_ETH0"), "bridge", "{}", o.stdout);
     assert_eq!(v("P3_VETHS"), "0", "{}", o.stdout);
 }
+
+/// Masquerade state written by earlier versions (`/run/rkt-cni/masq`, the
+/// chain `masq-<network>`) is adopted: a pod added and removed by this
+/// version leaves the old pod's chain in place, and gc removes it once the
+/// old pod is gone.
+#[test]
+fn old_masquerade_state_is_adopted() {
+    let o = Host::new()
+        .run(&format!(
+            r#"{CNI}
+M=$(masq default 172.16.28.0/24)
+# What an earlier version left for a running pod c-old.
+mkdir -p /run/rkt-cni/masq/default
+touch /run/rkt-cni/masq/lock /run/rkt-cni/masq/default/c-old-eth0
+echo 172.16.28.0/24 > /run/rkt-cni/masq/default.subnets
+nft -f - <<'NFT'
+add table inet rkt-cni
+add chain inet rkt-cni masq-default {{ type nat hook postrouting priority srcnat; policy accept; }}
+add rule inet rkt-cni masq-default ip saddr {{ 172.16.28.0/24 }} ip daddr != {{ 172.16.28.0/24 }} ip daddr != 224.0.0.0/4 masquerade
+NFT
+ip netns add p1
+cni ADD p1 "$M" >/dev/null
+echo "OLD_DIR=$(ls -d /run/rkt-cni/masq 2>/dev/null | wc -l)"
+echo "PODS=$(ls /run/rkt-cni/net/default/pods | sort | tr '\n' ' ')"
+cni DEL p1 "$M"
+sleep 1
+echo "CHAIN_AFTER_NEW_POD=$(nft list ruleset | grep -c 'chain masq-default' || true)"
+gc() {{ CNI_COMMAND=GC CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$(jq -c ". + {{\"cni.dev/valid-attachments\": $1}}" <<<"$M")"; }}
+gc '[{{"containerID": "c-old", "ifname": "eth0"}}]'
+echo "CHAIN_OLD_VALID=$(nft list ruleset | grep -c 'chain masq-default' || true)"
+gc '[]'
+echo "TABLE_OLD_GONE=$(masq_tables)"
+echo "STATE=$(state)"
+ip netns del p1
+"#
+        ))
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("OLD_DIR"), "0", "{}", o.stdout);
+    assert_eq!(v("PODS"), "c-old-eth0 c-p1-eth0 ", "{}", o.stdout);
+    assert_eq!(v("CHAIN_AFTER_NEW_POD"), "1", "{}", o.stdout);
+    assert_eq!(v("CHAIN_OLD_VALID"), "1", "{}", o.stdout);
+    assert_eq!(v("TABLE_OLD_GONE"), "0", "{}", o.stdout);
+    assert_eq!(v("STATE"), "0", "{}", o.stdout);
+}

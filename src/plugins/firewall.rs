@@ -62,8 +62,8 @@ use sha2::{Digest, Sha256};
 /// Our tables (family inet, and bridge for host-only bridge networks).
 pub const TABLE: &str = "rkt-cni";
 const ROOT: &str = "/run/rkt-cni";
-/// Where the masquerade state of earlier versions lived ([`reconcile`]
-/// adopts it).
+/// Where the masquerade state of earlier versions lived (the next ADD or
+/// [`reconcile`] adopts it).
 const OLD_MASQ_DIR: &str = "masq";
 
 #[derive(Debug, thiserror::Error)]
@@ -387,6 +387,10 @@ fn add_at(root: &Path, want: &Spec, container_id: &str, ifname: &str) -> Result<
         return Ok(());
     }
     let _lock = lock(root)?;
+    // After an upgrade with pods running (one stat otherwise).
+    if root.join(OLD_MASQ_DIR).exists() {
+        adopt_old_masq(root);
+    }
     let dir = net_dir(root, &want.network);
     let pods = dir.join("pods");
     std::fs::create_dir_all(&pods).map_err(io("create", &pods))?;
@@ -651,7 +655,9 @@ fn our_tables(json: &str) -> Vec<String> {
 }
 
 /// Turns the masquerade state of earlier versions (`masq/<net>/<member>`,
-/// `masq/<net>.subnets`) into state of this one, once.
+/// `masq/<net>.subnets`) into state of this one (`pending`: the old chain
+/// `masq-<net>` has the same name and is refilled by the network's next
+/// change), once. Call under the lock.
 fn adopt_old_masq(root: &Path) {
     let old = root.join(OLD_MASQ_DIR);
     let Ok(entries) = std::fs::read_dir(&old) else {
