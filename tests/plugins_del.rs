@@ -101,7 +101,8 @@ for i in 1 2 3 4 5; do cni ADD <<<"$CONF" >/dev/null; cni DEL <<<"$CONF"; done
 cni ADD <<<"$CONF" >/dev/null
 sleep 0.5
 echo "READDED=$(ip -n pod -o link show eth0 | grep -c 'state UP' || true)"
-echo "HOSTEND=$(ip -o link show "$veth" | grep -c 'state UP' || true)"
+# The host end has a new random name: the one veth up on the host.
+echo "HOSTEND=$(ip -o link show type veth | grep -c 'state UP' || true)"
 cni DEL <<<"$CONF"
 ip netns del pod
 "#

@@ -53,7 +53,7 @@ cni ADD p2 "$MASQ" >/dev/null
 cni ADD p3 "$PLAIN" >/dev/null
 echo "PEER1=$(probe p1)"
 echo "PEER3=$(probe p3)"
-echo "CHAINS=$(nft list table inet rkt-cni | grep -c 'chain ')"
+echo "CHAINS=$(nft list table inet rkt-cni | grep -c 'chain masq-')"
 echo "CNICHAINS=$(nft list ruleset | grep -c 'chain CNI-' || true)"
 cni DEL p1 "$MASQ"
 echo "TABLE_AFTER_FIRST=$(nft list tables | grep -c rkt-cni || true)"
@@ -79,7 +79,8 @@ ip netns del p1; ip netns del p2; ip netns del p3; ip link del uphost; ip netns 
     );
     // No masquerade: the upstream has no route back, the connection fails.
     assert_eq!(o.value("PEER3").as_deref(), Some(""), "{}", o.stdout);
-    // postrouting + one chain for the network, whatever the number of pods.
+    // One masquerade chain for the network, whatever the number of pods
+    // (beside it the source check, `src-default`: tests/netsec.rs).
     assert_eq!(o.value("CHAINS").as_deref(), Some("1"), "{}", o.stdout);
     assert_eq!(o.value("CNICHAINS").as_deref(), Some("0"), "{}", o.stdout);
     assert_eq!(
@@ -145,7 +146,7 @@ cni ADD p1 "$M11" >/dev/null
 cni ADD p2 "$M11" >/dev/null
 gc() {{ CNI_COMMAND=GC CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$1"; }}
 gc "$(jq -c '. + {{"cni.dev/valid-attachments": [{{"containerID": "c-p2", "ifname": "eth0"}}]}}' <<<"$M11")"
-echo "MEMBERS=$(ls /run/rkt-cni/masq/default | tr '\n' ' ')"
+echo "MEMBERS=$(ls /run/rkt-cni/net/default/pods | tr '\n' ' ')"
 echo "PEER2=$(probe p2)"
 gc "$(jq -c '. + {{"cni.dev/valid-attachments": []}}' <<<"$M11")"
 echo "TABLE=$(masq_tables)"
@@ -178,7 +179,7 @@ fn masquerade_concurrent_add_del() {
             r#"{SETUP}
 for i in $(seq 1 8); do ip netns add n$i; done
 for i in $(seq 1 8); do cni ADD n$i "$MASQ" >/dev/null & done; wait
-echo "MEMBERS=$(ls /run/rkt-cni/masq/default | wc -l)"
+echo "MEMBERS=$(ls /run/rkt-cni/net/default/pods | wc -l)"
 echo "ELEMENTS=$(nft list table inet rkt-cni | grep -c masquerade)"
 for i in $(seq 1 8); do cni DEL n$i "$MASQ" & done; wait
 echo "TABLE=$(masq_tables)"

@@ -231,7 +231,10 @@ pub fn read_request(stdin: &[u8]) -> Result<Request, CniError> {
     if !valid_name(&req.name) {
         return Err(CniError::new(
             codes::INVALID_CONFIG,
-            format!("network name \"{}\" is missing or invalid", req.name),
+            format!(
+                "network name \"{}\" is missing or invalid (letters, digits, '_', '.', '-', not starting with '.' or '-', at most 253 characters); rename the network",
+                req.name
+            ),
         ));
     }
     if matches!(command, Command::Gc | Command::Status) {

@@ -28,6 +28,12 @@ pub struct Link {
     pub master: Option<u32>,
     pub up: bool,
     pub promisc: bool,
+    /// IFLA_LINK: a veth's peer index (in the peer's netns).
+    pub peer: Option<u32>,
+    /// The device group (0 unless set).
+    pub group: u32,
+    /// IFLA_IFALIAS, when set.
+    pub alias: Option<String>,
 }
 
 /// Formats a hardware address as `aa:bb:..`.
@@ -59,6 +65,9 @@ fn from_message(msg: &LinkMessage) -> Link {
         master: None,
         up: msg.header.flags.contains(LinkFlags::Up),
         promisc: msg.header.flags.contains(LinkFlags::Promisc),
+        peer: None,
+        group: 0,
+        alias: None,
     };
     for attr in &msg.attributes {
         match attr {
@@ -66,6 +75,9 @@ fn from_message(msg: &LinkMessage) -> Link {
             LinkAttribute::Address(a) => link.mac = format_mac(a),
             LinkAttribute::Mtu(m) => link.mtu = *m,
             LinkAttribute::Controller(c) => link.master = Some(*c),
+            LinkAttribute::Link(p) => link.peer = Some(*p),
+            LinkAttribute::Group(g) => link.group = *g,
+            LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let NlInfo::Kind(k) = i {
@@ -144,13 +156,15 @@ impl Netlink {
 
     /// Creates a veth pair: `name` here, `peer_name` born directly inside
     /// `peer_ns` (IFLA_NET_NS_FD on the peer: no move between namespaces).
-    /// Both ends get `mtu` when given. Neither end is set up.
+    /// Both ends get `mtu` when given; the end here is in device group
+    /// `group` when given (set in the same request). Neither end is set up.
     pub fn create_veth(
         &self,
         name: &str,
         peer_name: &str,
         peer_ns: &Netns,
         mtu: Option<u32>,
+        group: Option<u32>,
     ) -> Result<()> {
         let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
             .name(peer_name.to_string())
@@ -164,6 +178,9 @@ impl Netlink {
             .txqueuelen(0);
         if let Some(m) = mtu {
             b = b.mtu(m);
+        }
+        if let Some(g) = group {
+            b = b.link_group(g);
         }
         self.add_link(
             b.build(),
@@ -223,6 +240,15 @@ impl Netlink {
         self.set(
             LinkUnspec::new_with_index(index).up().build(),
             format!("set link #{index} up"),
+        )
+    }
+
+    /// Sets link `index` up and its alias (IFLA_IFALIAS) to `alias`, in
+    /// one request (the kernel ignores an alias given at creation).
+    pub fn set_up_with_alias(&self, index: u32, alias: &str) -> Result<()> {
+        self.set(
+            LinkUnspec::new_with_index(index).up().alias(alias).build(),
+            format!("set link #{index} up with alias {alias}"),
         )
     }
 

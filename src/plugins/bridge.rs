@@ -3,15 +3,17 @@
 //! whose host end is enslaved to the bridge; `isGateway` /
 //! `isDefaultGateway` / `forceAddress` put the gateway on the bridge,
 //! `ipMasq`, `mtu`, `hairpinMode`, `promiscMode`, `vlan` as in the
-//! reference bridge 1.1.1.
+//! reference bridge 1.1.1. `"isolation": "host-only"` keeps the pods to
+//! the host: the bridge switches nothing between the network's ports and
+//! the host routes nothing from or to the bridge ([`super::firewall`]).
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::ptp::{enable_forwarding, open_netns};
-use super::{host_veth_name, ipam, masquerade, nl_err, parse_conf, setup, teardown, PluginError};
+use super::ptp::{enable_forwarding, open_netns, Undo};
+use super::{firewall, ipam, nl_err, parse_conf, setup, teardown, veth, Isolation, PluginError};
 use crate::cni::result::{Interface, Route as CniRoute};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{CniError, CniResult};
@@ -43,6 +45,8 @@ struct Conf {
     vlan: u16,
     #[serde(default)]
     ipam: Option<super::IpamRef>,
+    #[serde(default)]
+    isolation: Isolation,
 }
 
 fn default_bridge() -> String {
@@ -69,6 +73,16 @@ impl Conf {
         }
         if !crate::cni::skeleton::valid_ifname(&c.bridge) {
             return Err(bad("\"bridge\" is not a valid interface name"));
+        }
+        // The bridge is named in an nftables rule.
+        let plain = |n: &str| {
+            n.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'))
+        };
+        if c.isolation == Isolation::HostOnly && !plain(&c.bridge) {
+            return Err(bad(
+                "\"isolation\": \"host-only\" needs a \"bridge\" name of letters, digits, '_', '.', '-'",
+            ));
         }
         Ok(c)
     }
@@ -201,23 +215,16 @@ impl Bridge {
         conf: &Conf,
         ns: &Netns,
         host: &Netlink,
-        host_name: &str,
+        undo: &mut Undo,
     ) -> Result<CniResult, PluginError> {
         let br = ensure_bridge(req, conf, host)?;
-        if let Err(e) = host.create_veth(host_name, &req.ifname, ns, conf.mtu()) {
-            let stale = e.is_exists()
-                && host
-                    .delete_link_by_name(host_name)
-                    .map_err(nl_err(req, "remove a stale host veth"))?;
-            if !stale {
-                return Err(nl_err(req, "create the veth pair")(e));
-            }
-            host.create_veth(host_name, &req.ifname, ns, conf.mtu())
-                .map_err(nl_err(req, "create the veth pair"))?;
+        let mut res = CniResult::default();
+        if conf.has_ipam() {
+            res = ipam::add(req)?;
         }
-        let hveth = host
-            .link(host_name)
-            .map_err(nl_err(req, "look up the host veth"))?;
+        let hveth = veth::create(req, host, ns, conf.mtu(), firewall::group(&req.name))?;
+        undo.veth = Some(hveth.clone());
+        let host_name = hveth.name.as_str();
         host.set_master(hveth.index, br.index).map_err(nl_err(
             req,
             format!("connect {host_name} to bridge {}", conf.bridge),
@@ -236,16 +243,31 @@ impl Bridge {
         // bridge carries the gateway, and IPv6 frames are bridged at layer 2.
         super::host_veth_without_ipv6(host_name)
             .map_err(nl_err(req, "turn IPv6 off on the host veth"))?;
-        host.set_up(hveth.index)
+        // The network's nftables state (masquerade, isolation) is in place
+        // before the port comes up.
+        let host_only = conf.isolation == Isolation::HostOnly;
+        let want = firewall::Spec {
+            network: req.name.clone(),
+            masq: conf.ip_masq && conf.has_ipam(),
+            host_only,
+            src_check: false,
+            bridges: if host_only {
+                vec![conf.bridge.clone()]
+            } else {
+                Vec::new()
+            },
+            subnets: res.ips.iter().map(|i| i.address.trunc()).collect(),
+        };
+        super::firewall_add(req, &want)?;
+        undo.firewall = true;
+        host.set_up_with_alias(hveth.index, &veth::alias(&req.container_id, &req.ifname))
             .map_err(nl_err(req, "set the host veth up"))?;
         let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
         let cveth = pod
             .link(&req.ifname)
             .map_err(nl_err(req, "look up the pod interface"))?;
 
-        let mut res = CniResult::default();
         if conf.has_ipam() {
-            res = ipam::add(req)?;
             let mut default_found = [false, false];
             let mut gws: Vec<IpNet> = Vec::new();
             for i in 0..res.ips.len() {
@@ -287,15 +309,6 @@ impl Bridge {
                 }
                 enable_forwarding(&res).map_err(nl_err(req, "enable IP forwarding"))?;
             }
-            if conf.ip_masq {
-                let nets: Vec<IpNet> = res.ips.iter().map(|i| i.address).collect();
-                masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(
-                    |source| PluginError::Masquerade {
-                        network: req.name.clone(),
-                        source,
-                    },
-                )?;
-            }
         } else {
             pod.set_up(cveth.index)
                 .map_err(nl_err(req, "set the pod interface up"))?;
@@ -313,7 +326,7 @@ impl Bridge {
             },
             Interface {
                 name: host_name.to_string(),
-                mac: hveth.mac,
+                mac: hveth.mac.clone(),
                 ..Default::default()
             },
             Interface {
@@ -332,18 +345,15 @@ impl Plugin for Bridge {
         let conf = Conf::load(req)?;
         let ns = open_netns(req)?;
         let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
-        let host_name = host_veth_name(&req.container_id, &req.ifname);
-        match self.setup(req, &conf, &ns, &host, &host_name) {
+        let mut undo = Undo::default();
+        match self.setup(req, &conf, &ns, &host, &mut undo) {
             Ok(mut res) => {
                 res.dns = req.result_dns(std::mem::take(&mut res.dns));
                 Ok(res)
             }
             Err(e) => {
-                let _ = host.delete_link_by_name(&host_name);
+                undo.run(req, &host);
                 if conf.has_ipam() {
-                    if conf.ip_masq {
-                        let _ = masquerade::del(&req.name, &req.container_id, &req.ifname);
-                    }
                     let _ = ipam::del(req);
                 }
                 Err(e.into())
@@ -356,14 +366,12 @@ impl Plugin for Bridge {
         if conf.has_ipam() {
             ipam::del(req)?;
         }
-        if conf.ip_masq {
-            super::masquerade_del(req)?;
-        }
+        super::firewall_del(req)?;
         teardown::delete_veth(req)
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        super::gc_masquerade(req)
+        super::gc_firewall(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

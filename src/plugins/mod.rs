@@ -1,26 +1,41 @@
 //! The project's own CNI plugins (ptp, bridge, macvlan) and what they
-//! share: IPAM delegation, IP masquerade with nftables, config parsing, the
-//! plugin error type, and applying an IPAM result to a pod interface.
+//! share: IPAM delegation, per-network nftables state (masquerade,
+//! host-only isolation, source checks), the host end of a veth pair, config
+//! parsing, the plugin error type, and applying an IPAM result to a pod
+//! interface.
 
 pub mod bridge;
+pub mod firewall;
 pub mod ipam;
 pub mod loopback;
 pub mod macvlan;
-pub mod masquerade;
 pub mod ptp;
 mod setup;
 pub mod teardown;
+pub mod veth;
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use serde::{Deserialize, Deserializer};
 
 use crate::cni::{codes, CniError};
 use crate::netlink::{sysctl, NetlinkError};
 
-/// DEL's share of masquerade: forget this attachment.
-pub(crate) fn masquerade_del(req: &crate::cni::skeleton::Request) -> Result<(), PluginError> {
-    masquerade::del(&req.name, &req.container_id, &req.ifname).map_err(|source| {
-        PluginError::Masquerade {
+/// Records the attachment with the network's nftables state
+/// ([`firewall::add`]).
+pub(crate) fn firewall_add(
+    req: &crate::cni::skeleton::Request,
+    want: &firewall::Spec,
+) -> Result<(), PluginError> {
+    firewall::add(want, &req.container_id, &req.ifname).map_err(|source| PluginError::Firewall {
+        network: req.name.clone(),
+        source,
+    })
+}
+
+/// DEL's share of the nftables state: forget this attachment (a failed
+/// unlink when it had none).
+pub(crate) fn firewall_del(req: &crate::cni::skeleton::Request) -> Result<(), PluginError> {
+    firewall::del(&req.name, &req.container_id, &req.ifname).map_err(|source| {
+        PluginError::Firewall {
             network: req.name.clone(),
             source,
         }
@@ -29,10 +44,10 @@ pub(crate) fn masquerade_del(req: &crate::cni::skeleton::Request) -> Result<(), 
 
 /// A bundled plugin binary's `main`: the CNI skeleton, or, when started as
 /// its own detached copy ([`spawn_detached`]), the background removal of a
-/// network's masquerade state or of a link.
+/// network's nftables state or of a link.
 pub fn main(plugin: &dyn crate::cni::skeleton::Plugin) -> ! {
-    if let Some(network) = std::env::var_os(masquerade::CLEANUP_ENV) {
-        let ok = masquerade::cleanup(&network.to_string_lossy()).is_ok();
+    if let Some(network) = std::env::var_os(firewall::CLEANUP_ENV) {
+        let ok = firewall::cleanup(&network.to_string_lossy()).is_ok();
         std::process::exit(if ok { 0 } else { 1 });
     }
     if let Some(link) = std::env::var_os(teardown::DELETE_ENV) {
@@ -72,9 +87,9 @@ pub enum PluginError {
         source: Box<NetlinkError>,
     },
     #[error("network \"{network}\": {source}")]
-    Masquerade {
+    Firewall {
         network: String,
-        source: masquerade::MasqError,
+        source: firewall::FwError,
     },
     #[error("network \"{network}\": {msg}")]
     Other { network: String, msg: String },
@@ -88,7 +103,7 @@ impl From<PluginError> for CniError {
         let code = match &e {
             PluginError::Cni(_) => codes::INTERNAL,
             PluginError::Config { .. } => codes::INVALID_CONFIG,
-            PluginError::Netlink { .. } | PluginError::Masquerade { .. } => codes::IO_FAILURE,
+            PluginError::Netlink { .. } | PluginError::Firewall { .. } => codes::IO_FAILURE,
             PluginError::Other { .. } => codes::INTERNAL,
         };
         match e {
@@ -174,6 +189,33 @@ pub struct BaseConf {
     pub mtu: u32,
     #[serde(default)]
     pub ipam: Option<IpamRef>,
+    #[serde(default)]
+    pub isolation: Isolation,
+}
+
+/// The `isolation` key of ptp and bridge configs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// `"none"` (the default): pods reach whatever the host routes them to.
+    #[default]
+    None,
+    /// `"host-only"`: pods reach the host and nothing else; the host
+    /// forwards nothing from or to them, pod to pod included
+    /// ([`firewall`]).
+    HostOnly,
+}
+
+impl<'de> Deserialize<'de> for Isolation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "none" | "" => Ok(Isolation::None),
+            "host-only" => Ok(Isolation::HostOnly),
+            other => Err(serde::de::Error::custom(format!(
+                "\"isolation\": \"{other}\" is not one of \"none\", \"host-only\""
+            ))),
+        }
+    }
 }
 
 /// The `ipam` block: only its type matters here.
@@ -211,12 +253,13 @@ pub fn parse_conf<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// CNI GC for plugins with masquerade: the attachments the runtime still
-/// has (`cni.dev/valid-attachments`) keep their masquerade membership, the
-/// others are forgotten; the IPAM plugin gets the GC too.
-pub fn gc_masquerade(req: &crate::cni::skeleton::Request) -> Result<(), CniError> {
+/// CNI GC for plugins with nftables state: the attachments the runtime
+/// still has (`cni.dev/valid-attachments`) stay recorded, the others are
+/// forgotten, and nftables is reconciled with the state of all networks
+/// ([`firewall::gc`]); the IPAM plugin gets the GC too.
+pub fn gc_firewall(req: &crate::cni::skeleton::Request) -> Result<(), CniError> {
     let valid = req.valid_attachments();
-    masquerade::gc(&req.name, &valid).map_err(|source| PluginError::Masquerade {
+    firewall::gc(&req.name, &valid).map_err(|source| PluginError::Firewall {
         network: req.name.clone(),
         source,
     })?;
@@ -237,30 +280,4 @@ pub(crate) fn host_veth_without_ipv6(name: &str) -> Result<(), NetlinkError> {
         &format!("net/ipv6/conf/{name}/disable_ipv6"),
         "1",
     ))
-}
-
-/// The host-side veth name of an attachment: `veth` and 8 hex digits of a
-/// hash of the container ID and interface name. Deterministic, so DEL finds
-/// it without entering the pod's netns, and unique per attachment.
-pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(container_id.as_bytes());
-    h.update([0]);
-    h.update(ifname.as_bytes());
-    let d = h.finalize();
-    format!("veth{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_veth_names_are_stable_and_short() {
-        let a = host_veth_name("c1", "eth0");
-        assert_eq!(a, host_veth_name("c1", "eth0"));
-        assert_ne!(a, host_veth_name("c1", "eth1"));
-        assert_eq!(a.len(), 12);
-        assert!(a.starts_with("veth"));
-    }
 }

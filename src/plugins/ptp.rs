@@ -1,9 +1,12 @@
 //! The `ptp` plugin: a veth pair per attachment, the pod end (CNI_IFNAME)
-//! born directly inside the pod netns, the host end `veth<hash>` carrying
-//! the gateway as /32, and the routes the reference ptp 1.1.1 installs: in
-//! the pod a route to the gateway /32 and the subnet route rewritten via
-//! the gateway; on the host a route to the pod address. `mtu`, `ipMasq`
-//! (see [`super::masquerade`]) and a config-level `dns` are honoured.
+//! born directly inside the pod netns, the host end `veth<random>` (see
+//! [`super::veth`]) carrying the gateway as /32, and the routes the
+//! reference ptp 1.1.1 installs: in the pod a route to the gateway /32 and
+//! the subnet route rewritten via the gateway; on the host a route to the
+//! pod address. `mtu`, `ipMasq`, a config-level `dns` are honoured, and
+//! `"isolation": "host-only"` keeps the pods to the host. Pods can only
+//! send from their own addresses (rp_filter for IPv4, and nftables for both
+//! families; see [`super::firewall`]).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -11,11 +14,12 @@ use std::path::Path;
 use ipnet::IpNet;
 
 use super::{
-    host_veth_name, ipam, masquerade, nl_err, setup, teardown, BaseConf, PluginError, StepTimer,
+    firewall, ipam, nl_err, setup, teardown, veth, BaseConf, Isolation, PluginError, StepTimer,
 };
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
+use crate::netlink::link::Link;
 use crate::netlink::route::{Route, Scope};
 use crate::netlink::{sysctl, Netlink, NetlinkError, Netns};
 
@@ -39,7 +43,37 @@ fn host_prefix(ip: IpAddr) -> IpNet {
     IpNet::new(ip, bits).unwrap_or_else(|_| IpNet::from(ip))
 }
 
+/// What a failed ADD has to undo beyond IPAM.
+#[derive(Default)]
+pub(crate) struct Undo {
+    /// The host end we created.
+    pub veth: Option<Link>,
+    /// Whether the attachment was recorded with the nftables state (a
+    /// failing [`firewall::add`] undoes its own work).
+    pub firewall: bool,
+}
+
+impl Undo {
+    /// Removes the host veth we created (if it is still that link) and the
+    /// attachment's nftables record; errors are the caller's first error's
+    /// business, not ours.
+    pub(crate) fn run(&self, req: &Request, host: &Netlink) {
+        if let Some(l) = &self.veth {
+            if host
+                .link_by_index(l.index)
+                .is_ok_and(|now| now.name == l.name)
+            {
+                let _ = host.delete_link(l.index);
+            }
+        }
+        if self.firewall {
+            let _ = super::firewall_del(req);
+        }
+    }
+}
+
 impl Ptp {
+    #[allow(clippy::too_many_arguments)]
     fn setup(
         &self,
         req: &Request,
@@ -48,45 +82,41 @@ impl Ptp {
         host: &Netlink,
         res: &mut CniResult,
         timer: &mut StepTimer,
+        undo: &mut Undo,
     ) -> Result<(), PluginError> {
-        let host_name = &host_veth_name(&req.container_id, &req.ifname);
         enable_forwarding(res).map_err(nl_err(req, "enable IP forwarding"))?;
-        // The pod end is born inside the pod netns; a stale host end from a
-        // failed attempt of this very attachment is ours to replace.
-        if let Err(e) = host.create_veth(host_name, &req.ifname, ns, conf.mtu()) {
-            if !e.is_exists() {
-                return Err(nl_err(req, "create the veth pair")(e));
-            }
-            if host
-                .delete_link_by_name(host_name)
-                .map_err(nl_err(req, "remove a stale host veth"))?
-            {
-                host.create_veth(host_name, &req.ifname, ns, conf.mtu())
-                    .map_err(nl_err(req, "create the veth pair"))?;
-            } else {
-                return Err(PluginError::Other {
-                    network: req.name.clone(),
-                    msg: format!(
-                        "container veth name provided ({}) already exists in {}",
-                        req.ifname, req.netns
-                    ),
-                });
-            }
-        }
-        let hveth = host
-            .link(host_name)
-            .map_err(nl_err(req, "look up the host veth"))?;
+        // The pod end is born inside the pod netns; the host end in the
+        // network's device group, under a free random name.
+        let hveth = veth::create(req, host, ns, conf.mtu(), firewall::group(&req.name))?;
+        undo.veth = Some(hveth.clone());
+        let host_name = &hveth.name;
+        timer.mark("veth");
+        // The network's nftables state (masquerade, isolation, source
+        // checks) is in place before the veth comes up.
+        let want = firewall::Spec {
+            network: req.name.clone(),
+            masq: conf.ip_masq,
+            host_only: conf.isolation == Isolation::HostOnly,
+            src_check: true,
+            bridges: Vec::new(),
+            subnets: res.ips.iter().map(|i| i.address.trunc()).collect(),
+        };
+        super::firewall_add(req, &want)?;
+        undo.firewall = true;
+        timer.mark("nft");
         if !res.ips.iter().any(|i| i.address.addr().is_ipv6()) {
             super::host_veth_without_ipv6(host_name)
                 .map_err(nl_err(req, "turn IPv6 off on the host veth"))?;
         }
-        host.set_up(hveth.index)
+        host.set_up_with_alias(hveth.index, &veth::alias(&req.container_id, &req.ifname))
             .map_err(nl_err(req, "set the host veth up"))?;
         // Anti-spoofing: the host drops what the pod sends from an address
-        // not routed back through this veth (strict reverse-path filter).
+        // not routed back through this veth (strict reverse-path filter;
+        // the network's `src-` chain does the same for IPv6, and for IPv4
+        // when a host-wide loose setting overrides this one).
         sysctl::write(&format!("net/ipv4/conf/{host_name}/rp_filter"), "1")
             .map_err(nl_err(req, "enable rp_filter on the host veth"))?;
-        timer.mark("veth");
+        timer.mark("up");
 
         // Pod side.
         let pod = Netlink::in_netns(ns).map_err(nl_err(req, "connect to the pod netns"))?;
@@ -141,20 +171,10 @@ impl Ptp {
                 .map_err(nl_err(req, "add the host route to the pod"))?;
         }
         timer.mark("host-route");
-        if conf.ip_masq {
-            let nets: Vec<IpNet> = res.ips.iter().map(|i| i.address).collect();
-            masquerade::add(&req.name, &req.container_id, &req.ifname, &nets).map_err(
-                |source| PluginError::Masquerade {
-                    network: req.name.clone(),
-                    source,
-                },
-            )?;
-        }
-        timer.mark("masq");
         res.interfaces = vec![
             Interface {
                 name: host_name.to_string(),
-                mac: hveth.mac,
+                mac: hveth.mac.clone(),
                 ..Default::default()
             },
             Interface {
@@ -190,13 +210,10 @@ impl Plugin for Ptp {
         timer.mark("connect");
         let mut res = ipam::add(req)?;
         timer.mark("ipam");
-        let host_name = host_veth_name(&req.container_id, &req.ifname);
-        if let Err(e) = self.setup(req, &conf, &ns, &host, &mut res, &mut timer) {
+        let mut undo = Undo::default();
+        if let Err(e) = self.setup(req, &conf, &ns, &host, &mut res, &mut timer, &mut undo) {
             // Roll back what we did; the first error is the one to report.
-            let _ = host.delete_link_by_name(&host_name);
-            if conf.ip_masq {
-                let _ = masquerade::del(&req.name, &req.container_id, &req.ifname);
-            }
+            undo.run(req, &host);
             let _ = ipam::del(req);
             return Err(e.into());
         }
@@ -205,16 +222,14 @@ impl Plugin for Ptp {
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        let conf = BaseConf::parse(req)?;
+        BaseConf::parse(req)?;
         ipam::del(req)?;
-        if conf.ip_masq {
-            super::masquerade_del(req)?;
-        }
+        super::firewall_del(req)?;
         teardown::delete_veth(req)
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        super::gc_masquerade(req)
+        super::gc_firewall(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {

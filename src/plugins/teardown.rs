@@ -7,9 +7,9 @@
 //! kernel's delete:
 //! - CNI_NETNS empty or gone: the kernel reaps (or has reaped) the link;
 //!   nothing to delete.
-//! - Our veth pair, found by its host end's name `veth<hash>` (no need to
-//!   enter the pod netns), is cut off at once: host end down, its host
-//!   routes removed.
+//! - Our veth pair, found by its host end (prevResult's host interface, or
+//!   the pod end's peer; recognised by its alias, see [`super::veth`]), is
+//!   cut off at once: host end down, its host routes removed.
 //! - `CNI_ARGS` has `RKT_NETNS_TEARDOWN=1`
 //!   ([`crate::cni::args::NETNS_TEARDOWN`]): the runtime deletes the netns
 //!   right after DEL; the link is left to the kernel's reaping.
@@ -18,13 +18,13 @@
 //!   the link ([`DELETE_ENV`]) if it is still the same one; when that copy
 //!   cannot start, DEL deletes it.
 //!
-//! A veth made by another implementation (no `veth<hash>`) is handled like
-//! a macvlan: by CNI_IFNAME inside the netns. A later ADD of the same
-//! attachment replaces a pair not yet deleted.
+//! A veth made by another implementation (a host end without our alias) is
+//! handled like a macvlan: by CNI_IFNAME inside the netns. A later ADD of
+//! the same attachment replaces a pair not yet deleted.
 
 use std::path::Path;
 
-use super::{host_veth_name, nl_err};
+use super::{nl_err, veth};
 use crate::cni::skeleton::Request;
 use crate::cni::CniError;
 use crate::netlink::link::Link;
@@ -56,12 +56,28 @@ pub fn delete_veth(req: &Request) -> Result<(), CniError> {
         return Ok(());
     };
     let host = Netlink::current().map_err(nl_err(req, "connect to the host netns"))?;
-    let host_name = host_veth_name(&req.container_id, &req.ifname);
-    let Some(l) = host
-        .link_by_name(&host_name)
-        .map_err(nl_err(req, "look up the host veth"))?
-    else {
-        return delete_pod_link_in(req, &ns, "veth");
+    // The host end: prevResult names it (no need to enter the pod netns),
+    // else the pod end's peer is it.
+    let mut pod = None;
+    let found = veth::from_prev_result(req, &host).map_err(nl_err(req, "look up the host veth"))?;
+    let l = match found {
+        Some(l) => l,
+        None => {
+            let p = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
+            let Some(pl) = pod_link(req, &p, "veth")? else {
+                // Gone, or set aside by an earlier DEL.
+                return Ok(());
+            };
+            match veth::peer_on_host(req, &host, &pl)
+                .map_err(nl_err(req, "look up the host veth"))?
+            {
+                Some(l) => {
+                    pod = Some(p);
+                    l
+                }
+                None => return delete_pod_link_in(req, &ns, "veth"),
+            }
+        }
     };
     missing_ok(host.set_down(l.index)).map_err(nl_err(req, "set the host veth down"))?;
     // IPv4 host routes survive a link going down: remove ours.
@@ -69,15 +85,18 @@ pub fn delete_veth(req: &Request) -> Result<(), CniError> {
     if req.netns_goes_away() {
         return Ok(());
     }
-    let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
+    let pod = match pod {
+        Some(p) => p,
+        None => Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?,
+    };
     let set = match pod_link(req, &pod, "veth")? {
         Some(p) => set_aside(&pod, &p).is_ok(),
         None => true,
     };
     if set {
-        delete_later(req, &host, l.index, &host_name, None)
+        delete_later(req, &host, l.index, &l.name, None)
     } else {
-        delete_now(req, &host, l.index, &host_name)
+        delete_now(req, &host, l.index, &l.name)
     }
 }
 
