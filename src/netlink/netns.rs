@@ -17,12 +17,19 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Opens the namespace file at `path`.
+    /// Opens the namespace file at `path`. A file that is not a namespace
+    /// (its creator died between creating the file and mounting the
+    /// namespace on it) counts as no namespace at all: not found.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|source| NetlinkError::Netns {
+        let err = |source| NetlinkError::Netns {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(err)?;
+        let fs = nix::sys::statfs::fstatfs(&file).map_err(|e| err(e.into()))?;
+        if fs.filesystem_type() != nix::sys::statfs::NSFS_MAGIC {
+            return Err(err(std::io::Error::from_raw_os_error(libc::ENOENT)));
+        }
         Ok(Netns {
             file,
             path: path.to_path_buf(),
