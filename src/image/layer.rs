@@ -209,21 +209,7 @@ fn apply<R: Read>(
                 .ok_or_else(|| bad("symbolic link without a target"))?;
             remove_at(dir.as_fd(), name)?;
             symlinkat(std::ffi::OsStr::from_bytes(&target), Some(dfd), name)?;
-            fchownat(
-                Some(dfd),
-                name,
-                Some(meta.uid),
-                Some(meta.gid),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )?;
-            utimensat(
-                Some(dfd),
-                name,
-                &meta.time(),
-                &meta.time(),
-                UtimensatFlags::NoFollowSymlink,
-            )?;
-            Ok(())
+            finish_at(dfd, name, &meta, false)
         }
         T::Link => {
             let target = entry
@@ -259,28 +245,41 @@ fn apply<R: Read>(
                 Mode::from_bits_truncate(0o600),
                 0,
             )?;
-            fchownat(
-                Some(dfd),
-                name,
-                Some(meta.uid),
-                Some(meta.gid),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )?;
-            // The FIFO was just made here in our private directory: nothing
-            // can have swapped a symlink in.
-            fchmodat(Some(dfd), name, meta.mode(), FchmodatFlags::FollowSymlink)?;
-            utimensat(
-                Some(dfd),
-                name,
-                &meta.time(),
-                &meta.time(),
-                UtimensatFlags::NoFollowSymlink,
-            )?;
-            Ok(())
+            finish_at(dfd, name, &meta, true)
         }
         // Kinds filtered out above.
         _ => Ok(()),
     }
+}
+
+/// Owner, then (`with_mode`) mode, then times of the entry `name` just made
+/// in `dfd`, in that order (a chown clears set-id bits). Never follows a
+/// symlink: the mode is only set on what was just made here, in our private
+/// directory, where nothing can have swapped a symlink in.
+fn finish_at(
+    dfd: std::os::fd::RawFd,
+    name: &std::ffi::OsStr,
+    meta: &Meta,
+    with_mode: bool,
+) -> io::Result<()> {
+    fchownat(
+        Some(dfd),
+        name,
+        Some(meta.uid),
+        Some(meta.gid),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    if with_mode {
+        fchmodat(Some(dfd), name, meta.mode(), FchmodatFlags::FollowSymlink)?;
+    }
+    utimensat(
+        Some(dfd),
+        name,
+        &meta.time(),
+        &meta.time(),
+        UtimensatFlags::NoFollowSymlink,
+    )?;
+    Ok(())
 }
 
 fn make_dir(

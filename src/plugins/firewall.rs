@@ -286,14 +286,7 @@ fn member_name(container_id: &str, ifname: &str) -> String {
     if name.len() <= 200 {
         return name;
     }
-    let mut h = Sha256::new();
-    h.update(container_id.as_bytes());
-    h.update([0]);
-    h.update(ifname.as_bytes());
-    let hex: String = h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = super::attachment_hash(container_id, ifname);
     format!("{}-{hex}", &container_id[..container_id.len().min(160)])
 }
 

@@ -12,8 +12,6 @@
 //! the attachment's. Host ends made by earlier versions (`veth` and a hash
 //! of the attachment, no alias) are recognised by that name.
 
-use sha2::{Digest, Sha256};
-
 use super::{nl_err, PluginError};
 use crate::cni::skeleton::Request;
 use crate::netlink::link::Link;
@@ -31,26 +29,13 @@ pub const TEST_NAMES_ENV: &str = "RKT_TEST_VETH_NAMES";
 /// The alias that marks the host end of attachment (`container_id`,
 /// `ifname`) as ours.
 pub fn alias(container_id: &str, ifname: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(container_id.as_bytes());
-    h.update([0]);
-    h.update(ifname.as_bytes());
-    let hex: String = h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("rkt-cni:{hex}")
+    format!("rkt-cni:{}", super::attachment_hash(container_id, ifname))
 }
 
 /// The host end's name in earlier versions: `veth` and 8 hex digits of a
 /// hash of the container ID and interface name.
 pub fn legacy_name(container_id: &str, ifname: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(container_id.as_bytes());
-    h.update([0]);
-    h.update(ifname.as_bytes());
-    let d = h.finalize();
-    format!("veth{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3])
+    format!("veth{}", &super::attachment_hash(container_id, ifname)[..8])
 }
 
 /// `veth` and 8 random hex digits.
