@@ -395,3 +395,57 @@ ip netns del esc
         o.stdout
     );
 }
+
+/// An `ipam.type` that is a path (absolute, or climbing out of CNI_PATH
+/// with `..`) is never executed: `rkt run` refuses the config in one line
+/// naming the file, and the bundled main plugins called directly refuse it
+/// with code 7. The canary plugin at the path would leave /tmp/PWNED.
+#[test]
+fn ipam_type_path_is_never_executed() {
+    let o = Host::new()
+        .run(
+            r#"printf '#!/bin/sh\ntouch /tmp/PWNED\necho "{\\"cniVersion\\":\\"1.0.0\\",\\"ips\\":[{\\"address\\":\\"10.5.0.2/24\\",\\"gateway\\":\\"10.5.0.1\\"}]}"\n' > /tmp/evil
+chmod +x /tmp/evil
+ip netns add x
+ip link add m0 type veth peer name m1
+i=0
+for t in /tmp/evil ../../../../../../../../../../../../tmp/evil; do
+  i=$((i+1))
+  c='{"cniVersion":"1.0.0","name":"e","type":"ptp","master":"m0","ipam":{"type":"'$t'","subnet":"10.5.0.0/24"}}'
+  for p in ptp bridge macvlan; do
+    echo "PLUGIN_${p}_$i=$(echo "$c" | CNI_COMMAND=ADD CNI_CONTAINERID=abc CNI_NETNS=/run/netns/x CNI_IFNAME=eth0 CNI_PATH=$BIN_DIR $BIN_DIR/$p | tr -d '\n')"
+  done
+  echo "$c" > /etc/rkt/net.d/e.conf
+  set +e; rkt run --net=e "$IMG" --exec=/bin/true 2>err; echo "RC_$i=$?"; set -e
+  echo "LINES_$i=$(wc -l < err)"; echo "ERR_$i=$(cat err)"
+done
+echo "PWNED=$(ls /tmp/PWNED 2>/dev/null | wc -l)"
+ip netns del x
+ip link del m0
+echo "PODS=$(rkt list --no-legend | wc -l)"
+"#,
+        )
+        .ok();
+    for i in ["1", "2"] {
+        for p in ["ptp", "bridge", "macvlan"] {
+            let v: serde_json::Value =
+                serde_json::from_str(&o.value(&format!("PLUGIN_{p}_{i}")).unwrap()).unwrap();
+            assert_eq!(v["code"], 7, "{p} {i}: {v}");
+            assert!(
+                v["msg"].as_str().unwrap().contains("IPAM type"),
+                "{p} {i}: {v}"
+            );
+        }
+        assert_ne!(o.value(&format!("RC_{i}")).as_deref(), Some("0"));
+        assert_eq!(o.value(&format!("LINES_{i}")).as_deref(), Some("1"));
+        let err = o.value(&format!("ERR_{i}")).unwrap();
+        assert!(
+            err.contains("/etc/rkt/net.d/e.conf")
+                && err.contains("IPAM type")
+                && err.contains("is invalid"),
+            "{err}"
+        );
+    }
+    assert_eq!(o.value("PWNED").as_deref(), Some("0"), "{}", o.stdout);
+    assert_eq!(o.value("PODS").as_deref(), Some("0"));
+}

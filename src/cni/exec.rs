@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::config::valid_name;
 use super::CniError;
 
 /// One call of a plugin.
@@ -39,6 +40,8 @@ impl<'a> Invocation<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
+    #[error("plugin type \"{plugin}\" is invalid: a type names a binary on the plugin path (letters, digits, '_', '.', '-'; no '/')")]
+    InvalidType { plugin: String },
     #[error("plugin \"{plugin}\" not found in {searched}; install it or pass --net-plugin-path")]
     NotFound { plugin: String, searched: String },
     #[error("plugin {} is not executable; chmod +x it", path.display())]
@@ -60,8 +63,15 @@ pub enum ExecError {
     },
 }
 
-/// Looks up a plugin type on the search path.
+/// Looks up a plugin type on the search path. A type is a file name, never
+/// a path: one with `/` (or `..`) would run a binary outside the plugin
+/// directories, so it is refused as libcni refuses it.
 pub fn find_plugin(ty: &str, path: &[PathBuf]) -> Result<PathBuf, ExecError> {
+    if !valid_name(ty) {
+        return Err(ExecError::InvalidType {
+            plugin: ty.to_string(),
+        });
+    }
     for dir in path {
         let candidate = dir.join(ty);
         if let Ok(meta) = std::fs::metadata(&candidate) {
@@ -216,4 +226,37 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
         status: status.to_string(),
         output,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_types_are_file_names_not_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // A plugin outside the search path that a path-like type would reach.
+        let outside = dir.path().join("evil");
+        std::fs::write(&outside, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(&outside, bin.join("good")).unwrap();
+        let path = vec![bin.clone()];
+        assert_eq!(find_plugin("good", &path).unwrap(), bin.join("good"));
+        for bad in [
+            "../evil",
+            outside.to_str().unwrap(),
+            "a/b",
+            "..",
+            ".",
+            "",
+            "-x",
+        ] {
+            match find_plugin(bad, &path) {
+                Err(ExecError::InvalidType { plugin }) => assert_eq!(plugin, bad),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 }
