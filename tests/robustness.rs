@@ -126,6 +126,7 @@ for i in $(seq 50); do [ -e /var/lib/cni/networks/ex/10.73.0.5 ] && break; sleep
 rkt run --net=rt "$IMG" --exec=/bin/sleep -- 1.5 >/dev/null 2>&1 & holder=$!
 for i in $(seq 50); do [ -e /var/lib/cni/networks/rt/10.76.0.2 ] && break; sleep 0.1; done"#, "--net=rt:IP=10.76.0.2", &["network \"rt\"", "plugin ptp", "10.76.0.2"]),
         ("malformed --net args", "", "--net=default:IP", &["--net=default:IP", "KEY=VALUE"]),
+        ("--net args key twice", "", "'--net=default:IP=172.16.28.9;IP=172.16.28.10'", &["--net=default:IP=172.16.28.9;IP=172.16.28.10", "key \"IP\" is given twice"]),
         ("duplicate network names", r#"echo '{"name":"dup","type":"ptp"}' > /etc/rkt/net.d/a.conf; echo '{"name":"dup","type":"bridge"}' > /etc/rkt/net.d/b.conf"#, "--net=dup", &["\"dup\" is defined twice", "a.conf", "b.conf"]),
         ("unknown network name", "", "--net=nosuchnet", &["unknown network \"nosuchnet\"", "default-restricted"]),
         ("network name escaping", r#"echo '{"name":"../../etc","type":"ptp"}' > /etc/rkt/net.d/esc.conf"#, "--net=default", &["esc.conf", "network name \"../../etc\" is invalid"]),
@@ -354,7 +355,8 @@ echo "AFTER_GC=$(rkt list --no-legend | wc -l)"
 }
 
 /// The bundled plugins refuse a container ID, interface or network name
-/// that would escape a directory, with the spec's codes, and create nothing.
+/// that would escape a directory, and CNI_ARGS giving a key twice, with the
+/// spec's codes, and create nothing.
 #[test]
 fn plugins_refuse_escaping_names() {
     let o = Host::new()
@@ -362,11 +364,12 @@ fn plugins_refuse_escaping_names() {
             r#"ip netns add esc
 c='{"cniVersion":"1.0.0","name":"esc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
 bad='{"cniVersion":"1.0.0","name":"../../etc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
-run() { echo "$2" | CNI_COMMAND=ADD CNI_CONTAINERID="$1" CNI_NETNS=/run/netns/esc CNI_IFNAME="${3:-eth0}" CNI_PATH=$BIN_DIR "$BIN_DIR/$4" | tr -d '\n'; }
+run() { echo "$2" | CNI_COMMAND=ADD CNI_CONTAINERID="$1" CNI_NETNS=/run/netns/esc CNI_IFNAME="${3:-eth0}" CNI_ARGS="${5:-}" CNI_PATH=$BIN_DIR "$BIN_DIR/$4" | tr -d '\n'; }
 for p in ptp host-local; do
   echo "ID_$p=$(run ../../tmp/x "$c" eth0 $p)"
   echo "IF_$p=$(run ok "$c" ../x $p)"
   echo "NET_$p=$(run ok "$bad" eth0 $p)"
+  echo "ARGS_$p=$(run ok "$c" eth0 $p 'IgnoreUnknown=1;IP=10.88.0.5;IP=10.88.0.6')"
 done
 echo "DIRS=$(ls /var/lib/cni/networks 2>/dev/null | wc -l)"
 ip netns del esc
@@ -387,6 +390,16 @@ ip netns del esc
         let net: serde_json::Value =
             serde_json::from_str(&o.value(&format!("NET_{p}")).unwrap()).unwrap();
         assert_eq!(net["code"], 7, "{p}: {net}");
+        let args: serde_json::Value =
+            serde_json::from_str(&o.value(&format!("ARGS_{p}")).unwrap()).unwrap();
+        assert_eq!(args["code"], 4, "{p}: {args}");
+        assert!(
+            args["msg"]
+                .as_str()
+                .unwrap()
+                .contains("CNI_ARGS: key \"IP\" is given twice"),
+            "{p}: {args}"
+        );
     }
     assert_eq!(
         o.value("DIRS").as_deref(),

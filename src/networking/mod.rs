@@ -30,9 +30,36 @@ pub struct Context<'a> {
 fn cni_args(user: &[(String, String)]) -> String {
     if user.is_empty() {
         String::new()
+    } else if user.iter().any(|(k, _)| k == IGNORE_UNKNOWN) {
+        args::join(user)
     } else {
-        format!("IgnoreUnknown=1;{}", args::join(user))
+        format!("{IGNORE_UNKNOWN}=1;{}", args::join(user))
     }
+}
+
+const IGNORE_UNKNOWN: &str = "IgnoreUnknown";
+
+/// CNI_ARGS of a DEL: the saved ADD arguments with the netns-teardown hint
+/// (see [`del_first`]), every key once: plugins refuse a key given twice.
+/// A user's own hint is replaced; of a key repeated in a journal written
+/// before repeats were refused, the first is kept, the one ADD used.
+fn del_args(saved: &str) -> String {
+    let key = |p: &str| p.split_once('=').map_or(p, |(k, _)| k).to_string();
+    let mut seen: Vec<String> = vec![args::NETNS_TEARDOWN.to_string()];
+    let mut out: Vec<&str> = Vec::new();
+    for p in saved.split(';').filter(|p| !p.is_empty()) {
+        if !seen.contains(&key(p)) {
+            seen.push(key(p));
+            out.push(p);
+        }
+    }
+    let ignore = format!("{IGNORE_UNKNOWN}=1");
+    if !seen.iter().any(|k| k == IGNORE_UNKNOWN) {
+        out.insert(0, &ignore);
+    }
+    let hint = format!("{}=1", args::NETNS_TEARDOWN);
+    out.push(&hint);
+    out.join(";")
 }
 
 impl NetRecord {
@@ -129,12 +156,7 @@ fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<String> {
     // The runtime removes the pod's netns right after DEL: the hint lets our
     // plugins leave the pod's links to the kernel, which reaps them with the
     // namespace in the background instead of a synchronous 20-40 ms delete.
-    let hint = format!("{}=1", args::NETNS_TEARDOWN);
-    let cni_args = if rec.args.is_empty() {
-        format!("IgnoreUnknown=1;{hint}")
-    } else {
-        format!("{};{hint}", rec.args)
-    };
+    let cni_args = del_args(&rec.args);
     (0..ran.min(conf.plugins.len()))
         .rev()
         .filter_map(|i| call(ctx, &conf, i, "DEL", &rec.ifname, &cni_args, prev).err())
@@ -270,4 +292,38 @@ fn supports(ctx: &Context, plugin: &Path, ver: &str) -> bool {
         .and_then(|v| v.as_array().cloned())
         .map(|vs| vs.iter().any(|v| v.as_str() == Some(ver)))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cni_args_key_once() {
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(cni_args(&[]), "");
+        assert_eq!(
+            cni_args(&[p("IP", "10.1.0.5")]),
+            "IgnoreUnknown=1;IP=10.1.0.5"
+        );
+        assert_eq!(
+            cni_args(&[p("IgnoreUnknown", "1"), p("IP", "10.1.0.5")]),
+            "IgnoreUnknown=1;IP=10.1.0.5"
+        );
+        assert_eq!(del_args(""), "IgnoreUnknown=1;RKT_NETNS_TEARDOWN=1");
+        assert_eq!(
+            del_args("IgnoreUnknown=1;IP=10.1.0.5"),
+            "IgnoreUnknown=1;IP=10.1.0.5;RKT_NETNS_TEARDOWN=1"
+        );
+        assert_eq!(
+            del_args("IP=10.1.0.5;RKT_NETNS_TEARDOWN=0;IP=10.1.0.6"),
+            "IgnoreUnknown=1;IP=10.1.0.5;RKT_NETNS_TEARDOWN=1"
+        );
+        for a in [
+            del_args("IgnoreUnknown=1;IgnoreUnknown=1;X=y"),
+            del_args("X=1;RKT_NETNS_TEARDOWN=1"),
+        ] {
+            args::check_unique(&a).unwrap_or_else(|e| panic!("{a}: {e}"));
+        }
+    }
 }
