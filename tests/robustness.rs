@@ -209,6 +209,54 @@ echo "PODS=$(rkt list --no-legend | wc -l)"
     assert_eq!(o.value("PODS").as_deref(), Some("0"));
 }
 
+/// The plugin timeout covers the whole call: a plugin that never reads a
+/// config larger than the pipe (the write used to block forever), and one
+/// that closes its output and goes on running (the wait for its exit used
+/// to block forever), are killed with their children after the timeout
+/// and the pod rolled back. `timeout 30` only bounds the test itself.
+#[test]
+fn timeout_covers_writing_the_config_and_the_exit() {
+    let o = Host::new()
+        .run(
+            r#"mkdir -p /tmp/p
+printf '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 100 & wait; fi\nexit 0\n' > /tmp/p/nostdin
+printf '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then exec </dev/null >/dev/null 2>&1; sleep 100 & wait; fi\nexit 0\n' > /tmp/p/closes
+chmod +x /tmp/p/nostdin /tmp/p/closes
+pad=$(head -c 300000 /dev/zero | tr '\0' x)
+for t in nostdin closes; do
+  echo '{"cniVersion":"1.0.0","name":"'$t'","type":"'$t'","pad":"'$pad'"}' > /etc/rkt/net.d/$t.conf
+  start=$(date +%s%N)
+  set +e; timeout 30 "$RKT_BIN" --net-plugin-path=/tmp/p:$BIN_DIR --net-plugin-timeout=1s run --net=$t "$IMG" --exec=/bin/true 2>err; rc=$?; set -e
+  end=$(date +%s%N)
+  echo "RC_$t=$rc"; echo "ERR_$t=$(cat err)"; echo "MS_$t=$(( (end-start)/1000000 ))"
+  echo "SLEEPERS_$t=$(pgrep -c sleep || true)"
+done
+echo "PODS=$(rkt list --no-legend | wc -l)"
+"#,
+        )
+        .ok();
+    for t in ["nostdin", "closes"] {
+        let rc = o.value(&format!("RC_{t}")).unwrap();
+        assert!(rc != "0" && rc != "124", "{t}: rc {rc}: {}", o.stdout);
+        let err = o.value(&format!("ERR_{t}")).unwrap();
+        assert!(
+            err.contains(&format!("network \"{t}\"")) && err.contains("did not answer within 1.0s"),
+            "{t}: {err}"
+        );
+        let ms: u64 = o.value(&format!("MS_{t}")).unwrap().parse().unwrap();
+        assert!(
+            ms < 5000,
+            "{t}: killed after the timeout, not after {ms} ms"
+        );
+        assert_eq!(
+            o.value(&format!("SLEEPERS_{t}")).as_deref(),
+            Some("0"),
+            "{t}"
+        );
+    }
+    assert_eq!(o.value("PODS").as_deref(), Some("0"));
+}
+
 /// `rkt gc` leaves alone a pod whose app has exited but whose `rkt run`
 /// is still tearing it down (a slow DEL here): the runtime finishes and
 /// files the pod under exited-garbage itself.
