@@ -510,3 +510,69 @@ echo "PODS=$(rkt list --no-legend | wc -l)"
     assert_eq!(o.value("PWNED").as_deref(), Some("0"), "{}", o.stdout);
     assert_eq!(o.value("PODS").as_deref(), Some("0"));
 }
+
+/// What is in `pods/run/` but is not a pod (a file, a directory not named
+/// as a UUID, a UUID-named directory without pod.json, a symlink to a real
+/// pod) is not listed, not found by `status`, and never acted on by `gc`:
+/// each stray names a canary network namespace in a `netns` file, as a pod
+/// does, and gc used to tear those down and delete the strays. A real pod
+/// next to them is listed and collected as before.
+#[test]
+fn stray_entries_are_not_pods() {
+    let o = Host::new()
+        .run(
+            r#"rkt run --net=none "$IMG" --exec=/bin/true
+run=/var/lib/rkt/pods/run
+u=0b5e4c2e-1d8f-4d6a-9c1e-2f3a4b5c6d7e
+ip netns add canary1; ip netns add canary2; ip netns add canary3
+echo junk > $run/somefile
+mkdir $run/notauuid; echo -n /run/netns/canary1 > $run/notauuid/netns
+mkdir $run/$u; echo -n /run/netns/canary2 > $run/$u/netns
+mkdir -p /tmp/elsewhere/pod; echo -n /run/netns/canary3 > /tmp/elsewhere/pod/netns
+cp /var/lib/rkt/pods/exited-garbage/*/pod.json /tmp/elsewhere/pod/
+ln -s /tmp/elsewhere/pod $run/9d1f2e3c-4b5a-4c6d-8e7f-0a1b2c3d4e5f
+echo "LISTED=$(rkt list --no-legend | wc -l)"
+echo "JSON=$(rkt list --format=json | grep -o '"name"' | wc -l)"
+set +e; rkt status 0b5e4c2e 2>err; echo "STATUS_RC=$?"; set -e; echo "STATUS_ERR=$(cat err)"
+set +e; rkt rm 0b5e4c2e 2>err; echo "RM_RC=$?"; set -e
+rkt gc --grace-period=0s >gc.out 2>gc.err && echo GC_RC=0 || echo "GC_RC=$?"
+echo "GC_OUT=$(tr '\n' ' ' < gc.out)"
+echo "IGNORED=$(grep -c 'not a pod' gc.err)"
+echo "CANARIES=$(ls /run/netns | grep -c canary)"
+echo "STRAYS=$(ls $run | wc -l)"
+echo "AFTER=$(rkt list --no-legend | wc -l)"
+ip netns del canary1; ip netns del canary2; ip netns del canary3
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("LISTED"), "1", "{}", o.stdout);
+    assert_eq!(v("JSON"), "1", "{}", o.stdout);
+    assert_ne!(v("STATUS_RC"), "0");
+    assert!(
+        v("STATUS_ERR").contains("no pod with UUID 0b5e4c2e"),
+        "{}",
+        o.stdout
+    );
+    assert_ne!(v("RM_RC"), "0");
+    assert_eq!(v("GC_RC"), "0", "{}", o.stdout);
+    assert!(
+        v("GC_OUT").contains("Garbage collected pod"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("IGNORED"), "4", "{}", o.stdout);
+    assert_eq!(
+        v("CANARIES"),
+        "3",
+        "gc tore down a stray's namespace: {}",
+        o.stdout
+    );
+    assert_eq!(
+        v("STRAYS"),
+        "4",
+        "gc moved or removed a stray: {}",
+        o.stdout
+    );
+    assert_eq!(v("AFTER"), "0", "{}", o.stdout);
+}

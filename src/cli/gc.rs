@@ -54,6 +54,21 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             }
         }
     }
+    // What is not a pod is never acted on, only named.
+    for (path, why) in store.strays() {
+        eprintln!(
+            "rkt: gc: ignoring {}: not a pod ({why}); remove it by hand if it is not needed",
+            path.display()
+        );
+    }
+    // A `rkt run` killed while creating its pod directory: nothing was set
+    // up yet (the manifest comes before the network namespace).
+    for dir in store.abandoned_creations(std::time::Duration::from_secs(60)) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("rkt: gc: cannot remove {}: {e}", dir.display());
+            problems += 1;
+        }
+    }
     problems += collect_leases(g, &store);
     clean_image_tmp(g);
     // Namespaces named for pods that are not running any more.

@@ -12,7 +12,6 @@ use tracing::debug;
 
 use super::{mds, release_network, Global};
 use crate::image;
-use crate::lock::FileLock;
 use crate::networking::{self, dns, netd, netns};
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord};
 use crate::pod::{time, Pod};
@@ -171,14 +170,6 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
 
     let uuid = uuid::Uuid::new_v4().to_string();
     let store = g.store();
-    let pod = {
-        let _p = phase("pod dir");
-        store
-            .create(&uuid)
-            .with_context(|| format!("cannot create pod directory in {}", g.dir.display()))?
-    };
-    let _lock =
-        FileLock::acquire(&pod.path("lock")).with_context(|| format!("cannot lock pod {uuid}"))?;
     let hostname = a.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     let mut env = img.config.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -209,9 +200,15 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
         },
         annotations,
     };
+    // The pod directory appears with its manifest and our lock on it.
+    let (pod, _lock) = {
+        let _p = phase("pod dir");
+        store
+            .create(&uuid, &manifest)
+            .with_context(|| format!("cannot create pod directory in {}", g.dir.display()))?
+    };
     let mut mds_token: Option<String> = None;
     let result = (|| -> Result<i32> {
-        pod.write_json("pod.json", &manifest)?;
         let netns_path = match selection {
             netd::Selection::Host => None,
             _ => {
