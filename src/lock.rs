@@ -23,7 +23,13 @@ impl FileLock {
 
     /// Blocks until the lock is ours.
     pub fn acquire(path: &Path) -> io::Result<Self> {
-        let file = Self::open(path)?;
+        Self::lock(Self::open(path)?)
+    }
+
+    /// Blocks until the lock on an already opened file is ours (for
+    /// callers that open the file their own way, e.g. without following
+    /// symlinks).
+    pub fn lock(file: File) -> io::Result<Self> {
         loop {
             // SAFETY: flock on a file descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
