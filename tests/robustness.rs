@@ -576,3 +576,159 @@ ip netns del canary1; ip netns del canary2; ip netns del canary3
     );
     assert_eq!(v("AFTER"), "0", "{}", o.stdout);
 }
+
+/// An IPAM error only the plugin detects (a gateway outside the subnet,
+/// which the runtime's preflight does not check): `rkt run` fails in one
+/// line, its rollback DEL succeeds (host-local releases by container ID
+/// whatever the ranges say), no pod is left, and `rkt gc` succeeds while
+/// the config stays. Both used to fail, and every later `rkt rm`/`gc` too.
+#[test]
+fn ipam_error_only_the_plugin_detects_rolls_back() {
+    let o = Host::new()
+        .run(
+            r#"echo '{"cniVersion":"1.1.0","name":"gw","type":"ptp","ipam":{"type":"host-local","subnet":"10.77.0.0/24","gateway":"10.78.0.1"}}' > /etc/rkt/net.d/gw.conf
+set +e; rkt run --net=gw "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
+echo "LINES=$(wc -l < err)"; echo "ERR=$(cat err)"
+echo "PODS=$(rkt list --no-legend | wc -l)"
+for i in 1 2; do rkt gc --grace-period=0s >/dev/null 2>gc.err && echo "GC$i=0" || { echo "GC$i=$?"; cat gc.err; }; done
+rkt run --net=default "$IMG" --exec=/bin/true && echo AFTER=ok
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_ne!(v("RC"), "0");
+    assert_eq!(v("LINES"), "1", "{}", o.stdout);
+    let err = v("ERR");
+    assert!(
+        err.contains("network \"gw\"") && err.contains("gateway 10.78.0.1 is not in subnet"),
+        "{err}"
+    );
+    assert!(!err.contains("rolling back"), "the rollback failed: {err}");
+    assert_eq!(v("PODS"), "0", "{}", o.stdout);
+    assert_eq!(v("GC1"), "0", "{}", o.stdout);
+    assert_eq!(v("GC2"), "0", "{}", o.stdout);
+    assert_eq!(v("AFTER"), "ok");
+}
+
+/// A plugin that rejects its config on DEL (CNI code 7) can never be
+/// DEL'd with the config the pod was attached with; the runtime does not
+/// wedge the pod on it: a failed ADD's rollback says so and leaves no pod,
+/// a pod whose runtime died is torn down and collected by `rkt gc` with a
+/// warning (gc used to keep it and exit 254 forever), and `rkt gc`'s GC
+/// call rejected the same way is a warning, not a failure.
+#[test]
+fn del_rejecting_the_config_does_not_wedge_the_pod() {
+    let o = Host::new()
+        .run(
+            r#"mkdir -p /tmp/p
+cat > /tmp/p/rej <<'PLUGIN'
+#!/bin/sh
+cat >/dev/null
+case "$CNI_COMMAND" in
+  VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}';;
+  ADD) if [ -e /tmp/reject-add ]; then echo '{"cniVersion":"1.1.0","code":7,"msg":"rej: field \"x\" is invalid"}'; exit 1; fi
+       echo '{"cniVersion":"1.1.0"}';;
+  *) echo '{"cniVersion":"1.1.0","code":7,"msg":"rej: field \"x\" is invalid"}'; exit 1;;
+esac
+PLUGIN
+chmod +x /tmp/p/rej
+echo '{"cniVersion":"1.1.0","name":"rej","type":"rej"}' > /etc/rkt/net.d/rej.conf
+R="--net-plugin-path=/tmp/p:$BIN_DIR"
+# A failed ADD: rolled back as far as it can be, no pod left.
+touch /tmp/reject-add
+set +e; rkt $R run --net=default,rej "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
+echo "LINES=$(wc -l < err)"; echo "ERR=$(cat err)"
+echo "PODS=$(rkt list --no-legend | wc -l)"
+rm /tmp/reject-add
+# A pod whose runtime dies: gc tears it down and collects it.
+"$RKT_BIN" $R run --net=default,rej "$IMG" --exec=/bin/sleep -- 30 >/dev/null 2>&1 & r=$!
+wait_running
+kill -9 $r; wait $r 2>/dev/null || true
+rkt $R gc --grace-period=0s >gc.out 2>gc.err && echo GC=0 || echo "GC=$?"
+echo "GC_ERR=$(tr '\n' ' ' < gc.err)"
+echo "GC_OUT=$(tr '\n' ' ' < gc.out)"
+rkt $R gc --grace-period=0s >/dev/null 2>&1 && echo GC_AGAIN=0 || echo "GC_AGAIN=$?"
+echo "LEFT=$(rkt list --no-legend | wc -l)"
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_ne!(v("RC"), "0");
+    assert_eq!(v("LINES"), "1", "{}", o.stdout);
+    let err = v("ERR");
+    assert!(
+        err.contains("network \"rej\" (plugin rej, ADD)")
+            && err.contains("rolling back: network \"rej\" (plugin rej, DEL)")
+            && err.contains("rejects this network's config"),
+        "{err}"
+    );
+    assert!(!err.contains("also failed"), "{err}");
+    assert_eq!(v("PODS"), "0", "{}", o.stdout);
+    assert_eq!(v("GC"), "0", "{}", o.stdout);
+    let gc_err = v("GC_ERR");
+    assert!(
+        gc_err.contains("warning: network \"rej\" (plugin rej, DEL)")
+            && gc_err.contains("may remain"),
+        "{gc_err}"
+    );
+    assert!(
+        gc_err.contains("warning: network \"rej\" (plugin rej, GC)"),
+        "{gc_err}"
+    );
+    assert!(
+        v("GC_OUT").contains("Garbage collected pod"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("GC_AGAIN"), "0");
+    assert_eq!(v("LEFT"), "0");
+}
+
+/// A DEL that keeps failing with an error that does not say the config is
+/// invalid (the reference plugins answer 999 for a range they reject):
+/// `rkt rm` says what failed and how to remove the pod anyway, and
+/// `rkt rm --force` removes it with a warning.
+#[test]
+fn rm_force_removes_a_pod_whose_del_keeps_failing() {
+    let o = Host::new()
+        .global("--net-plugin-path=/usr/lib/cni")
+        .run(
+            r#"echo '{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","rangeStart":"10.79.0.200","rangeEnd":"10.79.0.100"}}' > /etc/rkt/net.d/rs.conf
+set +e; rkt run --net=rs "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
+echo "ERR=$(tail -n 1 err)"
+u=$(rkt list --full --no-legend | awk '{print $1}')
+echo "KEPT=$(echo $u | wc -w)"
+set +e; rkt rm $u 2>err; echo "RM=$?"; set -e
+echo "RM_ERR=$(cat err)"
+rkt rm --force $u >out 2>err && echo FORCE=0 || echo "FORCE=$?"
+echo "FORCE_OUT=$(cat out)"; echo "FORCE_ERR=$(tr '\n' ' ' < err)"
+echo "LEFT=$(rkt list --no-legend | wc -l)"
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_ne!(v("RC"), "0");
+    assert!(
+        v("ERR").contains("rolling back also failed"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("KEPT"), "1", "{}", o.stdout);
+    assert_ne!(v("RM"), "0");
+    assert!(
+        v("RM_ERR").contains("network \"rs\" (plugin ptp, DEL)")
+            && v("RM_ERR").contains("rkt rm --force"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("FORCE"), "0", "{}", o.stdout);
+    assert!(!v("FORCE_OUT").is_empty(), "{}", o.stdout);
+    assert!(
+        v("FORCE_ERR").contains("warning") && v("FORCE_ERR").contains("removed anyway (--force)"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("LEFT"), "0");
+}

@@ -25,14 +25,23 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             let Some(_lock) = pod.try_lock()? else {
                 continue;
             };
-            let errs = release_network(g, &pod);
-            for e in &errs {
+            let released = release_network(g, &pod, false);
+            for w in &released.given_up {
+                eprintln!("rkt: gc: pod {}: warning: {w}", pod.uuid);
+            }
+            for e in &released.problems {
                 eprintln!("rkt: gc: pod {}: {e}", pod.uuid);
             }
-            problems += errs.len();
+            if !released.problems.is_empty() {
+                eprintln!(
+                    "rkt: gc: pod {}: kept, the next gc retries; if it keeps failing, `rkt rm --force {}` removes it anyway",
+                    pod.uuid, pod.uuid
+                );
+            }
+            problems += released.problems.len();
             let _ = std::fs::remove_dir_all(pod.path("work"));
             let _ = std::fs::remove_dir(pod.path("rootfs"));
-            if errs.is_empty() {
+            if released.problems.is_empty() {
                 pod.move_to_exited()?;
                 println!(
                     "Moved pod \"{}\" to exited-garbage (its runtime had died)",
@@ -160,11 +169,19 @@ fn collect_leases(g: &Global, store: &crate::pod::Store) -> usize {
             runtime_config: Default::default(),
         };
         let before = lease_count(conf);
-        let errs = networking::gc(&ctx, conf, &valid, &mut known);
-        for e in &errs {
-            eprintln!("rkt: gc: {e}");
+        for e in networking::gc(&ctx, conf, &valid, &mut known) {
+            if e.config_rejected() {
+                // Every `rkt run` on this network fails on the same config;
+                // gc says so but does not fail for it.
+                eprintln!(
+                    "rkt: gc: warning: {e}; fix or remove {} (its leaked leases are not collected until then)",
+                    conf.source
+                );
+            } else {
+                eprintln!("rkt: gc: {e}");
+                problems += 1;
+            }
         }
-        problems += errs.len();
         let freed = before.saturating_sub(lease_count(conf));
         if freed > 0 {
             println!(

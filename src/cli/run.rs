@@ -289,9 +289,13 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     if let Ok(code) = &result {
         let _ = pod.write_file("exit", code.to_string().as_bytes());
     }
-    let problems = release_network(g, &pod);
+    let released = release_network(g, &pod, false);
+    let problems = released.problems;
     let _ = std::fs::remove_dir_all(pod.path("work"));
     let _ = std::fs::remove_dir(pod.path("rootfs"));
+    for w in &released.given_up {
+        eprintln!("rkt: pod {uuid}: teardown: warning: {w}");
+    }
     for p in &problems {
         eprintln!("rkt: pod {uuid}: teardown: {p}");
     }
