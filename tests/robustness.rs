@@ -687,6 +687,7 @@ echo "LEFT=$(rkt list --no-legend | wc -l)"
 
 /// A DEL that keeps failing with an error that does not say the config is
 /// invalid (the reference plugins answer 999 for a range they reject):
+/// `rkt gc` keeps the pod for a retry instead of dropping it silently,
 /// `rkt rm` says what failed and how to remove the pod anyway, and
 /// `rkt rm --force` removes it with a warning.
 #[test]
@@ -699,6 +700,9 @@ set +e; rkt run --net=rs "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
 echo "ERR=$(tail -n 1 err)"
 u=$(rkt list --full --no-legend | awk '{print $1}')
 echo "KEPT=$(echo $u | wc -w)"
+set +e; rkt gc --grace-period=0s 2>err; echo "GC=$?"; set -e
+echo "GC_ERR=$(tr '\n' ' ' < err)"
+echo "GC_KEPT=$(rkt list --no-legend | wc -l)"
 set +e; rkt rm $u 2>err; echo "RM=$?"; set -e
 echo "RM_ERR=$(cat err)"
 rkt rm --force $u >out 2>err && echo FORCE=0 || echo "FORCE=$?"
@@ -716,6 +720,11 @@ rkt gc --grace-period=0s >/dev/null
         o.stdout
     );
     assert_eq!(v("KEPT"), "1", "{}", o.stdout);
+    // gc does not drop a pod whose networks are not released: it retries
+    // the DEL, keeps the pod and says how to remove it anyway.
+    assert_eq!(v("GC"), "254", "{}", o.stdout);
+    assert!(v("GC_ERR").contains("rkt rm --force"), "{}", o.stdout);
+    assert_eq!(v("GC_KEPT"), "1", "{}", o.stdout);
     assert_ne!(v("RM"), "0");
     assert!(
         v("RM_ERR").contains("network \"rs\" (plugin ptp, DEL)")

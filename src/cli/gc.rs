@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{release_network, Global};
 use crate::networking::{self, netd, netns};
-use crate::pod::{time, PodState};
+use crate::pod::{time, Pod, PodState};
 
 #[derive(Debug, Args)]
 pub struct GcArgs {
@@ -25,23 +25,11 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             let Some(_lock) = pod.try_lock()? else {
                 continue;
             };
-            let released = release_network(g, &pod, false);
-            for w in &released.given_up {
-                eprintln!("rkt: gc: pod {}: warning: {w}", pod.uuid);
-            }
-            for e in &released.problems {
-                eprintln!("rkt: gc: pod {}: {e}", pod.uuid);
-            }
-            if !released.problems.is_empty() {
-                eprintln!(
-                    "rkt: gc: pod {}: kept, the next gc retries; if it keeps failing, `rkt rm --force {}` removes it anyway",
-                    pod.uuid, pod.uuid
-                );
-            }
-            problems += released.problems.len();
+            let failed = release(g, &pod);
+            problems += failed;
             let _ = std::fs::remove_dir_all(pod.path("work"));
             let _ = std::fs::remove_dir(pod.path("rootfs"));
-            if released.problems.is_empty() {
+            if failed == 0 {
                 pod.move_to_exited()?;
                 println!(
                     "Moved pod \"{}\" to exited-garbage (its runtime had died)",
@@ -55,6 +43,19 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
         if pod.is_exited_dir() {
             let age = time::now().saturating_sub(pod.exited_at().unwrap_or(0));
             if age >= grace {
+                // A pod whose teardown failed still has its netns record:
+                // its networks are released (or given up on) first, never
+                // dropped silently.
+                if pod.path("netns").exists() {
+                    let Some(_lock) = pod.try_lock()? else {
+                        continue;
+                    };
+                    let failed = release(g, &pod);
+                    if failed > 0 {
+                        problems += failed;
+                        continue;
+                    }
+                }
                 match std::fs::remove_dir_all(&pod.dir) {
                     Ok(()) => println!("Garbage collected pod \"{}\"", pod.uuid),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -102,6 +103,25 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
         }
     }
     Ok(if problems > 0 { 254 } else { 0 })
+}
+
+/// Detaches a pod's networks, printing what was given up on (warnings) and
+/// what failed; returns how many failures keep the pod for the next gc.
+fn release(g: &Global, pod: &Pod) -> usize {
+    let released = release_network(g, pod, false);
+    for w in &released.given_up {
+        eprintln!("rkt: gc: pod {}: warning: {w}", pod.uuid);
+    }
+    for e in &released.problems {
+        eprintln!("rkt: gc: pod {}: {e}", pod.uuid);
+    }
+    if !released.problems.is_empty() {
+        eprintln!(
+            "rkt: gc: pod {}: kept, the next gc retries; if it keeps failing, `rkt rm --force {}` removes it anyway",
+            pod.uuid, pod.uuid
+        );
+    }
+    released.problems.len()
 }
 
 /// Lease files of a network's host-local directory (to report what GC freed).
