@@ -21,8 +21,14 @@ impl FileLock {
             .open(path)
     }
 
-    fn wait(path: &Path, op: libc::c_int) -> io::Result<Self> {
-        let file = Self::open(path)?;
+    /// Blocks until the lock on an already opened file is ours (for
+    /// callers that open the file their own way, e.g. without following
+    /// symlinks).
+    pub fn lock(file: File) -> io::Result<Self> {
+        Self::flock(file, libc::LOCK_EX)
+    }
+
+    fn flock(file: File, op: libc::c_int) -> io::Result<Self> {
         loop {
             // SAFETY: flock on a file descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
@@ -37,12 +43,12 @@ impl FileLock {
 
     /// Blocks until the lock is ours.
     pub fn acquire(path: &Path) -> io::Result<Self> {
-        Self::wait(path, libc::LOCK_EX)
+        Self::flock(Self::open(path)?, libc::LOCK_EX)
     }
 
     /// Blocks until we share the lock (with other shared holders only).
     pub fn acquire_shared(path: &Path) -> io::Result<Self> {
-        Self::wait(path, libc::LOCK_SH)
+        Self::flock(Self::open(path)?, libc::LOCK_SH)
     }
 
     /// Takes the lock if nobody holds it.

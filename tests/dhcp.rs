@@ -472,3 +472,107 @@ echo "STATUS_DOWN=$(echo "$CONF" | CNI_COMMAND=STATUS "$BIN_DIR/dhcp")"
     let down: serde_json::Value = serde_json::from_str(&o.value("STATUS_DOWN").unwrap()).unwrap();
     assert_eq!(down["code"], 50, "{s}");
 }
+
+/// The daemon checks every request before a path is built from it, and
+/// bounds each connection. A DEL or ADD whose container ID climbs out of
+/// the lease directory gets an error reply (code 4) and the canary lease
+/// file it points at on /tmp stays; a client that sends half a request and
+/// stalls gets an error after the 5 s deadline while another client is
+/// answered at once; a 2 MiB line without newline gets an error instead of
+/// being buffered (both used to hold their connection forever).
+#[test]
+fn daemon_validates_requests_and_bounds_connections() {
+    let o = Host::new().run(&format!(
+        r#"
+{LAN}
+cd /tmp
+trap stop_all EXIT
+setup_lan
+start_daemon
+mkdir -p /var/lib/cni/dhcp
+echo keep > /tmp/x-lan-eth0.json
+cat > client.py <<'PY'
+import json, socket, sys, threading, time
+SOCK = "/run/cni/dhcp.sock"
+def att(cid, net="lan", ifname="eth0", netns=""):
+    return {{"container_id": cid, "network": net, "ifname": ifname, "netns": netns}}
+def req(op, a):
+    return (json.dumps({{"op": op, "attachment": a, "timeout_ms": 1000}}) + "\n").encode()
+def connect():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(12)
+    s.connect(SOCK)
+    return s
+def answer(s):
+    t = time.time()
+    try:
+        line = s.makefile("rb").readline()
+    except OSError:
+        line = b""
+    return (json.loads(line) if line.strip() else None), time.time() - t
+def call(data):
+    s = connect()
+    try:
+        s.sendall(data)
+    except OSError:
+        pass
+    return answer(s)
+def code(r):
+    return (r or {{}}).get("error", {{}}).get("code")
+r, _ = call(req("del", att("../../../../tmp/x")))
+print("DEL_CODE=%s" % code(r))
+r, _ = call(req("add", att("../../../../tmp/x", netns="/run/netns/none")))
+print("ADD_CODE=%s" % code(r))
+r, _ = call(req("del", att("c1", net="../x")))
+print("NET_CODE=%s" % code(r))
+r, _ = call(req("del", att("c1", ifname="a/b")))
+print("IF_CODE=%s" % code(r))
+slow = connect()
+slow.sendall(b'{{"op":')
+t0 = time.time()
+r, secs = call(req("status", att("", ifname="")))
+print("OTHER_OK=%s" % (r is not None and r.get("error") is None))
+print("OTHER_MS=%d" % (secs * 1000))
+r, _ = answer(slow)
+print("SLOW_MS=%d" % ((time.time() - t0) * 1000))
+print("SLOW_ERR=%s" % (r or {{}}).get("error", {{}}).get("msg"))
+r, _ = call(b"x" * (2 << 20))
+print("BIG_ERR=%s" % (r or {{}}).get("error", {{}}).get("msg"))
+PY
+python3 client.py
+echo "CANARY=$(cat /tmp/x-lan-eth0.json)"
+"#
+    ));
+    let o = o.ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("DEL_CODE"), "4", "{}", o.stdout);
+    assert_eq!(v("ADD_CODE"), "4", "{}", o.stdout);
+    assert_eq!(v("NET_CODE"), "7", "{}", o.stdout);
+    assert_eq!(v("IF_CODE"), "4", "{}", o.stdout);
+    assert_eq!(
+        v("CANARY"),
+        "keep",
+        "the DEL removed a file outside the lease dir"
+    );
+    assert_eq!(v("OTHER_OK"), "True", "{}", o.stdout);
+    let other: u64 = v("OTHER_MS").parse().unwrap();
+    assert!(
+        other < 1000,
+        "a stalled client delayed another by {other} ms"
+    );
+    let slow: u64 = v("SLOW_MS").parse().unwrap();
+    assert!(
+        (4000..9000).contains(&slow),
+        "stalled client answered after {slow} ms"
+    );
+    assert!(
+        v("SLOW_ERR").contains("no complete line within 5.0s"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        v("BIG_ERR").contains("longer than 1048576 bytes"),
+        "{}",
+        o.stdout
+    );
+}

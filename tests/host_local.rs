@@ -190,3 +190,105 @@ fn loopback_like_the_reference() {
         assert_eq!(o.value(&format!("U_ours_{v}")).as_deref(), Some("1"));
     }
 }
+
+/// Symlinks in the lease directory are never followed: a symlinked
+/// `last_reserved_ip.0`, lease, lock and `.attach` pointing at canaries
+/// on the throwaway host's /tmp are replaced, and the canaries keep their
+/// content (no file appears where a dangling one pointed). The directory
+/// then works as usual, for ours and for the reference.
+#[test]
+fn symlinks_in_the_lease_directory_are_not_followed() {
+    let c = conf("1.0.0", "/tmp/sym");
+    let o = Host::new()
+        .run(&format!(
+            r#"{CALL}
+mkdir -p /tmp/sym/hl /tmp/outside
+echo keep > /tmp/canary-last; echo keep > /tmp/canary-lease
+ln -s /tmp/canary-last /tmp/sym/hl/last_reserved_ip.0
+ln -s /tmp/canary-lease /tmp/sym/hl/10.90.0.10
+ln -s /tmp/created-by-lock /tmp/sym/hl/lock
+ln -s /tmp/outside /tmp/sym/hl/.attach
+echo "ADD=$(call $BIN_DIR/host-local ADD c1 '{c}' | grep -oE '"address": ?"10\.90\.0\.[0-9]+' | tr -d ' ')"
+echo "LAST=$(cat /tmp/canary-last)"
+echo "LEASE=$(cat /tmp/canary-lease)"
+echo "LOCKTARGET=$(ls /tmp/created-by-lock 2>/dev/null | wc -l)"
+echo "OUTSIDE=$(ls /tmp/outside | wc -l)"
+echo "SYMLINKS=$(find /tmp/sym/hl -type l | wc -l)"
+echo "HELD=$(cat /tmp/sym/hl/10.90.0.10 | tr '\r\n' '|_')"
+echo "REF=$(call /usr/lib/cni/host-local ADD c2 '{c}' | grep -oE '"address": ?"10\.90\.0\.[0-9]+' | tr -d ' ')"
+call $BIN_DIR/host-local DEL c1 '{c}'; call /usr/lib/cni/host-local DEL c2 '{c}'
+echo "LEFT=$(ls /tmp/sym/hl | grep -c '^10\.' || true)"
+"#
+        ))
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("ADD"), "\"address\":\"10.90.0.10", "{}", o.stdout);
+    assert_eq!(v("LAST"), "keep", "written through the symlink");
+    assert_eq!(v("LEASE"), "keep", "written through the symlink");
+    assert_eq!(v("LOCKTARGET"), "0", "the lock symlink was followed");
+    assert_eq!(v("OUTSIDE"), "0", "a hint was written through .attach");
+    assert_eq!(v("SYMLINKS"), "0", "{}", o.stdout);
+    assert_eq!(v("HELD"), "c1|_eth0");
+    assert_eq!(v("REF"), "\"address\":\"10.90.0.11", "{}", o.stdout);
+    assert_eq!(v("LEFT"), "0");
+}
+
+/// GC (CNI 1.1) releases leases it cannot attribute: content that is not
+/// `<container id>\r\n<ifname>` nor an old-style `<container id>` (here
+/// not UTF-8), a dangling symlink, a directory where a lease should be;
+/// it keeps the valid attachments' leases in both formats, the reference
+/// format's files and every file not named as an address.
+#[test]
+fn gc_releases_corrupt_leases() {
+    let gc = r#"{"cniVersion":"1.1.0","name":"hl","ipam":{"type":"host-local","dataDir":"/tmp/gc","subnet":"10.90.0.0/24"},"cni.dev/valid-attachments":[{"containerID":"keep","ifname":"eth0"},{"containerID":"old","ifname":"eth0"}]}"#;
+    let o = Host::new()
+        .run(&format!(
+            r#"mkdir -p /tmp/gc/hl/10.90.0.9
+cd /tmp/gc/hl
+printf 'keep\r\neth0' > 10.90.0.2
+printf 'old' > 10.90.0.3
+printf 'gone\r\neth0' > 10.90.0.4
+printf '\377\376\r\neth0' > 10.90.0.5
+ln -s /nonexistent 10.90.0.6
+printf '10.90.0.4' > last_reserved_ip.0
+touch lock notalease
+cd /tmp
+echo '{gc}' | CNI_COMMAND=GC CNI_PATH=/usr/lib/cni "$BIN_DIR/host-local" && echo GC=ok
+echo "FILES=$(ls -A /tmp/gc/hl | tr '\n' ' ')"
+"#
+        ))
+        .ok();
+    assert_eq!(o.value("GC").as_deref(), Some("ok"), "{}", o.stdout);
+    assert_eq!(
+        o.value("FILES").unwrap().trim(),
+        "10.90.0.2 10.90.0.3 last_reserved_ip.0 lock notalease",
+        "{}",
+        o.stdout
+    );
+}
+
+/// DEL releases by container ID and interface whatever the rest of the
+/// config says: an ADD made under a valid config is undone by a DEL whose
+/// ranges this plugin rejects (a gateway outside the subnet), as the
+/// runtime's rollback of a failed ADD needs.
+#[test]
+fn del_releases_whatever_the_ranges_say() {
+    let good = r#"{"cniVersion":"1.0.0","name":"hl","ipam":{"type":"host-local","dataDir":"/tmp/d","subnet":"10.90.0.0/24"}}"#;
+    let bad = r#"{"cniVersion":"1.0.0","name":"hl","ipam":{"type":"host-local","dataDir":"/tmp/d","subnet":"10.90.0.0/24","gateway":"10.99.0.1","rangeStart":"10.91.0.1"}}"#;
+    let o = Host::new()
+        .run(&format!(
+            r#"{CALL}
+call $BIN_DIR/host-local ADD c1 '{good}' > /dev/null
+echo "HELD=$(ls /tmp/d/hl | grep -c '^10\.')"
+echo "BADADD=$(call $BIN_DIR/host-local ADD c2 '{bad}')"
+call $BIN_DIR/host-local DEL c1 '{bad}' && echo DEL=ok
+echo "LEFT=$(ls /tmp/d/hl | grep -c '^10\.' || true)"
+"#
+        ))
+        .ok();
+    assert_eq!(o.value("HELD").as_deref(), Some("1"));
+    let add: serde_json::Value = serde_json::from_str(&o.value("BADADD").unwrap()).unwrap();
+    assert_eq!(add["code"], 7, "ADD still refuses the config: {add}");
+    assert_eq!(o.value("DEL").as_deref(), Some("ok"), "{}", o.stdout);
+    assert_eq!(o.value("LEFT").as_deref(), Some("0"));
+}

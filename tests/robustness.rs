@@ -126,6 +126,7 @@ for i in $(seq 50); do [ -e /var/lib/cni/networks/ex/10.73.0.5 ] && break; sleep
 rkt run --net=rt "$IMG" --exec=/bin/sleep -- 1.5 >/dev/null 2>&1 & holder=$!
 for i in $(seq 50); do [ -e /var/lib/cni/networks/rt/10.76.0.2 ] && break; sleep 0.1; done"#, "--net=rt:IP=10.76.0.2", &["network \"rt\"", "plugin ptp", "10.76.0.2"]),
         ("malformed --net args", "", "--net=default:IP", &["--net=default:IP", "KEY=VALUE"]),
+        ("--net args key twice", "", "'--net=default:IP=172.16.28.9;IP=172.16.28.10'", &["--net=default:IP=172.16.28.9;IP=172.16.28.10", "key \"IP\" is given twice"]),
         ("duplicate network names", r#"echo '{"name":"dup","type":"ptp"}' > /etc/rkt/net.d/a.conf; echo '{"name":"dup","type":"bridge"}' > /etc/rkt/net.d/b.conf"#, "--net=dup", &["\"dup\" is defined twice", "a.conf", "b.conf"]),
         ("unknown network name", "", "--net=nosuchnet", &["unknown network \"nosuchnet\"", "default-restricted"]),
         ("network name escaping", r#"echo '{"name":"../../etc","type":"ptp"}' > /etc/rkt/net.d/esc.conf"#, "--net=default", &["esc.conf", "network name \"../../etc\" is invalid"]),
@@ -205,6 +206,54 @@ echo "PODS=$(rkt list --no-legend | wc -l)"
         Some("0"),
         "the plugin's children die with it"
     );
+    assert_eq!(o.value("PODS").as_deref(), Some("0"));
+}
+
+/// The plugin timeout covers the whole call: a plugin that never reads a
+/// config larger than the pipe (the write used to block forever), and one
+/// that closes its output and goes on running (the wait for its exit used
+/// to block forever), are killed with their children after the timeout
+/// and the pod rolled back. `timeout 30` only bounds the test itself.
+#[test]
+fn timeout_covers_writing_the_config_and_the_exit() {
+    let o = Host::new()
+        .run(
+            r#"mkdir -p /tmp/p
+printf '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 100 & wait; fi\nexit 0\n' > /tmp/p/nostdin
+printf '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then exec </dev/null >/dev/null 2>&1; sleep 100 & wait; fi\nexit 0\n' > /tmp/p/closes
+chmod +x /tmp/p/nostdin /tmp/p/closes
+pad=$(head -c 300000 /dev/zero | tr '\0' x)
+for t in nostdin closes; do
+  echo '{"cniVersion":"1.0.0","name":"'$t'","type":"'$t'","pad":"'$pad'"}' > /etc/rkt/net.d/$t.conf
+  start=$(date +%s%N)
+  set +e; timeout 30 "$RKT_BIN" --net-plugin-path=/tmp/p:$BIN_DIR --net-plugin-timeout=1s run --net=$t "$IMG" --exec=/bin/true 2>err; rc=$?; set -e
+  end=$(date +%s%N)
+  echo "RC_$t=$rc"; echo "ERR_$t=$(cat err)"; echo "MS_$t=$(( (end-start)/1000000 ))"
+  echo "SLEEPERS_$t=$(pgrep -c sleep || true)"
+done
+echo "PODS=$(rkt list --no-legend | wc -l)"
+"#,
+        )
+        .ok();
+    for t in ["nostdin", "closes"] {
+        let rc = o.value(&format!("RC_{t}")).unwrap();
+        assert!(rc != "0" && rc != "124", "{t}: rc {rc}: {}", o.stdout);
+        let err = o.value(&format!("ERR_{t}")).unwrap();
+        assert!(
+            err.contains(&format!("network \"{t}\"")) && err.contains("did not answer within 1.0s"),
+            "{t}: {err}"
+        );
+        let ms: u64 = o.value(&format!("MS_{t}")).unwrap().parse().unwrap();
+        assert!(
+            ms < 5000,
+            "{t}: killed after the timeout, not after {ms} ms"
+        );
+        assert_eq!(
+            o.value(&format!("SLEEPERS_{t}")).as_deref(),
+            Some("0"),
+            "{t}"
+        );
+    }
     assert_eq!(o.value("PODS").as_deref(), Some("0"));
 }
 
@@ -354,7 +403,8 @@ echo "AFTER_GC=$(rkt list --no-legend | wc -l)"
 }
 
 /// The bundled plugins refuse a container ID, interface or network name
-/// that would escape a directory, with the spec's codes, and create nothing.
+/// that would escape a directory, and CNI_ARGS giving a key twice, with the
+/// spec's codes, and create nothing.
 #[test]
 fn plugins_refuse_escaping_names() {
     let o = Host::new()
@@ -362,11 +412,12 @@ fn plugins_refuse_escaping_names() {
             r#"ip netns add esc
 c='{"cniVersion":"1.0.0","name":"esc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
 bad='{"cniVersion":"1.0.0","name":"../../etc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
-run() { echo "$2" | CNI_COMMAND=ADD CNI_CONTAINERID="$1" CNI_NETNS=/run/netns/esc CNI_IFNAME="${3:-eth0}" CNI_PATH=$BIN_DIR "$BIN_DIR/$4" | tr -d '\n'; }
+run() { echo "$2" | CNI_COMMAND=ADD CNI_CONTAINERID="$1" CNI_NETNS=/run/netns/esc CNI_IFNAME="${3:-eth0}" CNI_ARGS="${5:-}" CNI_PATH=$BIN_DIR "$BIN_DIR/$4" | tr -d '\n'; }
 for p in ptp host-local; do
   echo "ID_$p=$(run ../../tmp/x "$c" eth0 $p)"
   echo "IF_$p=$(run ok "$c" ../x $p)"
   echo "NET_$p=$(run ok "$bad" eth0 $p)"
+  echo "ARGS_$p=$(run ok "$c" eth0 $p 'IgnoreUnknown=1;IP=10.88.0.5;IP=10.88.0.6')"
 done
 echo "DIRS=$(ls /var/lib/cni/networks 2>/dev/null | wc -l)"
 ip netns del esc
@@ -387,6 +438,16 @@ ip netns del esc
         let net: serde_json::Value =
             serde_json::from_str(&o.value(&format!("NET_{p}")).unwrap()).unwrap();
         assert_eq!(net["code"], 7, "{p}: {net}");
+        let args: serde_json::Value =
+            serde_json::from_str(&o.value(&format!("ARGS_{p}")).unwrap()).unwrap();
+        assert_eq!(args["code"], 4, "{p}: {args}");
+        assert!(
+            args["msg"]
+                .as_str()
+                .unwrap()
+                .contains("CNI_ARGS: key \"IP\" is given twice"),
+            "{p}: {args}"
+        );
     }
     assert_eq!(
         o.value("DIRS").as_deref(),
@@ -394,4 +455,289 @@ ip netns del esc
         "nothing created: {}",
         o.stdout
     );
+}
+
+/// An `ipam.type` that is a path (absolute, or climbing out of CNI_PATH
+/// with `..`) is never executed: `rkt run` refuses the config in one line
+/// naming the file, and the bundled main plugins called directly refuse it
+/// with code 7. The canary plugin at the path would leave /tmp/PWNED.
+#[test]
+fn ipam_type_path_is_never_executed() {
+    let o = Host::new()
+        .run(
+            r#"printf '#!/bin/sh\ntouch /tmp/PWNED\necho "{\\"cniVersion\\":\\"1.0.0\\",\\"ips\\":[{\\"address\\":\\"10.5.0.2/24\\",\\"gateway\\":\\"10.5.0.1\\"}]}"\n' > /tmp/evil
+chmod +x /tmp/evil
+ip netns add x
+ip link add m0 type veth peer name m1
+i=0
+for t in /tmp/evil ../../../../../../../../../../../../tmp/evil; do
+  i=$((i+1))
+  c='{"cniVersion":"1.0.0","name":"e","type":"ptp","master":"m0","ipam":{"type":"'$t'","subnet":"10.5.0.0/24"}}'
+  for p in ptp bridge macvlan; do
+    echo "PLUGIN_${p}_$i=$(echo "$c" | CNI_COMMAND=ADD CNI_CONTAINERID=abc CNI_NETNS=/run/netns/x CNI_IFNAME=eth0 CNI_PATH=$BIN_DIR $BIN_DIR/$p | tr -d '\n')"
+  done
+  echo "$c" > /etc/rkt/net.d/e.conf
+  set +e; rkt run --net=e "$IMG" --exec=/bin/true 2>err; echo "RC_$i=$?"; set -e
+  echo "LINES_$i=$(wc -l < err)"; echo "ERR_$i=$(cat err)"
+done
+echo "PWNED=$(ls /tmp/PWNED 2>/dev/null | wc -l)"
+ip netns del x
+ip link del m0
+echo "PODS=$(rkt list --no-legend | wc -l)"
+"#,
+        )
+        .ok();
+    for i in ["1", "2"] {
+        for p in ["ptp", "bridge", "macvlan"] {
+            let v: serde_json::Value =
+                serde_json::from_str(&o.value(&format!("PLUGIN_{p}_{i}")).unwrap()).unwrap();
+            assert_eq!(v["code"], 7, "{p} {i}: {v}");
+            assert!(
+                v["msg"].as_str().unwrap().contains("IPAM type"),
+                "{p} {i}: {v}"
+            );
+        }
+        assert_ne!(o.value(&format!("RC_{i}")).as_deref(), Some("0"));
+        assert_eq!(o.value(&format!("LINES_{i}")).as_deref(), Some("1"));
+        let err = o.value(&format!("ERR_{i}")).unwrap();
+        assert!(
+            err.contains("/etc/rkt/net.d/e.conf")
+                && err.contains("IPAM type")
+                && err.contains("is invalid"),
+            "{err}"
+        );
+    }
+    assert_eq!(o.value("PWNED").as_deref(), Some("0"), "{}", o.stdout);
+    assert_eq!(o.value("PODS").as_deref(), Some("0"));
+}
+
+/// What is in `pods/run/` but is not a pod (a file, a directory not named
+/// as a UUID, a UUID-named directory without pod.json, a symlink to a real
+/// pod) is not listed, not found by `status`, and never acted on by `gc`:
+/// each stray names a canary network namespace in a `netns` file, as a pod
+/// does, and gc used to tear those down and delete the strays. A real pod
+/// next to them is listed and collected as before.
+#[test]
+fn stray_entries_are_not_pods() {
+    let o = Host::new()
+        .run(
+            r#"rkt run --net=none "$IMG" --exec=/bin/true
+run=/var/lib/rkt/pods/run
+u=0b5e4c2e-1d8f-4d6a-9c1e-2f3a4b5c6d7e
+ip netns add canary1; ip netns add canary2; ip netns add canary3
+echo junk > $run/somefile
+mkdir $run/notauuid; echo -n /run/netns/canary1 > $run/notauuid/netns
+mkdir $run/$u; echo -n /run/netns/canary2 > $run/$u/netns
+mkdir -p /tmp/elsewhere/pod; echo -n /run/netns/canary3 > /tmp/elsewhere/pod/netns
+cp /var/lib/rkt/pods/exited-garbage/*/pod.json /tmp/elsewhere/pod/
+ln -s /tmp/elsewhere/pod $run/9d1f2e3c-4b5a-4c6d-8e7f-0a1b2c3d4e5f
+echo "LISTED=$(rkt list --no-legend | wc -l)"
+echo "JSON=$(rkt list --format=json | grep -o '"name"' | wc -l)"
+set +e; rkt status 0b5e4c2e 2>err; echo "STATUS_RC=$?"; set -e; echo "STATUS_ERR=$(cat err)"
+set +e; rkt rm 0b5e4c2e 2>err; echo "RM_RC=$?"; set -e
+rkt gc --grace-period=0s >gc.out 2>gc.err && echo GC_RC=0 || echo "GC_RC=$?"
+echo "GC_OUT=$(tr '\n' ' ' < gc.out)"
+echo "IGNORED=$(grep -c 'not a pod' gc.err)"
+echo "CANARIES=$(ls /run/netns | grep -c canary)"
+echo "STRAYS=$(ls $run | wc -l)"
+echo "AFTER=$(rkt list --no-legend | wc -l)"
+ip netns del canary1; ip netns del canary2; ip netns del canary3
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_eq!(v("LISTED"), "1", "{}", o.stdout);
+    assert_eq!(v("JSON"), "1", "{}", o.stdout);
+    assert_ne!(v("STATUS_RC"), "0");
+    assert!(
+        v("STATUS_ERR").contains("no pod with UUID 0b5e4c2e"),
+        "{}",
+        o.stdout
+    );
+    assert_ne!(v("RM_RC"), "0");
+    assert_eq!(v("GC_RC"), "0", "{}", o.stdout);
+    assert!(
+        v("GC_OUT").contains("Garbage collected pod"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("IGNORED"), "4", "{}", o.stdout);
+    assert_eq!(
+        v("CANARIES"),
+        "3",
+        "gc tore down a stray's namespace: {}",
+        o.stdout
+    );
+    assert_eq!(
+        v("STRAYS"),
+        "4",
+        "gc moved or removed a stray: {}",
+        o.stdout
+    );
+    assert_eq!(v("AFTER"), "0", "{}", o.stdout);
+}
+
+/// An IPAM error only the plugin detects (a gateway outside the subnet,
+/// which the runtime's preflight does not check): `rkt run` fails in one
+/// line, its rollback DEL succeeds (host-local releases by container ID
+/// whatever the ranges say), no pod is left, and `rkt gc` succeeds while
+/// the config stays. Both used to fail, and every later `rkt rm`/`gc` too.
+#[test]
+fn ipam_error_only_the_plugin_detects_rolls_back() {
+    let o = Host::new()
+        .run(
+            r#"echo '{"cniVersion":"1.1.0","name":"gw","type":"ptp","ipam":{"type":"host-local","subnet":"10.77.0.0/24","gateway":"10.78.0.1"}}' > /etc/rkt/net.d/gw.conf
+set +e; rkt run --net=gw "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
+echo "LINES=$(wc -l < err)"; echo "ERR=$(cat err)"
+echo "PODS=$(rkt list --no-legend | wc -l)"
+for i in 1 2; do rkt gc --grace-period=0s >/dev/null 2>gc.err && echo "GC$i=0" || { echo "GC$i=$?"; cat gc.err; }; done
+rkt run --net=default "$IMG" --exec=/bin/true && echo AFTER=ok
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_ne!(v("RC"), "0");
+    assert_eq!(v("LINES"), "1", "{}", o.stdout);
+    let err = v("ERR");
+    assert!(
+        err.contains("network \"gw\"") && err.contains("gateway 10.78.0.1 is not in subnet"),
+        "{err}"
+    );
+    assert!(!err.contains("rolling back"), "the rollback failed: {err}");
+    assert_eq!(v("PODS"), "0", "{}", o.stdout);
+    assert_eq!(v("GC1"), "0", "{}", o.stdout);
+    assert_eq!(v("GC2"), "0", "{}", o.stdout);
+    assert_eq!(v("AFTER"), "ok");
+}
+
+/// A plugin that rejects its config on DEL (CNI code 7) can never be
+/// DEL'd with the config the pod was attached with; the runtime does not
+/// wedge the pod on it: a failed ADD's rollback says so and leaves no pod,
+/// a pod whose runtime died is torn down and collected by `rkt gc` with a
+/// warning (gc used to keep it and exit 254 forever), and `rkt gc`'s GC
+/// call rejected the same way is a warning, not a failure.
+#[test]
+fn del_rejecting_the_config_does_not_wedge_the_pod() {
+    let o = Host::new()
+        .run(
+            r#"mkdir -p /tmp/p
+cat > /tmp/p/rej <<'PLUGIN'
+#!/bin/sh
+cat >/dev/null
+case "$CNI_COMMAND" in
+  VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}';;
+  ADD) if [ -e /tmp/reject-add ]; then echo '{"cniVersion":"1.1.0","code":7,"msg":"rej: field \"x\" is invalid"}'; exit 1; fi
+       echo '{"cniVersion":"1.1.0"}';;
+  *) echo '{"cniVersion":"1.1.0","code":7,"msg":"rej: field \"x\" is invalid"}'; exit 1;;
+esac
+PLUGIN
+chmod +x /tmp/p/rej
+echo '{"cniVersion":"1.1.0","name":"rej","type":"rej"}' > /etc/rkt/net.d/rej.conf
+R="--net-plugin-path=/tmp/p:$BIN_DIR"
+# A failed ADD: rolled back as far as it can be, no pod left.
+touch /tmp/reject-add
+set +e; rkt $R run --net=default,rej "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
+echo "LINES=$(wc -l < err)"; echo "ERR=$(cat err)"
+echo "PODS=$(rkt list --no-legend | wc -l)"
+rm /tmp/reject-add
+# A pod whose runtime dies: gc tears it down and collects it.
+"$RKT_BIN" $R run --net=default,rej "$IMG" --exec=/bin/sleep -- 30 >/dev/null 2>&1 & r=$!
+wait_running
+kill -9 $r; wait $r 2>/dev/null || true
+rkt $R gc --grace-period=0s >gc.out 2>gc.err && echo GC=0 || echo "GC=$?"
+echo "GC_ERR=$(tr '\n' ' ' < gc.err)"
+echo "GC_OUT=$(tr '\n' ' ' < gc.out)"
+rkt $R gc --grace-period=0s >/dev/null 2>&1 && echo GC_AGAIN=0 || echo "GC_AGAIN=$?"
+echo "LEFT=$(rkt list --no-legend | wc -l)"
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_ne!(v("RC"), "0");
+    assert_eq!(v("LINES"), "1", "{}", o.stdout);
+    let err = v("ERR");
+    assert!(
+        err.contains("network \"rej\" (plugin rej, ADD)")
+            && err.contains("rolling back: network \"rej\" (plugin rej, DEL)")
+            && err.contains("rejects this network's config"),
+        "{err}"
+    );
+    assert!(!err.contains("also failed"), "{err}");
+    assert_eq!(v("PODS"), "0", "{}", o.stdout);
+    assert_eq!(v("GC"), "0", "{}", o.stdout);
+    let gc_err = v("GC_ERR");
+    assert!(
+        gc_err.contains("warning: network \"rej\" (plugin rej, DEL)")
+            && gc_err.contains("may remain"),
+        "{gc_err}"
+    );
+    assert!(
+        gc_err.contains("warning: network \"rej\" (plugin rej, GC)"),
+        "{gc_err}"
+    );
+    assert!(
+        v("GC_OUT").contains("Garbage collected pod"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("GC_AGAIN"), "0");
+    assert_eq!(v("LEFT"), "0");
+}
+
+/// A DEL that keeps failing with an error that does not say the config is
+/// invalid (the reference plugins answer 999 for a range they reject):
+/// `rkt gc` keeps the pod for a retry instead of dropping it silently,
+/// `rkt rm` says what failed and how to remove the pod anyway, and
+/// `rkt rm --force` removes it with a warning.
+#[test]
+fn rm_force_removes_a_pod_whose_del_keeps_failing() {
+    let o = Host::new()
+        .global("--net-plugin-path=/usr/lib/cni")
+        .run(
+            r#"echo '{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","rangeStart":"10.79.0.200","rangeEnd":"10.79.0.100"}}' > /etc/rkt/net.d/rs.conf
+set +e; rkt run --net=rs "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
+echo "ERR=$(tail -n 1 err)"
+u=$(rkt list --full --no-legend | awk '{print $1}')
+echo "KEPT=$(echo $u | wc -w)"
+set +e; rkt gc --grace-period=0s 2>err; echo "GC=$?"; set -e
+echo "GC_ERR=$(tr '\n' ' ' < err)"
+echo "GC_KEPT=$(rkt list --no-legend | wc -l)"
+set +e; rkt rm $u 2>err; echo "RM=$?"; set -e
+echo "RM_ERR=$(cat err)"
+rkt rm --force $u >out 2>err && echo FORCE=0 || echo "FORCE=$?"
+echo "FORCE_OUT=$(cat out)"; echo "FORCE_ERR=$(tr '\n' ' ' < err)"
+echo "LEFT=$(rkt list --no-legend | wc -l)"
+rkt gc --grace-period=0s >/dev/null
+"#,
+        )
+        .ok();
+    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
+    assert_ne!(v("RC"), "0");
+    assert!(
+        v("ERR").contains("rolling back also failed"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("KEPT"), "1", "{}", o.stdout);
+    // gc does not drop a pod whose networks are not released: it retries
+    // the DEL, keeps the pod and says how to remove it anyway.
+    assert_eq!(v("GC"), "254", "{}", o.stdout);
+    assert!(v("GC_ERR").contains("rkt rm --force"), "{}", o.stdout);
+    assert_eq!(v("GC_KEPT"), "1", "{}", o.stdout);
+    assert_ne!(v("RM"), "0");
+    assert!(
+        v("RM_ERR").contains("network \"rs\" (plugin ptp, DEL)")
+            && v("RM_ERR").contains("rkt rm --force"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("FORCE"), "0", "{}", o.stdout);
+    assert!(!v("FORCE_OUT").is_empty(), "{}", o.stdout);
+    assert!(
+        v("FORCE_ERR").contains("warning") && v("FORCE_ERR").contains("removed anyway (--force)"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(v("LEFT"), "0");
 }

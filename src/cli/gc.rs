@@ -25,14 +25,11 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             let Some(_lock) = pod.try_lock()? else {
                 continue;
             };
-            let errs = release_network(g, &pod);
-            for e in &errs {
-                eprintln!("rkt: gc: pod {}: {e}", pod.uuid);
-            }
-            problems += errs.len();
+            let failed = release(g, &pod);
+            problems += failed;
             let _ = std::fs::remove_dir_all(pod.path("work"));
             let _ = std::fs::remove_dir(pod.path("rootfs"));
-            if errs.is_empty() {
+            if failed == 0 {
                 pod.move_to_exited()?;
                 println!(
                     "Moved pod \"{}\" to exited-garbage (its runtime had died)",
@@ -46,6 +43,19 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
         if pod.is_exited_dir() {
             let age = time::now().saturating_sub(pod.exited_at().unwrap_or(0));
             if age >= grace {
+                // A pod whose teardown failed still has its netns record:
+                // its networks are released (or given up on) first, never
+                // dropped silently.
+                if pod.path("netns").exists() {
+                    let Some(_lock) = pod.try_lock()? else {
+                        continue;
+                    };
+                    let failed = release(g, &pod);
+                    if failed > 0 {
+                        problems += failed;
+                        continue;
+                    }
+                }
                 match std::fs::remove_dir_all(&pod.dir) {
                     Ok(()) => println!("Garbage collected pod \"{}\"", pod.uuid),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -54,8 +64,22 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             }
         }
     }
+    // What is not a pod is never acted on, only named.
+    for (path, why) in store.strays() {
+        eprintln!(
+            "rkt: gc: ignoring {}: not a pod ({why}); remove it by hand if it is not needed",
+            path.display()
+        );
+    }
+    // A `rkt run` killed while creating its pod directory: nothing was set
+    // up yet (the manifest comes before the network namespace).
+    for dir in store.abandoned_creations(std::time::Duration::from_secs(60)) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("rkt: gc: cannot remove {}: {e}", dir.display());
+            problems += 1;
+        }
+    }
     clean_image_tmp(g);
-    store.sweep_unplaced();
     // No `rkt run` is between registering a pod and recording its last ADD
     // result while this is held, so the pods seen now are all there is.
     let _collecting =
@@ -80,6 +104,25 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
         }
     }
     Ok(if problems > 0 { 254 } else { 0 })
+}
+
+/// Detaches a pod's networks, printing what was given up on (warnings) and
+/// what failed; returns how many failures keep the pod for the next gc.
+fn release(g: &Global, pod: &Pod) -> usize {
+    let released = release_network(g, pod, false);
+    for w in &released.given_up {
+        eprintln!("rkt: gc: pod {}: warning: {w}", pod.uuid);
+    }
+    for e in &released.problems {
+        eprintln!("rkt: gc: pod {}: {e}", pod.uuid);
+    }
+    if !released.problems.is_empty() {
+        eprintln!(
+            "rkt: gc: pod {}: kept, the next gc retries; if it keeps failing, `rkt rm --force {}` removes it anyway",
+            pod.uuid, pod.uuid
+        );
+    }
+    released.problems.len()
 }
 
 /// Lease files of a network's host-local directory (to report what GC freed).
@@ -158,11 +201,19 @@ fn collect_leases(g: &Global, live: &[Pod]) -> usize {
             runtime_config: Default::default(),
         };
         let before = lease_count(conf);
-        let errs = networking::gc(&ctx, conf, &valid, &mut known);
-        for e in &errs {
-            eprintln!("rkt: gc: {e}");
+        for e in networking::gc(&ctx, conf, &valid, &mut known) {
+            if e.config_rejected() {
+                // Every `rkt run` on this network fails on the same config;
+                // gc says so but does not fail for it.
+                eprintln!(
+                    "rkt: gc: warning: {e}; fix or remove {} (its leaked leases are not collected until then)",
+                    conf.source
+                );
+            } else {
+                eprintln!("rkt: gc: {e}");
+                problems += 1;
+            }
         }
-        problems += errs.len();
         let freed = before.saturating_sub(lease_count(conf));
         if freed > 0 {
             println!(

@@ -136,19 +136,31 @@ impl Global {
     }
 }
 
+/// What detaching a pod's networks left over.
+#[derive(Debug, Default)]
+pub struct Released {
+    /// Failures a retry may fix: the pod keeps what it needs to retry.
+    pub problems: Vec<String>,
+    /// DELs given up on (the plugin rejects the config, or `force`), each
+    /// with what it may have left: to print as warnings.
+    pub given_up: Vec<String>,
+}
+
 /// Detaches a pod's networks (DEL in reverse, with the saved configs and
-/// results) and removes its network namespace. Keeps going; returns every
-/// problem.
-pub fn release_network(g: &Global, pod: &Pod) -> Vec<String> {
+/// results) and removes its network namespace. Keeps going. A DEL that
+/// fails because the plugin rejects the network's config can never
+/// succeed (the saved config does not change): it is given up on, as is
+/// every failure with `force`.
+pub fn release_network(g: &Global, pod: &Pod, force: bool) -> Released {
     let records = pod.nets();
     let netns_path = std::fs::read_to_string(pod.path("netns"))
         .ok()
         .map(PathBuf::from);
     let Some(netns_path) = netns_path else {
         networking::live::unregister(&pod.uuid);
-        return Vec::new();
+        return Released::default();
     };
-    let mut problems = Vec::new();
+    let mut out = Released::default();
     let plugin_path = g.plugin_path();
     let timeout = g.plugin_timeout().unwrap_or(Duration::from_secs(60));
     let ctx = networking::Context {
@@ -158,16 +170,32 @@ pub fn release_network(g: &Global, pod: &Pod) -> Vec<String> {
         netns: &netns_path,
         runtime_config: Default::default(),
     };
-    problems.extend(networking::teardown(&ctx, &records));
+    for e in networking::teardown(&ctx, &records) {
+        if e.config_rejected() {
+            out.given_up.push(format!("{e}: {}", networking::GIVEN_UP));
+        } else if force {
+            out.given_up.push(format!(
+                "{e}: removed anyway (--force); what the plugin set up outside the pod may remain"
+            ));
+        } else {
+            out.problems.push(e.msg);
+        }
+    }
     if let Err(e) = netns::remove(&netns_path) {
-        problems.push(format!(
+        let msg = format!(
             "cannot remove network namespace {}: {e}",
             netns_path.display()
-        ));
+        );
+        if force {
+            out.given_up
+                .push(format!("{msg}; rkt gc removes it once the pod is gone"));
+        } else {
+            out.problems.push(msg);
+        }
     }
-    if problems.is_empty() {
+    if out.problems.is_empty() {
         let _ = std::fs::remove_file(pod.path("netns"));
         networking::live::unregister(&pod.uuid);
     }
-    problems
+    out
 }

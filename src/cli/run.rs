@@ -195,12 +195,6 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
 
     let uuid = uuid::Uuid::new_v4().to_string();
     let store = g.store();
-    let (pod, _lock) = {
-        let _p = phase("pod dir");
-        store
-            .create(&uuid)
-            .with_context(|| format!("cannot create pod directory in {}", g.dir.display()))?
-    };
     let hostname = a.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
     let mut env = img.config.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -239,9 +233,15 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 .collect(),
         }),
     };
+    // The pod directory appears with its manifest and our lock on it.
+    let (pod, _lock) = {
+        let _p = phase("pod dir");
+        store
+            .create(&uuid, &manifest)
+            .with_context(|| format!("cannot create pod directory in {}", g.dir.display()))?
+    };
     let mut mds_token: Option<String> = None;
     let result = (|| -> Result<i32> {
-        pod.write_json("pod.json", &manifest)?;
         // Held until every ADD result is recorded: a concurrent `rkt gc`
         // waits, so it never releases a lease of this pod.
         let adding = match selection {
@@ -337,9 +337,13 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     if let Ok(code) = &result {
         let _ = pod.write_file("exit", code.to_string().as_bytes());
     }
-    let problems = release_network(g, &pod);
+    let released = release_network(g, &pod, false);
+    let problems = released.problems;
     let _ = std::fs::remove_dir_all(pod.path("work"));
     let _ = std::fs::remove_dir(pod.path("rootfs"));
+    for w in &released.given_up {
+        eprintln!("rkt: pod {uuid}: teardown: warning: {w}");
+    }
     for p in &problems {
         eprintln!("rkt: pod {uuid}: teardown: {p}");
     }

@@ -19,6 +19,11 @@ pub struct StopArgs {
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
+    /// Remove the pod even when detaching its networks fails; each failure
+    /// is printed as a warning (what a network set up outside the pod may
+    /// remain).
+    #[arg(long)]
+    pub force: bool,
     #[arg(required = true)]
     pub uuids: Vec<String>,
 }
@@ -92,9 +97,17 @@ pub fn rm(g: &Global, a: RmArgs) -> Result<i32> {
                     pod.uuid
                 ));
             };
-            let problems = release_network(g, &pod);
-            if !problems.is_empty() {
-                return Err(anyhow!("pod {}: {}", pod.uuid, problems.join("; ")));
+            let released = release_network(g, &pod, a.force);
+            for w in &released.given_up {
+                eprintln!("rkt: pod {}: warning: {w}", pod.uuid);
+            }
+            if !released.problems.is_empty() {
+                return Err(anyhow!(
+                    "pod {}: {}; fix the cause and retry, or remove the pod anyway with `rkt rm --force {}`",
+                    pod.uuid,
+                    released.problems.join("; "),
+                    pod.uuid
+                ));
             }
             std::fs::remove_dir_all(&pod.dir)
                 .map_err(|e| anyhow!("cannot remove {}: {e}", pod.dir.display()))?;

@@ -7,9 +7,10 @@
 pub const NETNS_TEARDOWN: &str = "RKT_NETNS_TEARDOWN";
 
 /// Parses `K=V;K2=V2` into pairs. Keys and values must be non-empty and free
-/// of `=` and `;`.
+/// of `=` and `;`, and no key may be given twice (which value a plugin
+/// would take is not defined).
 pub fn parse(s: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::new();
     for part in s.split(';').filter(|p| !p.is_empty()) {
         let (k, v) = part
             .split_once('=')
@@ -17,9 +18,34 @@ pub fn parse(s: &str) -> Result<Vec<(String, String)>, String> {
         if k.is_empty() || v.is_empty() || v.contains('=') {
             return Err(format!("\"{part}\" is not KEY=VALUE"));
         }
+        if out.iter().any(|(seen, _)| seen == k) {
+            return Err(twice(k));
+        }
         out.push((k.to_string(), v.to_string()));
     }
     Ok(out)
+}
+
+fn twice(key: &str) -> String {
+    format!("key \"{key}\" is given twice; give it once")
+}
+
+/// A plugin's check of CNI_ARGS as a runtime passed it: the same key twice
+/// is an error naming it. Other runtimes' pairs are taken as they come
+/// (an empty value, a pair without `=`), as the reference plugins take them.
+pub fn check_unique(s: &str) -> Result<(), String> {
+    let keys = s
+        .split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or(p, |(k, _)| k));
+    let mut seen: Vec<&str> = Vec::new();
+    for k in keys {
+        if seen.contains(&k) {
+            return Err(twice(k));
+        }
+        seen.push(k);
+    }
+    Ok(())
 }
 
 /// Joins pairs back into CNI_ARGS form.
@@ -58,5 +84,19 @@ mod tests {
         assert!(parse("=x").is_err());
         assert!(parse("a=b=c").is_err());
         assert_eq!(get("IgnoreUnknown=1;IP=1.2.3.4", "IP"), Some("1.2.3.4"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_an_error_naming_it() {
+        let e = parse("IP=10.1.0.5;FOO=bar;IP=10.1.0.6").unwrap_err();
+        assert!(e.contains("key \"IP\" is given twice"), "{e}");
+        assert!(check_unique("IgnoreUnknown=1;IP=1.2.3.4;IP=1.2.3.5")
+            .unwrap_err()
+            .contains("\"IP\""));
+        // Case matters, as in the reference plugins' field lookup.
+        assert!(parse("ip=1;IP=2").is_ok());
+        // Other runtimes' forms pass the plugin-side check.
+        check_unique("IgnoreUnknown=1;K8S_POD_NAME=;FLAG;IP=1.2.3.4").unwrap();
+        assert!(check_unique("FLAG;FLAG").is_err());
     }
 }

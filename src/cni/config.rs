@@ -29,6 +29,16 @@ pub fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Whether a plugin config's `ipam.type`, when it has one, is a valid
+/// plugin type (see [`valid_name`]).
+fn valid_ipam_type(plugin: &Value) -> bool {
+    match plugin.pointer("/ipam/type") {
+        None => true,
+        Some(Value::String(t)) => valid_name(t),
+        Some(_) => false,
+    }
+}
+
 impl NetConf {
     /// Parses and validates a config file's bytes. `source` names the file in
     /// errors.
@@ -92,6 +102,18 @@ impl NetConf {
                         }
                     ))
                 }
+            }
+            // The IPAM type is a plugin type too: main plugins look it up
+            // on CNI_PATH, so it must be a file name, never a path.
+            if !valid_ipam_type(p) {
+                return Err(match p.pointer("/ipam/type") {
+                    Some(Value::String(t)) => format!(
+                        "{source}: network \"{name}\": IPAM type \"{t}\" is invalid (a plugin name: letters, digits, '_', '.', '-'; no '/')"
+                    ),
+                    _ => format!(
+                        "{source}: network \"{name}\": \"ipam\".\"type\" must be a string"
+                    ),
+                });
             }
         }
         Ok(NetConf {
@@ -160,6 +182,22 @@ mod tests {
                 "unsupported cniVersion",
             ),
             (br#"{"name":"x","type":"../../bin/sh"}"#, "is invalid"),
+            (
+                br#"{"name":"x","type":"ptp","ipam":{"type":"/tmp/evil"}}"#,
+                "IPAM type \"/tmp/evil\" is invalid",
+            ),
+            (
+                br#"{"name":"x","type":"ptp","ipam":{"type":"../../tmp/evil"}}"#,
+                "IPAM type \"../../tmp/evil\" is invalid",
+            ),
+            (
+                br#"{"name":"x","plugins":[{"type":"ptp","ipam":{"type":"a/b"}}]}"#,
+                "IPAM type \"a/b\" is invalid",
+            ),
+            (
+                br#"{"name":"x","type":"ptp","ipam":{"type":5}}"#,
+                "must be a string",
+            ),
         ];
         for (input, want) in bad {
             let err = NetConf::parse(input, "f.conf", false).unwrap_err();

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::config::valid_name;
 use super::CniError;
 
 /// One call of a plugin.
@@ -39,6 +40,8 @@ impl<'a> Invocation<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
+    #[error("plugin type \"{plugin}\" is invalid: a type names a binary on the plugin path (letters, digits, '_', '.', '-'; no '/')")]
+    InvalidType { plugin: String },
     #[error("plugin \"{plugin}\" not found in {searched}; install it or pass --net-plugin-path")]
     NotFound { plugin: String, searched: String },
     #[error("plugin {} is not executable; chmod +x it", path.display())]
@@ -60,8 +63,15 @@ pub enum ExecError {
     },
 }
 
-/// Looks up a plugin type on the search path.
+/// Looks up a plugin type on the search path. A type is a file name, never
+/// a path: one with `/` (or `..`) would run a binary outside the plugin
+/// directories, so it is refused as libcni refuses it.
 pub fn find_plugin(ty: &str, path: &[PathBuf]) -> Result<PathBuf, ExecError> {
+    if !valid_name(ty) {
+        return Err(ExecError::InvalidType {
+            plugin: ty.to_string(),
+        });
+    }
     for dir in path {
         let candidate = dir.join(ty);
         if let Ok(meta) = std::fs::metadata(&candidate) {
@@ -90,6 +100,15 @@ fn set_nonblocking(fd: i32) {
         let flags = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
+}
+
+/// A pidfd for our child `pid` (readable once it exits), if the kernel has them.
+fn pidfd_open(pid: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open(2) on our own unreaped child; the fd it returns is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative return is a new fd nobody else owns.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Reaps a child and returns its exit status and peak resident memory (KiB).
@@ -147,19 +166,29 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
         path: plugin.to_path_buf(),
         source,
     })?;
-    if let Some(mut input) = child.stdin.take() {
-        // A plugin that exits without reading its config gives EPIPE: not ours to report.
-        let _ = input.write_all(stdin);
-    }
+    // The deadline covers the whole call: writing the config (a plugin that
+    // never reads a config larger than the pipe would block the write),
+    // the run, reading the output, and the exit (a plugin may close its
+    // output and go on).
+    let deadline = Instant::now() + inv.timeout;
     let as_file = |fd: std::os::fd::OwnedFd| std::fs::File::from(fd);
+    let mut input = child
+        .stdin
+        .take()
+        .map(|p| as_file(p.into()))
+        .filter(|_| !stdin.is_empty());
     let mut out = child.stdout.take().map(|p| as_file(p.into()));
     let mut err = child.stderr.take().map(|p| as_file(p.into()));
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let deadline = Instant::now() + inv.timeout;
-    for p in [&out, &err].into_iter().flatten() {
+    for p in [&input, &out, &err].into_iter().flatten() {
         set_nonblocking(p.as_raw_fd());
     }
-    while out.is_some() || err.is_some() {
+    // Readable once the plugin has exited; without pidfds (Linux < 5.3)
+    // the exit is waited for after the output, as before.
+    let exit_fd = pidfd_open(child.id() as i32);
+    let mut exited = exit_fd.is_none();
+    let mut written = 0;
+    while input.is_some() || out.is_some() || err.is_some() || !exited {
         let now = Instant::now();
         if now >= deadline {
             // We started this child in its own group: kill the group and reap it.
@@ -172,17 +201,43 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
                 secs: inv.timeout.as_secs_f64(),
             });
         }
-        let mut fds: Vec<libc::pollfd> = [&out, &err]
-            .iter()
-            .map(|p| libc::pollfd {
-                fd: p.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+        let fd = |f: &Option<std::fs::File>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let mut fds = [
+            (fd(&input), libc::POLLOUT),
+            (fd(&out), libc::POLLIN),
+            (fd(&err), libc::POLLIN),
+            (
+                match (&exit_fd, exited) {
+                    (Some(f), false) => f.as_raw_fd(),
+                    _ => -1,
+                },
+                libc::POLLIN,
+            ),
+        ]
+        .map(|(fd, events)| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        });
         let wait_ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: fds is a valid array of pollfd for the duration of the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms.max(1)) };
+        if let Some(p) = &mut input {
+            match p.write(&stdin[written..]) {
+                Ok(n) => written += n,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) => {}
+                // A plugin that exits without reading its config gives
+                // EPIPE: not ours to report.
+                Err(_) => written = stdin.len(),
+            }
+            if written >= stdin.len() {
+                input = None; // EOF for the plugin
+            }
+        }
         for (pipe, buf) in [(&mut out, &mut stdout), (&mut err, &mut stderr)] {
             if let Some(p) = pipe {
                 let mut chunk = [0u8; 16384];
@@ -194,6 +249,9 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
                     Err(_) => *pipe = None,
                 }
             }
+        }
+        if fds[3].revents != 0 {
+            exited = true;
         }
     }
     let (status, maxrss_kb) =
@@ -216,4 +274,37 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
         status: status.to_string(),
         output,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_types_are_file_names_not_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        // A plugin outside the search path that a path-like type would reach.
+        let outside = dir.path().join("evil");
+        std::fs::write(&outside, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(&outside, bin.join("good")).unwrap();
+        let path = vec![bin.clone()];
+        assert_eq!(find_plugin("good", &path).unwrap(), bin.join("good"));
+        for bad in [
+            "../evil",
+            outside.to_str().unwrap(),
+            "a/b",
+            "..",
+            ".",
+            "",
+            "-x",
+        ] {
+            match find_plugin(bad, &path) {
+                Err(ExecError::InvalidType { plugin }) => assert_eq!(plugin, bad),
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -252,6 +252,7 @@ pub fn read_request(stdin: &[u8]) -> Result<Request, CniError> {
             req.ifname
         )));
     }
+    super::args::check_unique(&req.args).map_err(|e| invalid_env(format!("CNI_ARGS: {e}")))?;
     if matches!(command, Command::Add | Command::Check) && req.netns.is_empty() {
         return Err(invalid_env("CNI_NETNS is required".into()));
     }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use tracing::debug;
 
 use crate::cni::exec::{self, Invocation};
-use crate::cni::{args, version, CniResult, NetConf};
+use crate::cni::{args, codes, version, CniResult, NetConf};
 use crate::pod::manifest::NetRecord;
 use crate::pod::Pod;
 
@@ -31,9 +31,36 @@ pub struct Context<'a> {
 fn cni_args(user: &[(String, String)]) -> String {
     if user.is_empty() {
         String::new()
+    } else if user.iter().any(|(k, _)| k == IGNORE_UNKNOWN) {
+        args::join(user)
     } else {
-        format!("IgnoreUnknown=1;{}", args::join(user))
+        format!("{IGNORE_UNKNOWN}=1;{}", args::join(user))
     }
+}
+
+const IGNORE_UNKNOWN: &str = "IgnoreUnknown";
+
+/// CNI_ARGS of a DEL: the saved ADD arguments with the netns-teardown hint
+/// (see [`del_first`]), every key once: plugins refuse a key given twice.
+/// A user's own hint is replaced; of a key repeated in a journal written
+/// before repeats were refused, the first is kept, the one ADD used.
+fn del_args(saved: &str) -> String {
+    let key = |p: &str| p.split_once('=').map_or(p, |(k, _)| k).to_string();
+    let mut seen: Vec<String> = vec![args::NETNS_TEARDOWN.to_string()];
+    let mut out: Vec<&str> = Vec::new();
+    for p in saved.split(';').filter(|p| !p.is_empty()) {
+        if !seen.contains(&key(p)) {
+            seen.push(key(p));
+            out.push(p);
+        }
+    }
+    let ignore = format!("{IGNORE_UNKNOWN}=1");
+    if !seen.iter().any(|k| k == IGNORE_UNKNOWN) {
+        out.insert(0, &ignore);
+    }
+    let hint = format!("{}=1", args::NETNS_TEARDOWN);
+    out.push(&hint);
+    out.join(";")
 }
 
 impl NetRecord {
@@ -48,6 +75,37 @@ impl NetRecord {
     }
 }
 
+/// A plugin call that failed: the message names network and plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    pub msg: String,
+    /// The plugin's CNI error code, when it answered with one.
+    pub code: Option<u32>,
+}
+
+impl CallError {
+    fn new(msg: String) -> Self {
+        CallError { msg, code: None }
+    }
+
+    /// The plugin says the network config itself is wrong (CNI codes 2
+    /// unsupported field, 6 cannot decode, 7 invalid config): the config a
+    /// pod was attached with never changes, so calling again with it cannot
+    /// succeed.
+    pub fn config_rejected(&self) -> bool {
+        matches!(
+            self.code,
+            Some(codes::UNSUPPORTED_FIELD | codes::DECODING_FAILURE | codes::INVALID_CONFIG)
+        )
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
 /// Runs one plugin of a network's chain; errors name network and plugin.
 fn call(
     ctx: &Context,
@@ -57,12 +115,13 @@ fn call(
     ifname: &str,
     cni_args: &str,
     prev: Option<&Value>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, CallError> {
     let ty = conf.types()[i].to_string();
     let where_ = format!("network \"{}\" (plugin {ty}, {command})", conf.name);
-    let plugin = exec::find_plugin(&ty, ctx.plugin_path).map_err(|e| format!("{where_}: {e}"))?;
+    let plugin = exec::find_plugin(&ty, ctx.plugin_path)
+        .map_err(|e| CallError::new(format!("{where_}: {e}")))?;
     let stdin = conf.plugin_stdin(i, prev, &ctx.runtime_config);
-    let stdin = serde_json::to_vec(&stdin).map_err(|e| format!("{where_}: {e}"))?;
+    let stdin = serde_json::to_vec(&stdin).map_err(|e| CallError::new(format!("{where_}: {e}")))?;
     let inv = Invocation {
         command,
         container_id: ctx.container_id,
@@ -73,7 +132,13 @@ fn call(
         timeout: ctx.timeout,
     };
     let t = Instant::now();
-    let out = exec::run(&plugin, &inv, &stdin).map_err(|e| format!("{where_}: {e}"))?;
+    let out = exec::run(&plugin, &inv, &stdin).map_err(|e| CallError {
+        code: match &e {
+            exec::ExecError::Plugin(c) => Some(c.code),
+            _ => None,
+        },
+        msg: format!("{where_}: {e}"),
+    })?;
     debug!(network = %conf.name, plugin = %ty, command, elapsed_ms = t.elapsed().as_secs_f64() * 1e3, "plugin");
     Ok(out)
 }
@@ -99,7 +164,7 @@ fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Va
             ));
         }
         let out = call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref())
-            .map_err(|m| fail(m, i + 1))?;
+            .map_err(|e| fail(e.msg, i + 1))?;
         let result = CniResult::parse(&out, &conf.cni_version).map_err(|e| {
             fail(
                 format!("network \"{}\" (plugin {ty}): {e}", conf.name),
@@ -115,12 +180,12 @@ fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Va
 }
 
 /// DEL through the chain in reverse; every plugin runs, errors are collected.
-fn del(ctx: &Context, rec: &NetRecord) -> Vec<String> {
+fn del(ctx: &Context, rec: &NetRecord) -> Vec<CallError> {
     del_first(ctx, rec, rec.plugins.len())
 }
 
 /// DEL of the first `ran` plugins of the chain, in reverse.
-fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<String> {
+fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<CallError> {
     let conf = rec.conf();
     let prev = if version::at_least_040(&conf.cni_version) {
         rec.result.as_ref()
@@ -130,12 +195,7 @@ fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<String> {
     // The runtime removes the pod's netns right after DEL: the hint lets our
     // plugins leave the pod's links to the kernel, which reaps them with the
     // namespace in the background instead of a synchronous 20-40 ms delete.
-    let hint = format!("{}=1", args::NETNS_TEARDOWN);
-    let cni_args = if rec.args.is_empty() {
-        format!("IgnoreUnknown=1;{hint}")
-    } else {
-        format!("{};{hint}", rec.args)
-    };
+    let cni_args = del_args(&rec.args);
     (0..ran.min(conf.plugins.len()))
         .rev()
         .filter_map(|i| call(ctx, &conf, i, "DEL", &rec.ifname, &cni_args, prev).err())
@@ -189,7 +249,9 @@ pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetR
 }
 
 /// Undoes a failed setup: the failing network's plugins that ran, then
-/// every network attached before it, in reverse.
+/// every network attached before it, in reverse. A DEL the plugin refuses
+/// because it rejects the config is not retried later (it cannot
+/// succeed): the error says what may remain.
 fn rollback(
     ctx: &Context,
     pod: &Pod,
@@ -201,33 +263,57 @@ fn rollback(
         .map(|(rec, ran)| del_first(ctx, rec, ran))
         .unwrap_or_default();
     problems.extend(teardown(ctx, records));
+    let (rejected, problems): (Vec<_>, Vec<_>) =
+        problems.into_iter().partition(CallError::config_rejected);
+    let mut err = err;
+    if !rejected.is_empty() {
+        err = format!(
+            "{err}; rolling back: {}: {GIVEN_UP}",
+            rejected
+                .iter()
+                .map(|e| e.msg.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     if problems.is_empty() {
         // Everything is undone: clear the journal so nothing is undone twice.
         let _ = std::fs::remove_dir_all(pod.path("net"));
         err
     } else {
-        format!("{err}; rolling back also failed: {}", problems.join("; "))
+        format!(
+            "{err}; rolling back also failed: {}",
+            problems
+                .iter()
+                .map(|e| e.msg.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
     }
 }
 
+/// What follows a DEL error the plugin gives because it rejects the
+/// config: such a DEL can never succeed, so it is not retried.
+pub const GIVEN_UP: &str = "the plugin rejects this network's config, so its DEL cannot succeed and is not retried; what it set up outside the pod (an address lease, host routes, firewall rules) may remain";
+
 /// Detaches networks in reverse order; keeps going and returns every error.
-pub fn teardown(ctx: &Context, records: &[NetRecord]) -> Vec<String> {
+pub fn teardown(ctx: &Context, records: &[NetRecord]) -> Vec<CallError> {
     records.iter().rev().flat_map(|r| del(ctx, r)).collect()
 }
 
-/// Runs the CNI GC verb on every plugin of a network's chain, with the
-/// attachments that are still valid (`cni.dev/valid-attachments`). Plugins
-/// that predate GC (spec < 1.1.0) or are not installed are skipped.
 /// Which plugin binaries speak the latest spec (and so GC), asked once per
 /// binary with VERSION and remembered across networks.
 pub type GcSupport = std::collections::HashMap<PathBuf, bool>;
 
+/// Runs the CNI GC verb on every plugin of a network's chain, with the
+/// attachments that are still valid (`cni.dev/valid-attachments`). Plugins
+/// that predate GC (spec < 1.1.0) or are not installed are skipped.
 pub fn gc(
     ctx: &Context,
     conf: &NetConf,
     valid: &[(String, String)],
     known: &mut GcSupport,
-) -> Vec<String> {
+) -> Vec<CallError> {
     let mut conf = conf.clone();
     conf.cni_version = version::LATEST.to_string();
     let attachments: Vec<Value> = valid
@@ -252,9 +338,14 @@ pub fn gc(
         let stdin = serde_json::to_vec(&stdin).unwrap_or_default();
         match exec::run(&plugin, &inv, &stdin) {
             Ok(_) => {}
-            Err(exec::ExecError::Plugin(e))
-                if e.code == crate::cni::codes::INCOMPATIBLE_VERSION => {}
-            Err(e) => problems.push(format!("network \"{}\" (plugin {ty}, GC): {e}", conf.name)),
+            Err(exec::ExecError::Plugin(e)) if e.code == codes::INCOMPATIBLE_VERSION => {}
+            Err(e) => problems.push(CallError {
+                code: match &e {
+                    exec::ExecError::Plugin(c) => Some(c.code),
+                    _ => None,
+                },
+                msg: format!("network \"{}\" (plugin {ty}, GC): {e}", conf.name),
+            }),
         }
     }
     problems
@@ -271,4 +362,38 @@ fn supports(ctx: &Context, plugin: &Path, ver: &str) -> bool {
         .and_then(|v| v.as_array().cloned())
         .map(|vs| vs.iter().any(|v| v.as_str() == Some(ver)))
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cni_args_key_once() {
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(cni_args(&[]), "");
+        assert_eq!(
+            cni_args(&[p("IP", "10.1.0.5")]),
+            "IgnoreUnknown=1;IP=10.1.0.5"
+        );
+        assert_eq!(
+            cni_args(&[p("IgnoreUnknown", "1"), p("IP", "10.1.0.5")]),
+            "IgnoreUnknown=1;IP=10.1.0.5"
+        );
+        assert_eq!(del_args(""), "IgnoreUnknown=1;RKT_NETNS_TEARDOWN=1");
+        assert_eq!(
+            del_args("IgnoreUnknown=1;IP=10.1.0.5"),
+            "IgnoreUnknown=1;IP=10.1.0.5;RKT_NETNS_TEARDOWN=1"
+        );
+        assert_eq!(
+            del_args("IP=10.1.0.5;RKT_NETNS_TEARDOWN=0;IP=10.1.0.6"),
+            "IgnoreUnknown=1;IP=10.1.0.5;RKT_NETNS_TEARDOWN=1"
+        );
+        for a in [
+            del_args("IgnoreUnknown=1;IgnoreUnknown=1;X=y"),
+            del_args("X=1;RKT_NETNS_TEARDOWN=1"),
+        ] {
+            args::check_unique(&a).unwrap_or_else(|e| panic!("{a}: {e}"));
+        }
+    }
 }

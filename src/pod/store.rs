@@ -12,6 +12,20 @@ use crate::lock::FileLock;
 
 const RUN: &str = "run";
 const EXITED: &str = "exited-garbage";
+/// Prefix of a pod directory being created (see [`Store::create`]).
+const CREATING: &str = ".creating-";
+
+/// A UUID as rkt writes it: lowercase, hyphenated.
+fn is_uuid(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+}
+
+/// The UUID an entry of `run/` or `exited-garbage/` is named for, when it
+/// is a directory (not a symlink to one) with such a name.
+fn pod_name(e: &fs::DirEntry) -> Option<String> {
+    let name = e.file_name().into_string().ok()?;
+    (is_uuid(&name) && e.file_type().ok()?.is_dir()).then_some(name)
+}
 
 /// What a pod is doing, derived from where its directory is and its lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,19 +91,24 @@ impl Store {
         }
     }
 
-    /// Creates the directory of a new pod in `run/`, its lock already held:
-    /// it is made as a hidden directory (which nobody lists), locked, and
-    /// only then renamed into place, so a concurrent `rkt gc` never sees a
-    /// pod with a free lock and takes it for one whose runtime died.
-    pub fn create(&self, uuid: &str) -> io::Result<(Pod, FileLock)> {
+    /// Creates a new pod in `run/`, with its manifest written and its lock
+    /// taken (held until the returned lock is dropped). The directory is
+    /// made as `run/.creating-<uuid>` and renamed into place once
+    /// `pod.json` is in it, so a directory in `run/` named as a UUID
+    /// without a `pod.json` is never a pod (see [`Store::all`]).
+    pub fn create(&self, uuid: &str, manifest: &Manifest) -> io::Result<(Pod, FileLock)> {
         let run = self.root.join(RUN);
         mkdir_private(&run)?;
         mkdir_private(&self.root.join(EXITED))?;
-        let hidden = run.join(format!(".{uuid}"));
-        fs::DirBuilder::new().mode(0o700).create(&hidden)?;
-        let placed = FileLock::acquire(&hidden.join("lock")).and_then(|lock| {
+        let staging = run.join(format!("{CREATING}{uuid}"));
+        fs::DirBuilder::new().mode(0o700).create(&staging)?;
+        let made = (|| {
+            let lock = FileLock::acquire(&staging.join("lock"))?;
+            let data = serde_json::to_vec_pretty(manifest).map_err(io::Error::other)?;
+            write_private(&staging.join("pod.json"), &data)?;
             let dir = run.join(uuid);
-            fs::rename(&hidden, &dir)?;
+            // A lock on a file survives the rename of its directory.
+            fs::rename(&staging, &dir)?;
             Ok((
                 Pod {
                     uuid: uuid.to_string(),
@@ -97,28 +116,18 @@ impl Store {
                 },
                 lock,
             ))
-        });
-        if placed.is_err() {
-            let _ = fs::remove_dir_all(&hidden);
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&staging);
         }
-        placed
+        made
     }
 
-    /// Removes pod directories a `rkt run` died in before placing them
-    /// (see [`Store::create`]); their lock is free.
-    pub fn sweep_unplaced(&self) {
-        let Ok(entries) = fs::read_dir(self.root.join(RUN)) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let hidden = e.file_name().to_string_lossy().starts_with('.');
-            if hidden && matches!(FileLock::try_acquire(&e.path().join("lock")), Ok(Some(_))) {
-                let _ = fs::remove_dir_all(e.path());
-            }
-        }
-    }
-
-    /// Every pod, oldest first.
+    /// Every pod, oldest first. Only directories named as a UUID and
+    /// holding a readable `pod.json` are pods: anything else in `run/` or
+    /// `exited-garbage/` (a file, a symlink, another name, a directory
+    /// without a manifest) is left alone by every command; [`Store::strays`]
+    /// lists it.
     pub fn all(&self) -> Vec<Pod> {
         let mut pods: Vec<(u64, Pod)> = Vec::new();
         for loc in [RUN, EXITED] {
@@ -126,20 +135,74 @@ impl Store {
                 continue;
             };
             for e in entries.flatten() {
-                let uuid = e.file_name().to_string_lossy().into_owned();
-                if uuid.starts_with('.') {
+                let Some(uuid) = pod_name(&e) else {
                     continue;
-                }
+                };
                 let pod = Pod {
                     uuid,
                     dir: e.path(),
                 };
-                let created = pod.manifest().map(|m| m.created).unwrap_or(0);
-                pods.push((created, pod));
+                if let Ok(m) = pod.manifest() {
+                    pods.push((m.created, pod));
+                }
             }
         }
         pods.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.uuid.cmp(&b.1.uuid)));
         pods.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// What is in `run/` and `exited-garbage/` but is not a pod (see
+    /// [`Store::all`]), with the reason; pods being created are not listed.
+    pub fn strays(&self) -> Vec<(PathBuf, &'static str)> {
+        let mut out = Vec::new();
+        for loc in [RUN, EXITED] {
+            let Ok(entries) = fs::read_dir(self.root.join(loc)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(CREATING) {
+                    continue;
+                }
+                let why = match pod_name(&e) {
+                    None if !e.file_type().is_ok_and(|t| t.is_dir()) => "not a directory",
+                    None => "not named as a pod UUID",
+                    Some(_) => match fs::read(e.path().join("pod.json")) {
+                        Err(_) => "no pod.json",
+                        Ok(d) if serde_json::from_slice::<Manifest>(&d).is_err() => {
+                            "unreadable pod.json"
+                        }
+                        Ok(_) => continue,
+                    },
+                };
+                out.push((e.path(), why));
+            }
+        }
+        out
+    }
+
+    /// Pod directories whose `rkt run` died while creating them (see
+    /// [`Store::create`]): unlocked and older than `min_age`.
+    pub fn abandoned_creations(&self, min_age: std::time::Duration) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.root.join(RUN)) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.strip_prefix(CREATING).is_some_and(is_uuid)
+                    && e.file_type().is_ok_and(|t| t.is_dir())
+                    && e.metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age >= min_age)
+                    && matches!(FileLock::try_acquire(&e.path().join("lock")), Ok(Some(_)))
+            })
+            .map(|e| e.path())
+            .collect()
     }
 
     /// The pod whose UUID is or starts with `prefix`.
@@ -279,5 +342,69 @@ impl Pod {
         fs::rename(&self.dir, &dest)?;
         self.dir = dest;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_uuid_directories_with_a_manifest_are_pods() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path());
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let manifest = Manifest {
+            uuid: uuid.clone(),
+            ..Default::default()
+        };
+        let (pod, lock) = store.create(&uuid, &manifest).unwrap();
+        assert_eq!(pod.manifest().unwrap().uuid, uuid);
+        // Still locked by its creator: running or preparing, not abandoned.
+        assert_ne!(pod.state(), PodState::Abandoned);
+        drop(lock);
+        assert_eq!(pod.state(), PodState::Abandoned);
+        let run = d.path().join("pods/run");
+        fs::write(run.join("file"), "x").unwrap();
+        fs::create_dir(run.join("notauuid")).unwrap();
+        let bare = uuid::Uuid::new_v4().to_string();
+        fs::create_dir(run.join(&bare)).unwrap();
+        let upper = uuid.to_uppercase();
+        std::os::unix::fs::symlink(&pod.dir, run.join(&upper)).unwrap();
+        let all: Vec<String> = store.all().into_iter().map(|p| p.uuid).collect();
+        assert_eq!(all, vec![uuid.clone()]);
+        let mut strays: Vec<String> = store
+            .strays()
+            .into_iter()
+            .map(|(p, why)| format!("{}: {why}", p.file_name().unwrap().to_string_lossy()))
+            .collect();
+        strays.sort();
+        let mut want = vec![
+            "file: not a directory".to_string(),
+            "notauuid: not named as a pod UUID".to_string(),
+            format!("{bare}: no pod.json"),
+            format!("{upper}: not a directory"),
+        ];
+        want.sort();
+        assert_eq!(strays, want);
+        assert!(store.find(&bare[..8]).is_err());
+    }
+
+    #[test]
+    fn an_abandoned_creation_is_found_only_when_unlocked_and_old() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path());
+        let run = d.path().join("pods/run");
+        let staging = run.join(format!("{CREATING}{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&staging).unwrap();
+        let held = FileLock::acquire(&staging.join("lock")).unwrap();
+        let zero = std::time::Duration::ZERO;
+        assert!(store.abandoned_creations(zero).is_empty(), "locked");
+        drop(held);
+        assert_eq!(store.abandoned_creations(zero), vec![staging.clone()]);
+        let hour = std::time::Duration::from_secs(3600);
+        assert!(store.abandoned_creations(hour).is_empty(), "too young");
+        assert!(store.strays().is_empty(), "a creation is not a stray");
+        assert!(store.all().is_empty());
     }
 }

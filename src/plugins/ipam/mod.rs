@@ -15,6 +15,7 @@ use serde_json::Value;
 pub mod dhcp;
 pub mod host_local;
 
+use crate::cni::config::valid_name;
 use crate::cni::exec::{self, ExecError, Invocation};
 use crate::cni::skeleton::{Command, Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
@@ -41,19 +42,31 @@ fn in_process(
 /// How long an IPAM plugin may take.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The config's `ipam.type`: a plugin name looked up on CNI_PATH, so never
+/// a path (`/tmp/x`, `../../x` would run a binary outside CNI_PATH).
 fn ipam_type(req: &Request) -> Result<String, CniError> {
-    req.config
+    let ty = req
+        .config
         .get("ipam")
         .and_then(|i| i.get("type"))
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
-        .map(str::to_string)
         .ok_or_else(|| {
             CniError::new(
                 codes::INVALID_CONFIG,
                 format!("network \"{}\": missing \"ipam\".\"type\"", req.name),
             )
-        })
+        })?;
+    if !valid_name(ty) {
+        return Err(CniError::new(
+            codes::INVALID_CONFIG,
+            format!(
+                "network \"{}\": IPAM type \"{ty}\" is invalid (a plugin name: letters, digits, '_', '.', '-'; no '/')",
+                req.name
+            ),
+        ));
+    }
+    Ok(ty.to_string())
 }
 
 /// Runs the IPAM plugin. A 1.1.0 config that an older IPAM plugin refuses
@@ -188,6 +201,31 @@ mod tests {
     }
     static FAKE: Fake = Fake;
     static TABLE: &[(&str, &(dyn Plugin + Sync))] = &[("fake-ipam", &FAKE)];
+
+    #[test]
+    fn ipam_type_is_a_name_not_a_path() {
+        let req = |ty: &str| Request {
+            command: Command::Add,
+            container_id: "c".into(),
+            netns: "/x".into(),
+            ifname: "eth0".into(),
+            args: String::new(),
+            path: vec![],
+            config: serde_json::json!({"name": "n", "ipam": {"type": ty}}),
+            name: "n".into(),
+            cni_version: "1.0.0".into(),
+            prev_result: None,
+        };
+        assert_eq!(ipam_type(&req("host-local")).unwrap(), "host-local");
+        for bad in ["/tmp/evil", "../../tmp/evil", "a/b", ".."] {
+            let e = ipam_type(&req(bad)).unwrap_err();
+            assert_eq!(e.code, codes::INVALID_CONFIG, "{bad}");
+            assert!(e.msg.contains("is invalid"), "{bad}: {}", e.msg);
+            // Nothing is run: ADD fails before any lookup.
+            let e = add(&req(bad)).unwrap_err();
+            assert_eq!(e.code, codes::INVALID_CONFIG, "{bad}: {}", e.msg);
+        }
+    }
 
     #[test]
     fn in_process_only_for_our_own_binary() {

@@ -5,7 +5,7 @@
 //! once renews) its attachments.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
@@ -20,9 +20,9 @@ use nix::sys::signal::{SigSet, Signal};
 use tracing::{info, warn};
 
 use super::client::{self, ClientError, Identity};
-use super::lease::{Attachment, Lease, Record, Store};
+use super::lease::{Attachment, InvalidField, Lease, Record, Store};
 use super::link::{self, Link, LinkError, RawTransport, UdpTransport};
-use super::rpc::{Op, Request, Response};
+use super::rpc::{self, LineError, Op, Request, Response};
 use crate::cni::{codes, CniError, CniResult};
 
 #[derive(Debug, thiserror::Error)]
@@ -373,6 +373,16 @@ impl Daemon {
     }
 
     fn handle(self: &Arc<Self>, req: Request) -> Result<Option<CniResult>, CniError> {
+        // Before any path is built from it: the lease file is named after
+        // the attachment.
+        let whole = matches!(req.op, Op::Add | Op::Del | Op::Check);
+        req.attachment.validate(whole).map_err(|e| {
+            let code = match e {
+                InvalidField::Network(_) => codes::INVALID_CONFIG,
+                _ => codes::INVALID_ENV,
+            };
+            CniError::new(code, format!("bad request to the DHCP daemon: {e}"))
+        })?;
         let att = req.attachment.clone();
         let key = att.key();
         match req.op {
@@ -473,29 +483,42 @@ impl Daemon {
         }
     }
 
+    /// One connection: one request line, read within [`REQUEST_DEADLINE`]
+    /// and at most [`rpc::MAX_LINE`] long, and one answer. Each connection
+    /// has its own thread, so a slow or oversized client holds only its own.
     fn serve(self: &Arc<Self>, stream: UnixStream) {
-        let mut line = String::new();
-        let mut reader = BufReader::new(&stream);
-        if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
-            return;
-        }
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => match self.handle(req) {
-                Ok(result) => Response {
-                    result,
-                    error: None,
+        let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+        let resp = match rpc::read_line(&stream, REQUEST_DEADLINE) {
+            Err(LineError::Closed) => return,
+            Err(e) => {
+                warn!("bad request: {e}; connection closed");
+                Response {
+                    result: None,
+                    error: Some(CniError::new(
+                        codes::DECODING_FAILURE,
+                        format!("bad request to the DHCP daemon: {e}"),
+                    )),
+                }
+            }
+            Ok(line) if line.trim_ascii().is_empty() => return,
+            Ok(line) => match serde_json::from_slice::<Request>(&line) {
+                Ok(req) => match self.handle(req) {
+                    Ok(result) => Response {
+                        result,
+                        error: None,
+                    },
+                    Err(e) => Response {
+                        result: None,
+                        error: Some(e),
+                    },
                 },
                 Err(e) => Response {
                     result: None,
-                    error: Some(e),
+                    error: Some(CniError::new(
+                        codes::DECODING_FAILURE,
+                        format!("bad request to the DHCP daemon: {e}"),
+                    )),
                 },
-            },
-            Err(e) => Response {
-                result: None,
-                error: Some(CniError::new(
-                    codes::DECODING_FAILURE,
-                    format!("bad request to the DHCP daemon: {e}"),
-                )),
             },
         };
         if let Ok(mut out) = serde_json::to_vec(&resp) {
@@ -505,6 +528,11 @@ impl Daemon {
         }
     }
 }
+
+/// How long a client has to send its request line once connected.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+/// How long writing an answer may block on a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends DHCPRELEASE over UDP (routed, the interface normally still has
 /// its address) and once more as a link-layer broadcast from the leased

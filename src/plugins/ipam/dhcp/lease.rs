@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
+use crate::cni::config::valid_name;
 use crate::cni::result::{Dns, IpConfig, Route};
+use crate::cni::skeleton::valid_ifname;
 use crate::cni::CniResult;
 
 /// Where leases are kept unless `--lease-dir` says otherwise.
@@ -24,7 +26,44 @@ pub struct Attachment {
     pub netns: String,
 }
 
+/// An attachment field the daemon refuses (it names lease files).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidField {
+    #[error("container ID \"{0}\" is invalid (letters, digits, '_', '.', '-'; not starting with '.' or '-')")]
+    ContainerId(String),
+    #[error("network name \"{0}\" is invalid (letters, digits, '_', '.', '-'; not starting with '.' or '-')")]
+    Network(String),
+    #[error("interface name \"{0}\" is invalid (1-15 bytes, no '/', ':' or whitespace)")]
+    Ifname(String),
+    #[error("network namespace \"{0}\" is not an absolute path")]
+    Netns(String),
+}
+
 impl Attachment {
+    /// Checks what lease file names are built from, by the rules the
+    /// runtime and the CNI skeleton apply (container ID and network name:
+    /// letters, digits, `_ . -`; interface: 1-15 bytes without `/`, `:`,
+    /// whitespace). `whole`: the attachment names one interface (ADD, DEL,
+    /// CHECK); otherwise (GC, STATUS) only the network is given.
+    pub fn validate(&self, whole: bool) -> Result<(), InvalidField> {
+        if !valid_name(&self.network) {
+            return Err(InvalidField::Network(self.network.clone()));
+        }
+        if !whole {
+            return Ok(());
+        }
+        if !valid_name(&self.container_id) {
+            return Err(InvalidField::ContainerId(self.container_id.clone()));
+        }
+        if !valid_ifname(&self.ifname) {
+            return Err(InvalidField::Ifname(self.ifname.clone()));
+        }
+        if !self.netns.is_empty() && !self.netns.starts_with('/') {
+            return Err(InvalidField::Netns(self.netns.clone()));
+        }
+        Ok(())
+    }
+
     /// Unique per attachment; also the lease file name.
     pub fn key(&self) -> String {
         format!("{}-{}-{}", self.container_id, self.network, self.ifname)
@@ -140,6 +179,10 @@ pub enum StoreError {
         path: PathBuf,
         source: serde_json::Error,
     },
+    #[error("lease file {}: {source}; ignored", path.display())]
+    Invalid { path: PathBuf, source: InvalidField },
+    #[error("\"{0}\" cannot name a lease file (it is not one file name)")]
+    BadKey(String),
 }
 
 /// Lease files, one per attachment, written atomically.
@@ -157,8 +200,13 @@ impl Store {
         &self.dir
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.json"))
+    /// The lease file of `key`; a key that is not one plain file name
+    /// (callers validate the attachment first) never names a path.
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        if key.is_empty() || key.starts_with('.') || key.contains('/') || key.contains('\0') {
+            return Err(StoreError::BadKey(key.to_string()));
+        }
+        Ok(self.dir.join(format!("{key}.json")))
     }
 
     pub fn save(&self, rec: &Record) -> Result<(), StoreError> {
@@ -167,7 +215,7 @@ impl Store {
             move |source| StoreError::Io { path, source }
         };
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let path = self.path(&rec.attachment.key());
+        let path = self.path(&rec.attachment.key())?;
         let tmp = path.with_extension("json.tmp");
         let data = serde_json::to_vec_pretty(rec).map_err(|source| StoreError::Json {
             path: path.clone(),
@@ -178,7 +226,7 @@ impl Store {
     }
 
     pub fn remove(&self, key: &str) -> Result<(), StoreError> {
-        let path = self.path(key);
+        let path = self.path(key)?;
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(StoreError::Io { path, source: e })
@@ -188,7 +236,7 @@ impl Store {
     }
 
     pub fn load(&self, key: &str) -> Option<Record> {
-        let data = std::fs::read(self.path(key)).ok()?;
+        let data = std::fs::read(self.path(key).ok()?).ok()?;
         serde_json::from_slice(&data).ok()
     }
 
@@ -206,7 +254,12 @@ impl Store {
             }
             match std::fs::read(&path) {
                 Ok(data) => match serde_json::from_slice::<Record>(&data) {
-                    Ok(r) => out.push(r),
+                    // A record names the files the daemon later writes and
+                    // removes: it is checked as a request is.
+                    Ok(r) => match r.attachment.validate(true) {
+                        Ok(()) => out.push(r),
+                        Err(source) => errs.push(StoreError::Invalid { path, source }),
+                    },
                     Err(source) => errs.push(StoreError::Json { path, source }),
                 },
                 Err(source) => errs.push(StoreError::Io { path, source }),
@@ -275,6 +328,89 @@ mod tests {
         store.remove(&rec.attachment.key()).unwrap();
         store.remove(&rec.attachment.key()).unwrap();
         assert!(store.load_all().0.is_empty());
+    }
+
+    #[test]
+    fn attachments_that_would_name_a_path_are_refused() {
+        let good = Attachment {
+            container_id: "c1".into(),
+            network: "lan".into(),
+            ifname: "eth0".into(),
+            netns: "/run/netns/x".into(),
+        };
+        good.validate(true).unwrap();
+        let bad = |f: &dyn Fn(&mut Attachment)| {
+            let mut a = good.clone();
+            f(&mut a);
+            a.validate(true).unwrap_err()
+        };
+        assert!(matches!(
+            bad(&|a| a.container_id = "../../../tmp/x".into()),
+            InvalidField::ContainerId(_)
+        ));
+        assert!(matches!(
+            bad(&|a| a.container_id = String::new()),
+            InvalidField::ContainerId(_)
+        ));
+        assert!(matches!(
+            bad(&|a| a.network = "a/b".into()),
+            InvalidField::Network(_)
+        ));
+        assert!(matches!(
+            bad(&|a| a.network = ".x".into()),
+            InvalidField::Network(_)
+        ));
+        assert!(matches!(
+            bad(&|a| a.ifname = "../x".into()),
+            InvalidField::Ifname(_)
+        ));
+        assert!(matches!(
+            bad(&|a| a.ifname = "a b".into()),
+            InvalidField::Ifname(_)
+        ));
+        assert!(matches!(
+            bad(&|a| a.ifname = "x".repeat(16)),
+            InvalidField::Ifname(_)
+        ));
+        assert!(matches!(
+            bad(&|a| a.netns = "rel/ns".into()),
+            InvalidField::Netns(_)
+        ));
+        // GC and STATUS give only the network.
+        let gc = Attachment {
+            container_id: String::new(),
+            ifname: String::new(),
+            netns: String::new(),
+            ..good.clone()
+        };
+        gc.validate(false).unwrap();
+        assert!(gc.validate(true).is_err());
+        // The store refuses a key that is not one file name whatever the caller.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().join("leases"));
+        for key in ["../x", "a/b", ".hidden", ""] {
+            assert!(
+                matches!(store.remove(key), Err(StoreError::BadKey(_))),
+                "{key}"
+            );
+        }
+        // A saved record with a bad attachment is reported, not loaded.
+        std::fs::create_dir_all(store.dir()).unwrap();
+        let rec = Record {
+            attachment: Attachment {
+                container_id: "../../x".into(),
+                ..good.clone()
+            },
+            lease: lease(false),
+        };
+        std::fs::write(
+            store.dir().join("planted.json"),
+            serde_json::to_vec(&rec).unwrap(),
+        )
+        .unwrap();
+        let (ok, errs) = store.load_all();
+        assert!(ok.is_empty());
+        assert!(matches!(errs[..], [StoreError::Invalid { .. }]), "{errs:?}");
     }
 
     #[test]

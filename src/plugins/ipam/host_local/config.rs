@@ -41,8 +41,6 @@ struct RawIpam {
     #[serde(default)]
     routes: Vec<Route>,
     #[serde(default)]
-    data_dir: Option<String>,
-    #[serde(default)]
     resolv_conf: Option<String>,
 }
 
@@ -197,6 +195,21 @@ fn requested(req: &Request) -> Result<Vec<IpAddr>, CniError> {
     Ok(out)
 }
 
+/// Where leases live: `ipam.dataDir`, by default `/var/lib/cni/networks`.
+/// Read on its own, so DEL and GC work on a config whose ranges are invalid.
+pub fn data_dir(req: &Request) -> Result<String, CniError> {
+    match req.config.pointer("/ipam/dataDir") {
+        None | Some(Value::Null) => Ok(DEFAULT_DATA_DIR.into()),
+        Some(Value::String(d)) if !d.is_empty() => Ok(d.clone()),
+        Some(other) => Err(invalid(
+            req,
+            format!("\"dataDir\" {other} is not a directory path"),
+        )),
+    }
+}
+
+const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+
 impl Config {
     /// Reads `req.config["ipam"]` and completes it.
     pub fn parse(req: &Request) -> Result<Self, CniError> {
@@ -255,10 +268,7 @@ impl Config {
             }
             sets.push(set);
         }
-        let data_dir = raw
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| "/var/lib/cni/networks".into());
+        let data_dir = data_dir(req)?;
         Ok(Config {
             sets,
             routes: raw.routes,

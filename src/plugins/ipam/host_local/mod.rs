@@ -18,7 +18,7 @@ use crate::cni::{codes, CniError, CniResult};
 
 pub use config::Config;
 use config::{from_u128, to_u128, Range, RangeSet};
-use store::Store;
+use store::{Holder, Store};
 
 /// The plugin; also called in-process by the bundled main plugins.
 pub struct HostLocal;
@@ -30,14 +30,11 @@ fn io_err(req: &Request, what: &str, e: std::io::Error) -> CniError {
     )
 }
 
-fn open(req: &Request, conf: &Config) -> Result<Store, CniError> {
-    Store::open(&conf.data_dir, &req.name).map_err(|e| {
+fn open(req: &Request, data_dir: &str) -> Result<Store, CniError> {
+    Store::open(data_dir, &req.name).map_err(|e| {
         io_err(
             req,
-            &format!(
-                "cannot open the lease directory {}/{}",
-                conf.data_dir, req.name
-            ),
+            &format!("cannot open the lease directory {data_dir}/{}", req.name),
             e,
         )
     })
@@ -146,7 +143,7 @@ fn allocate(
 impl Plugin for HostLocal {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
         let conf = Config::parse(req)?;
-        let store = open(req, &conf)?;
+        let store = open(req, &conf.data_dir)?;
         let mut wanted = conf.requested.clone();
         let mut result = CniResult::default();
         for (idx, set) in conf.sets.iter().enumerate() {
@@ -190,9 +187,14 @@ impl Plugin for HostLocal {
         Ok(result)
     }
 
+    /// Releases by container ID and interface, whatever the ranges, the
+    /// requested addresses or the routes of the config say (as the
+    /// reference releases by ID across the directory): a DEL must undo an
+    /// ADD that failed on a config only this plugin rejects, or the
+    /// attachment could never be deleted. Only the lease directory
+    /// (`dataDir`, the network name) matters.
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        let conf = Config::parse(req)?;
-        let store = open(req, &conf)?;
+        let store = open(req, &config::data_dir(req)?)?;
         let hint: Vec<IpAddr> = req
             .prev_result
             .as_ref()
@@ -206,7 +208,7 @@ impl Plugin for HostLocal {
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
         let conf = Config::parse(req)?;
-        let store = open(req, &conf)?;
+        let store = open(req, &conf.data_dir)?;
         let held = store.by_id(&req.container_id, &req.ifname);
         let prev = req
             .prev_result
@@ -228,17 +230,24 @@ impl Plugin for HostLocal {
         Ok(())
     }
 
+    /// Releases every lease not held by a valid attachment, and every
+    /// corrupt one (not a regular file, or content that names no
+    /// attachment): nothing could ever DEL those. Like DEL, it needs only
+    /// the lease directory from the config.
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        let conf = Config::parse(req)?;
-        let store = open(req, &conf)?;
+        let store = open(req, &config::data_dir(req)?)?;
         let valid = req.valid_attachments();
         let is_valid = |id: &str, ifname: &str| {
             valid
                 .iter()
                 .any(|(v_id, v_if)| v_id == id && (ifname.is_empty() || v_if == ifname))
         };
-        for (ip, id, ifname) in store.leases() {
-            if !is_valid(&id, &ifname) {
+        for (ip, holder) in store.leases() {
+            let keep = match &holder {
+                Holder::Attachment(id, ifname) => is_valid(id, ifname),
+                Holder::Corrupt => false,
+            };
+            if !keep {
                 store
                     .release(ip)
                     .map_err(|e| io_err(req, "cannot release a stale lease", e))?;
