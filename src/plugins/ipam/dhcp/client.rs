@@ -364,6 +364,14 @@ pub fn lease_from_ack(
     if let Some(DhcpOption::DomainSearch(list)) = opts.get(OptionCode::DomainSearch) {
         dns.search = list.iter().map(name_str).collect();
     }
+    // A server's names are bytes: one with a newline or a space would add
+    // lines to a resolv.conf written from our result. Keep what is valid.
+    let (dns, dropped) = dns.checked();
+    if !dropped.is_empty() {
+        tracing::warn!(
+            "DHCP server {server}: DNS values ignored (not valid in a resolv.conf): {dropped:?}"
+        );
+    }
     let lease_secs = match opts.get(OptionCode::AddressLeaseTime) {
         Some(DhcpOption::AddressLeaseTime(s)) => *s,
         _ => prev.map(|p| p.lease_secs).unwrap_or(3600),
@@ -564,6 +572,19 @@ mod tests {
         assert_eq!(l.dns.search, vec!["a.test", "b.test"]);
         assert_eq!((l.lease_secs, l.t1_secs, l.t2_secs), (120, 60, 105));
         assert!(!l.classless);
+    }
+
+    #[test]
+    fn a_servers_domain_cannot_inject_resolv_conf_lines() {
+        let mut m = ack();
+        m.opts_mut().insert(DhcpOption::DomainName(
+            "lan.test\nnameserver 6.6.6.6".into(),
+        ));
+        let bytes = m.to_vec().unwrap();
+        let l = lease_from_ack(&Message::from_bytes(&bytes).unwrap(), &id(), None).unwrap();
+        assert_eq!(l.dns.domain, "");
+        assert_eq!(l.dns.nameservers, vec!["10.77.0.53"]);
+        assert_eq!(l.dns.search, vec!["a.test", "b.test"]);
     }
 
     #[test]
