@@ -7,6 +7,7 @@ pub mod image;
 pub mod lock;
 pub mod metadata;
 pub mod netlink;
+pub mod netns;
 pub mod networking;
 pub mod plugins;
 pub mod pod;

@@ -5,7 +5,8 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 
 use super::{release_network, Global};
-use crate::networking::{self, live, netd, netns};
+use crate::netns::{self, Netns};
+use crate::networking::{self, live, netd};
 use crate::pod::{time, Pod, PodState};
 
 #[derive(Debug, Args)]
@@ -88,15 +89,16 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
     problems += collect_leases(g, &live);
     // Namespaces named for pods that are not running any more, in this
     // store or any other.
-    let live_names: Vec<String> = live.iter().map(|p| format!("rkt-{}", p.uuid)).collect();
+    let live_uuids: Vec<&str> = live.iter().map(|p| p.uuid.as_str()).collect();
     if let Ok(entries) = std::fs::read_dir(netns::NETNS_DIR) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with("rkt-") && !live_names.contains(&name) {
-                match netns::remove(&e.path()) {
+            let leaked = netns::pod_of(&name).is_some_and(|u| !live_uuids.contains(&u));
+            if leaked {
+                match Netns::remove(&e.path()) {
                     Ok(()) => println!("Removed leaked network namespace {name}"),
                     Err(err) => {
-                        eprintln!("rkt: gc: cannot remove network namespace {name}: {err}");
+                        eprintln!("rkt: gc: {err}");
                         problems += 1;
                     }
                 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::networking::{self, netns};
+use crate::netns::Netns;
+use crate::networking;
 use crate::pod::{Pod, Store};
 
 #[derive(Debug, Parser)]
@@ -181,11 +182,8 @@ pub fn release_network(g: &Global, pod: &Pod, force: bool) -> Released {
             out.problems.push(e.msg);
         }
     }
-    if let Err(e) = netns::remove(&netns_path) {
-        let msg = format!(
-            "cannot remove network namespace {}: {e}",
-            netns_path.display()
-        );
+    if let Err(e) = Netns::remove(&netns_path) {
+        let msg = e.to_string();
         if force {
             out.given_up
                 .push(format!("{msg}; rkt gc removes it once the pod is gone"));

@@ -12,7 +12,8 @@ use tracing::debug;
 
 use super::{mds, release_network, Global};
 use crate::image;
-use crate::networking::{self, dns, netd, netns};
+use crate::netns::{self, Netns};
+use crate::networking::{self, dns, netd};
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord, SecurityRecord};
 use crate::pod::{time, Pod};
 use crate::stage1::security::{AppSecurity, Insecure};
@@ -195,7 +196,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
 
     let uuid = uuid::Uuid::new_v4().to_string();
     let store = g.store();
-    let hostname = a.hostname.clone().unwrap_or_else(|| format!("rkt-{uuid}"));
+    let hostname = a.hostname.clone().unwrap_or_else(|| netns::pod_name(&uuid));
     let mut env = img.config.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
@@ -258,7 +259,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
             netd::Selection::Host => None,
             _ => {
                 let _p = phase("netns");
-                let p = netns::create(&format!("rkt-{uuid}")).with_context(|| {
+                let p = Netns::create(&netns::pod_name(&uuid)).with_context(|| {
                     format!("cannot create the network namespace of pod {uuid}")
                 })?;
                 pod.write_file("netns", p.as_os_str().as_encoded_bytes())?;

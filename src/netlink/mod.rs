@@ -5,23 +5,19 @@
 
 pub mod addr;
 pub mod link;
-pub mod netns;
 pub mod route;
 pub mod sysctl;
 
 use std::future::Future;
 use std::path::Path;
 
-pub use netns::Netns;
+pub use crate::netns::Netns;
 
 /// What a netlink call failed at, and why.
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
-    #[error("cannot open netns {path}: {source}")]
-    Netns {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
     #[error("cannot {what}: {source}")]
     Io {
         what: String,
@@ -44,9 +40,8 @@ impl NetlinkError {
                 rtnetlink::Error::NetlinkError(msg) => msg.code.map(|c| -c.get()),
                 _ => None,
             },
-            NetlinkError::Io { source, .. } | NetlinkError::Netns { source, .. } => {
-                source.raw_os_error()
-            }
+            NetlinkError::Io { source, .. } => source.raw_os_error(),
+            NetlinkError::Netns(e) => e.io().raw_os_error(),
             _ => None,
         }
     }

@@ -4,7 +4,6 @@
 pub mod dns;
 pub mod live;
 pub mod netd;
-pub mod netns;
 pub mod preflight;
 
 use std::path::{Path, PathBuf};

@@ -18,7 +18,7 @@ use crate::cni::result::{Interface, Route as CniRoute};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{CniError, CniResult};
 use crate::netlink::link::Link;
-use crate::netlink::{sysctl, Netlink, Netns};
+use crate::netlink::{sysctl, Netlink, NetlinkError, Netns};
 
 /// The bridge plugin.
 pub struct Bridge;
@@ -299,6 +299,7 @@ impl Bridge {
             // ARP), as the reference bridge does.
             let arp = format!("net/ipv4/conf/{}/arp_notify", req.ifname);
             ns.run(|| sysctl::write(&arp, "1"))
+                .map_err(NetlinkError::from)
                 .and_then(|r| r)
                 .map_err(nl_err(req, "set arp_notify"))?;
             setup::configure_iface(&pod, cveth.index, &res, 2, false)

@@ -61,7 +61,7 @@ impl Plugin for Loopback {
         let ns = match Netns::open(Path::new(&req.netns)) {
             Ok(ns) => ns,
             Err(e) if e.is_not_found() => return Ok(()),
-            Err(e) => return Err(nl_err(req, "open the pod netns")(e).into()),
+            Err(e) => return Err(nl_err(req, "open the pod netns")(e.into()).into()),
         };
         let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
         if let Some(lo) = pod

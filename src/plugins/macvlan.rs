@@ -145,6 +145,7 @@ impl Plugin for Macvlan {
         let arp = format!("net/ipv4/conf/{}/arp_notify", req.ifname);
         let step = ns
             .run(|| sysctl::write(&arp, "1"))
+            .map_err(NetlinkError::from)
             .and_then(|r| r)
             .map_err(|e| CniError::from(nl_err(req, "set arp_notify")(e)))
             .and_then(|_| self.setup(req, &conf, &pod, link.index));

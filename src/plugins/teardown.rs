@@ -40,7 +40,7 @@ fn open_if_present(req: &Request) -> Result<Option<Netns>, CniError> {
     match Netns::open(Path::new(&req.netns)) {
         Ok(ns) => Ok(Some(ns)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(nl_err(req, "open the pod netns")(e).into()),
+        Err(e) => Err(nl_err(req, "open the pod netns")(e.into()).into()),
     }
 }
 

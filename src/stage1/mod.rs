@@ -22,6 +22,8 @@ use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, Pid};
 
+use crate::netns::Netns;
+
 /// Everything the pod process needs, prepared before it is cloned.
 #[derive(Debug, Clone)]
 pub struct PodSpec {
@@ -161,15 +163,13 @@ fn loopback_up() -> std::io::Result<()> {
     Ok(())
 }
 
-fn pid1(spec: &PodSpec, netns: Option<i32>, errfd: i32) -> isize {
+fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: i32) -> isize {
     let step = || -> Result<(), String> {
         // The pod dies with its runtime; `rkt gc` then recovers what it held.
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        if let Some(fd) = netns {
-            // SAFETY: fd is the pod netns, opened by the parent and inherited.
-            let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-            setns(fd, CloneFlags::CLONE_NEWNET)
+        if let Some(ns) = netns {
+            ns.enter_for_good()
                 .map_err(|e| format!("cannot join the pod network namespace: {e}"))?;
             loopback_up().map_err(|e| format!("cannot bring up lo in the pod: {e}"))?;
         }
@@ -221,14 +221,10 @@ fn pid1(spec: &PodSpec, netns: Option<i32>, errfd: i32) -> isize {
 /// start is confirmed by [`Started::wait_exec`].
 pub fn start(spec: &PodSpec) -> Result<Started, String> {
     let netns = match &spec.netns {
-        Some(p) => Some(
-            std::fs::File::open(p)
-                .map_err(|e| format!("cannot open network namespace {}: {e}", p.display()))?,
-        ),
+        Some(p) => Some(Netns::open(p).map_err(|e| e.to_string())?),
         None => None,
     };
     let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-    let netns_fd = netns.as_ref().map(|f| f.as_raw_fd());
     let wr_fd = wr.as_raw_fd();
     let mut stack = vec![0u8; 1 << 20];
     let flags = CloneFlags::CLONE_NEWNS
@@ -236,7 +232,7 @@ pub fn start(spec: &PodSpec) -> Result<Started, String> {
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWPID;
     let cb = Box::new(|| {
-        let code = pid1(spec, netns_fd, wr_fd);
+        let code = pid1(spec, netns.as_ref(), wr_fd);
         // SAFETY: leave the cloned child without unwinding into the parent's frames.
         unsafe { libc::_exit(code as i32) }
     });

@@ -3,20 +3,19 @@
 //! AF_PACKET socket used before the interface has an address, and the UDP
 //! socket used for renewals and release.
 
-use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::netns::{Netns, NetnsError};
+
 /// Errors of the link layer; each names the interface or namespace.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("cannot open network namespace {path}: {source}")]
-    OpenNetns { path: String, source: io::Error },
-    #[error("cannot enter network namespace {path}: {source}")]
-    EnterNetns { path: String, source: io::Error },
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
     #[error("interface \"{ifname}\" does not exist in network namespace {netns}")]
     NoInterface { ifname: String, netns: String },
     #[error("interface \"{ifname}\": {what}: {source}")]
@@ -32,19 +31,7 @@ pub enum LinkError {
 /// Moves the calling thread into the network namespace at `path`; sockets
 /// opened afterwards by this thread live in that namespace.
 pub fn enter_netns(path: &str) -> Result<(), LinkError> {
-    let f = File::open(path).map_err(|source| LinkError::OpenNetns {
-        path: path.into(),
-        source,
-    })?;
-    // SAFETY: setns on a valid fd; affects only the calling thread.
-    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc != 0 {
-        return Err(LinkError::EnterNetns {
-            path: path.into(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(())
+    Ok(Netns::open(Path::new(path))?.enter_for_good()?)
 }
 
 /// True when the namespace file still exists.
