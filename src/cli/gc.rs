@@ -17,8 +17,9 @@ pub struct GcArgs {
 }
 
 pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
-    let grace =
-        time::parse_duration(&a.grace_period).map_err(|e| anyhow!("--grace-period: {e}"))?;
+    let grace = time::parse_duration(&a.grace_period)
+        .map_err(|e| anyhow!("--grace-period={}: {e}", a.grace_period))?
+        .as_secs();
     let store = g.store();
     let mut problems = 0;
     for mut pod in store.all() {

@@ -131,9 +131,16 @@ impl Global {
     }
 
     pub fn plugin_timeout(&self) -> Result<Duration> {
-        let secs = crate::pod::time::parse_duration(&self.net_plugin_timeout)
-            .map_err(|e| anyhow::anyhow!("--net-plugin-timeout: {e}"))?;
-        Ok(Duration::from_secs(secs.max(1)))
+        let flag = || format!("--net-plugin-timeout={}", self.net_plugin_timeout);
+        let t = crate::pod::time::parse_duration(&self.net_plugin_timeout)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", flag()))?;
+        if t.is_zero() {
+            anyhow::bail!(
+                "{}: must be more than zero (every plugin would time out at once)",
+                flag()
+            );
+        }
+        Ok(t)
     }
 }
 

@@ -89,14 +89,22 @@ extern "C" fn forward_to_pod(sig: libc::c_int) {
     }
 }
 
+/// A name the kernel takes as a hostname (64 bytes at most) and that is a
+/// host name as `--hosts-entry` accepts it (the same check: `_` included).
 fn valid_hostname(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 64
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && !l.starts_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+    h.len() <= 64 && !h.ends_with('.') && crate::cni::result::valid_domain(h)
+}
+
+/// The app's argv reaches execve as C strings: an argument with a NUL byte
+/// (possible only from an image's config) cannot be passed as it is.
+fn check_argv(argv: &[String], image: &str) -> Result<()> {
+    if let Some((i, a)) = argv.iter().enumerate().find(|(_, a)| a.contains('\0')) {
+        bail!(
+            "image {image}: argument {i} of the app ({:?}) contains a NUL byte, which no program can receive; fix the image's entrypoint/cmd or pass --exec",
+            a
+        );
+    }
+    Ok(())
 }
 
 struct Phase(Instant, &'static str);
@@ -135,6 +143,7 @@ fn app_exec(a: &RunArgs, cfg: &image::ImageConfig) -> Result<Vec<String>> {
             a.image
         );
     }
+    check_argv(&argv, &a.image)?;
     Ok(argv)
 }
 
@@ -154,7 +163,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     if let Some(h) = &a.hostname {
         if !valid_hostname(h) {
             bail!(
-                "--hostname={h}: not a valid hostname (letters, digits, '-', dot-separated labels)"
+                "--hostname={h}: not a valid hostname (letters, digits, '-', '_', dot-separated labels, 64 bytes at most)"
             );
         }
     }
@@ -456,4 +465,30 @@ fn write_etc(
     }
     std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 13: Linux and rkt take `_` in a hostname; `--hosts-entry` did.
+    #[test]
+    fn hostnames_with_underscores_are_valid() {
+        for ok in ["a_b", "web_1.example", "rkt-0f3c", "x"] {
+            assert!(valid_hostname(ok), "{ok}");
+        }
+        let long = "a".repeat(65);
+        for bad in ["", "a b", "a\nb", "-a", "a..b", "a.", long.as_str()] {
+            assert!(!valid_hostname(bad), "{bad:?}");
+        }
+    }
+
+    /// Issue 13: an argument with a NUL byte was silently dropped.
+    #[test]
+    fn arguments_with_nul_are_refused() {
+        let argv = vec!["/bin/echo".to_string(), "a\0b".to_string()];
+        let e = check_argv(&argv, "img").unwrap_err().to_string();
+        assert!(e.contains("argument 1") && e.contains("NUL"), "{e}");
+        assert!(check_argv(&["/bin/echo".into(), "ab".into()], "img").is_ok());
+    }
 }

@@ -1,6 +1,6 @@
 //! RFC 3339 timestamps (UTC) without a calendar crate.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the epoch, now.
 pub fn now() -> u64 {
@@ -32,9 +32,23 @@ pub fn rfc3339(secs: u64) -> String {
     )
 }
 
-/// Parses `30m`, `1h`, `10s`, `0s`, `1h30m`, `500ms` into seconds (rounded down).
-pub fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || format!("invalid duration \"{s}\" (use e.g. 30m, 1h, 10s, 0s)");
+/// Why a duration flag was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DurationError {
+    #[error("invalid duration \"{0}\" (use e.g. 30m, 1h, 10s, 500ms, 0)")]
+    Invalid(String),
+    #[error("duration \"{0}\" is too long")]
+    TooLong(String),
+}
+
+/// Parses `30m`, `1h`, `10s`, `0s`, `1h30m`, `500ms`, or a bare `0` (rkt's
+/// documented `--grace-period=0`). Milliseconds are kept; a value that does
+/// not fit is refused, never wrapped.
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError::Invalid(s.to_string());
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
     if s.is_empty() {
         return Err(bad());
     }
@@ -45,7 +59,12 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
             num.push(c);
             continue;
         }
-        let n: u64 = num.parse().map_err(|_| bad())?;
+        let too_long = || DurationError::TooLong(s.to_string());
+        let n: u64 = match num.parse() {
+            Ok(n) => n,
+            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_long()),
+            Err(_) => return Err(bad()),
+        };
         num.clear();
         let unit_ms = match c {
             'h' => 3_600_000,
@@ -57,12 +76,15 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
             's' => 1000,
             _ => return Err(bad()),
         };
-        total_ms += n * unit_ms;
+        total_ms = n
+            .checked_mul(unit_ms)
+            .and_then(|ms| total_ms.checked_add(ms))
+            .ok_or_else(too_long)?;
     }
     if !num.is_empty() {
         return Err(bad());
     }
-    Ok(total_ms / 1000)
+    Ok(Duration::from_millis(total_ms))
 }
 
 #[cfg(test)]
@@ -73,10 +95,34 @@ mod tests {
     fn formats_and_parses() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_923_394), "2026-11-29T03:36:34Z");
-        assert_eq!(parse_duration("30m").unwrap(), 1800);
-        assert_eq!(parse_duration("1h30m").unwrap(), 5400);
-        assert_eq!(parse_duration("0s").unwrap(), 0);
+        let secs = |s| parse_duration(s).unwrap().as_secs();
+        assert_eq!(secs("30m"), 1800);
+        assert_eq!(secs("1h30m"), 5400);
+        assert_eq!(secs("0s"), 0);
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    /// Issue 13's duration bugs: a bare 0 is zero, milliseconds are kept,
+    /// a value that does not fit is refused (it overflowed before).
+    #[test]
+    fn zero_milliseconds_and_overflow() {
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("1s500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+        for s in [
+            "9999999999999999h",
+            "99999999999999999999s",
+            "5124095576030432h",
+        ] {
+            assert!(
+                matches!(parse_duration(s), Err(DurationError::TooLong(_))),
+                "{s}"
+            );
+        }
     }
 }

@@ -124,11 +124,16 @@ fn exec_app(spec: &PodSpec, errfd: i32) -> ! {
     if let Err(e) = spec.security.apply() {
         fail(e);
     }
-    let argv: Vec<CString> = spec
+    // `rkt run` refuses arguments with a NUL byte before the pod exists.
+    let argv: Vec<CString> = match spec
         .exec
         .iter()
-        .filter_map(|a| CString::new(a.as_bytes()).ok())
-        .collect();
+        .map(|a| CString::new(a.as_bytes()))
+        .collect()
+    {
+        Ok(v) => v,
+        Err(e) => fail(format!("an argument of the app contains a NUL byte: {e}")),
+    };
     if argv.is_empty() {
         fail("nothing to execute: the image has no entrypoint or cmd; pass --exec".into());
     }
