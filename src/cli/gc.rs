@@ -4,7 +4,7 @@
 use anyhow::{anyhow, Result};
 use clap::Args;
 
-use super::{release_network, Global};
+use super::Global;
 use crate::netns::{self, Netns};
 use crate::networking::{self, live, netd};
 use crate::pod::{time, Pod, PodState};
@@ -112,7 +112,7 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
 /// Detaches a pod's networks, printing what was given up on (warnings) and
 /// what failed; returns how many failures keep the pod for the next gc.
 fn release(g: &Global, pod: &Pod) -> usize {
-    let released = release_network(g, pod, false);
+    let released = g.release_network(pod, false);
     for w in &released.given_up {
         eprintln!("rkt: gc: pod {}: warning: {w}", pod.uuid);
     }

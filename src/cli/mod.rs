@@ -14,7 +14,6 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::netns::Netns;
 use crate::networking;
 use crate::pod::{Pod, Store};
 
@@ -142,65 +141,10 @@ impl Global {
         }
         Ok(t)
     }
-}
 
-/// What detaching a pod's networks left over.
-#[derive(Debug, Default)]
-pub struct Released {
-    /// Failures a retry may fix: the pod keeps what it needs to retry.
-    pub problems: Vec<String>,
-    /// DELs given up on (the plugin rejects the config, or `force`), each
-    /// with what it may have left: to print as warnings.
-    pub given_up: Vec<String>,
-}
-
-/// Detaches a pod's networks (DEL in reverse, with the saved configs and
-/// results) and removes its network namespace. Keeps going. A DEL that
-/// fails because the plugin rejects the network's config can never
-/// succeed (the saved config does not change): it is given up on, as is
-/// every failure with `force`.
-pub fn release_network(g: &Global, pod: &Pod, force: bool) -> Released {
-    let records = pod.nets();
-    let netns_path = std::fs::read_to_string(pod.path("netns"))
-        .ok()
-        .map(PathBuf::from);
-    let Some(netns_path) = netns_path else {
-        networking::live::unregister(&pod.uuid);
-        return Released::default();
-    };
-    let mut out = Released::default();
-    let plugin_path = g.plugin_path();
-    let timeout = g.plugin_timeout().unwrap_or(Duration::from_secs(60));
-    let ctx = networking::Context {
-        plugin_path: &plugin_path,
-        timeout,
-        container_id: &pod.uuid,
-        netns: &netns_path,
-        runtime_config: Default::default(),
-    };
-    for e in networking::teardown(&ctx, &records) {
-        if e.config_rejected() {
-            out.given_up.push(format!("{e}: {}", networking::GIVEN_UP));
-        } else if force {
-            out.given_up.push(format!(
-                "{e}: removed anyway (--force); what the plugin set up outside the pod may remain"
-            ));
-        } else {
-            out.problems.push(e.msg);
-        }
+    /// Releases a pod's networks with this invocation's plugin settings.
+    pub fn release_network(&self, pod: &Pod, force: bool) -> networking::Released {
+        let timeout = self.plugin_timeout().unwrap_or(Duration::from_secs(60));
+        networking::release(pod, &self.plugin_path(), timeout, force)
     }
-    if let Err(e) = Netns::remove(&netns_path) {
-        let msg = e.to_string();
-        if force {
-            out.given_up
-                .push(format!("{msg}; rkt gc removes it once the pod is gone"));
-        } else {
-            out.problems.push(msg);
-        }
-    }
-    if out.problems.is_empty() {
-        let _ = std::fs::remove_file(pod.path("netns"));
-        networking::live::unregister(&pod.uuid);
-    }
-    out
 }

@@ -10,7 +10,7 @@ use clap::Args;
 use nix::sys::signal::{self, SigHandler, Signal};
 use tracing::debug;
 
-use super::{mds, release_network, Global};
+use super::{mds, Global};
 use crate::image;
 use crate::netns::{self, Netns};
 use crate::networking::{self, dns, netd};
@@ -347,7 +347,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
     if let Ok(code) = &result {
         let _ = pod.write_file("exit", code.to_string().as_bytes());
     }
-    let released = release_network(g, &pod, false);
+    let released = g.release_network(&pod, false);
     let problems = released.problems;
     let _ = std::fs::remove_dir_all(pod.path("work"));
     let _ = std::fs::remove_dir(pod.path("rootfs"));

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Result};
 use clap::Args;
 
-use super::{release_network, Global};
+use super::Global;
 use crate::pod::PodState;
 
 #[derive(Debug, Args)]
@@ -97,7 +97,7 @@ pub fn rm(g: &Global, a: RmArgs) -> Result<i32> {
                     pod.uuid
                 ));
             };
-            let released = release_network(g, &pod, a.force);
+            let released = g.release_network(&pod, a.force);
             for w in &released.given_up {
                 eprintln!("rkt: pod {}: warning: {w}", pod.uuid);
             }

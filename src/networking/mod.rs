@@ -5,6 +5,9 @@ pub mod dns;
 pub mod live;
 pub mod netd;
 pub mod preflight;
+mod release;
+
+pub use release::{release, Released};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
