@@ -3,7 +3,6 @@
 mod enter;
 mod gc;
 mod list;
-mod mds;
 mod metadata;
 mod run;
 mod stop;

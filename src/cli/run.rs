@@ -10,8 +10,9 @@ use clap::Args;
 use nix::sys::signal::{self, SigHandler, Signal};
 use tracing::debug;
 
-use super::{mds, Global};
+use super::Global;
 use crate::image;
+use crate::metadata;
 use crate::netns::{self, Netns};
 use crate::networking::{self, dns, netd};
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, NetRecord, SecurityRecord};
@@ -171,7 +172,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
         dns::DnsFlags::parse(&a.dns, &a.dns_search, &a.dns_opt, a.dns_domain.as_deref())
             .map_err(|e| anyhow!(e))?;
     let hosts_flags = dns::HostsFlags::parse(&a.hosts_entry).map_err(|e| anyhow!(e))?;
-    let annotations = mds::parse_annotations(&a.annotation).map_err(|e| anyhow!(e))?;
+    let annotations = metadata::pod::parse_annotations(&a.annotation)?;
     let selection = netd::parse_selection(&a.net).map_err(|e| anyhow!(e))?;
     let sysctls = a
         .sysctl
@@ -301,7 +302,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
         let mut env = env.clone();
         if a.mds_register {
             let _p = phase("metadata registration");
-            if let Some((token, url)) = mds::register(&manifest, &records) {
+            if let Some((token, url)) = metadata::pod::register(&manifest, &records) {
                 mds_token = Some(token);
                 env.push(format!("AC_METADATA_URL={url}"));
             }
@@ -341,7 +342,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
 
     let _t = phase("teardown");
     if let Some(token) = &mds_token {
-        mds::unregister(token);
+        metadata::pod::unregister(token);
     }
     let mut pod = pod;
     if let Ok(code) = &result {

@@ -17,6 +17,7 @@ pub mod client;
 pub mod conn;
 pub mod handlers;
 pub mod http;
+pub mod pod;
 pub mod proc;
 pub mod register;
 pub mod registry;

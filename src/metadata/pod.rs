@@ -5,28 +5,35 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::metadata::registry::{NetAddr, PodInfo};
-use crate::metadata::{client, SOCKET};
+use super::registry::{NetAddr, PodInfo};
+use super::{client, SOCKET};
 use crate::pod::manifest::{Manifest, NetRecord};
 
 /// The networks whose host address serves the metadata, in preference order.
 const MDS_NETWORKS: [&str; 2] = ["default", "default-restricted"];
 
+/// A `--annotation` flag that cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnotationError {
+    #[error("--annotation={0}: expected KEY=VALUE")]
+    NoValue(String),
+    #[error("--annotation={0}: the key must be letters, digits, '-', '_', '.' or '/'")]
+    BadKey(String),
+}
+
 /// Parses `--annotation=K=V` flags; a later K replaces an earlier one.
-pub fn parse_annotations(flags: &[String]) -> Result<BTreeMap<String, String>, String> {
+pub fn parse_annotations(flags: &[String]) -> Result<BTreeMap<String, String>, AnnotationError> {
     let mut out = BTreeMap::new();
     for f in flags {
         let Some((k, v)) = f.split_once('=') else {
-            return Err(format!("--annotation={f}: expected KEY=VALUE"));
+            return Err(AnnotationError::NoValue(f.clone()));
         };
         let valid = !k.is_empty()
             && k.len() <= 253
             && k.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
         if !valid {
-            return Err(format!(
-                "--annotation={f}: the key must be letters, digits, '-', '_', '.' or '/'"
-            ));
+            return Err(AnnotationError::BadKey(f.clone()));
         }
         out.insert(k.to_string(), v.to_string());
     }
