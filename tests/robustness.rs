@@ -118,6 +118,7 @@ fn bad_input_table() {
         ("subnet host bits", r#"echo '{"cniVersion":"1.0.0","name":"hb","type":"ptp","ipam":{"type":"host-local","subnet":"10.70.0.1/24"}}' > /etc/rkt/net.d/hb.conf"#, "--net=hb", &["network \"hb\"", "host bits set", "10.70.0.0/24"]),
         ("subnet too small", r#"echo '{"cniVersion":"1.0.0","name":"ts","type":"ptp","ipam":{"type":"host-local","subnet":"10.71.0.0/31"}}' > /etc/rkt/net.d/ts.conf"#, "--net=ts", &["network \"ts\"", "too small"]),
         ("overlapping ranges", r#"echo '{"cniVersion":"1.0.0","name":"ov","type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"10.72.0.0/16"}],[{"subnet":"10.72.1.0/24"}]]}}' > /etc/rkt/net.d/ov.conf"#, "--net=ov", &["network \"ov\"", "overlap"]),
+        ("reversed range", r#"echo '{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","rangeStart":"10.79.0.200","rangeEnd":"10.79.0.100"}}' > /etc/rkt/net.d/rs.conf"#, "--net=rs", &["network \"rs\"", "rangeStart 10.79.0.200 is after rangeEnd 10.79.0.100"]),
         ("exhausted range", r#"echo '{"cniVersion":"1.0.0","name":"ex","type":"ptp","ipam":{"type":"host-local","subnet":"10.73.0.0/24","rangeStart":"10.73.0.5","rangeEnd":"10.73.0.5"}}' > /etc/rkt/net.d/ex.conf
 rkt run --net=ex "$IMG" --exec=/bin/sleep -- 1.5 >/dev/null 2>&1 & holder=$!
 for i in $(seq 50); do [ -e /var/lib/cni/networks/ex/10.73.0.5 ] && break; sleep 0.1; done"#, "--net=ex", &["network \"ex\"", "plugin ptp", "10.73.0.5"]),
@@ -686,7 +687,8 @@ echo "LEFT=$(rkt list --no-legend | wc -l)"
 }
 
 /// A DEL that keeps failing with an error that does not say the config is
-/// invalid (the reference plugins answer 999 for a range they reject):
+/// invalid (the reference plugins answer 999 for a config they cannot read,
+/// here a numeric `dataDir`, which the runtime does not check):
 /// `rkt gc` keeps the pod for a retry instead of dropping it silently,
 /// `rkt rm` says what failed and how to remove the pod anyway, and
 /// `rkt rm --force` removes it with a warning.
@@ -695,7 +697,7 @@ fn rm_force_removes_a_pod_whose_del_keeps_failing() {
     let o = Host::new()
         .global("--net-plugin-path=/usr/lib/cni")
         .run(
-            r#"echo '{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","rangeStart":"10.79.0.200","rangeEnd":"10.79.0.100"}}' > /etc/rkt/net.d/rs.conf
+            r#"echo '{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","dataDir":5}}' > /etc/rkt/net.d/rs.conf
 set +e; rkt run --net=rs "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
 echo "ERR=$(tail -n 1 err)"
 u=$(rkt list --full --no-legend | awk '{print $1}')

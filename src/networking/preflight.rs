@@ -7,86 +7,30 @@
 
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 use serde_json::Value;
 
 use super::netd::{Attach, Networks};
-use crate::cni::NetConf;
+use crate::cni::{ranges, NetConf};
 
-/// The IPv4 subnets a network's IPAM hands out, checked: parseable, no
-/// host bits set, room for at least one address besides the gateway.
+/// The IPv4 subnets a network's IPAM hands out, read and checked by the
+/// parser host-local uses (CIDR, no host bits, room to allocate, ranges
+/// inside their subnet and not overlapping), so a bad config is refused
+/// before anything is created, in host-local's words.
 fn subnets(conf: &NetConf) -> Result<Vec<Ipv4Net>, String> {
     let mut out = Vec::new();
-    let mut spans: Vec<(Ipv4Net, (u32, u32))> = Vec::new();
-    let mut bad = None;
-    for p in &conf.plugins {
-        let Some(ipam) = p.get("ipam") else { continue };
-        let mut push = |range: &Value| {
-            let Some(s) = range.get("subnet").and_then(Value::as_str) else {
-                return;
-            };
-            if s.contains(':') {
-                return; // IPv6: left to the IPAM plugin.
-            }
-            let what = format!("network \"{}\" ({})", conf.name, conf.source);
-            match s.parse::<Ipv4Net>() {
-                Err(_) => {
-                    bad = Some(format!(
-                        "{what}: subnet \"{s}\" is not an IPv4 CIDR like 10.1.0.0/24"
-                    ))
+    for ipam in conf.plugins.iter().filter_map(|p| p.get("ipam")) {
+        let sets = ranges::parse(ipam)
+            .map_err(|e| format!("network \"{}\" ({}): {e}", conf.name, conf.source))?;
+        for r in sets.iter().flatten() {
+            if let IpNet::V4(n) = r.subnet {
+                if !out.contains(&n) {
+                    out.push(n);
                 }
-                Ok(n) if n != n.trunc() => {
-                    bad = Some(format!(
-                        "{what}: subnet {s} has host bits set; use {}",
-                        n.trunc()
-                    ))
-                }
-                Ok(n) if n.prefix_len() > 30 => {
-                    bad = Some(format!(
-                        "{what}: subnet {s} is too small (at most /30: a gateway and one pod)"
-                    ))
-                }
-                Ok(n) => {
-                    let bound = |key: &str, default: Ipv4Addr| {
-                        range
-                            .get(key)
-                            .and_then(Value::as_str)
-                            .and_then(|a| a.parse::<Ipv4Addr>().ok())
-                            .unwrap_or(default)
-                    };
-                    let span = (
-                        u32::from(bound("rangeStart", n.network())),
-                        u32::from(bound("rangeEnd", n.broadcast())),
-                    );
-                    if let Some((o, _)) = spans
-                        .iter()
-                        .find(|(_, (a, b))| span.0 <= *b && *a <= span.1)
-                    {
-                        bad = Some(format!("{what}: ranges in {o} and {n} overlap"));
-                    }
-                    spans.push((n, span));
-                    if !out.contains(&n) {
-                        out.push(n);
-                    }
-                }
-            }
-        };
-        push(ipam);
-        for set in ipam
-            .get("ranges")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            for r in set.as_array().into_iter().flatten() {
-                push(r);
             }
         }
     }
-    match bad {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    Ok(out)
 }
 
 /// The device a network itself routes its subnet through (a bridge).
