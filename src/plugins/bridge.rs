@@ -12,8 +12,11 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::ptp::{enable_forwarding, open_netns, Undo};
-use super::{firewall, ipam, nl_err, parse_conf, setup, teardown, veth, Isolation, PluginError};
+use super::ipam;
+use super::pkg::attachment::{self, enable_forwarding, open_netns, Undo};
+use super::pkg::conf::{parse_conf, IpamRef, Isolation};
+use super::pkg::error::{nl_err, PluginError};
+use super::pkg::{firewall, iface, veth};
 use crate::cni::result::{Interface, Route as CniRoute};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{CniError, CniResult};
@@ -44,7 +47,7 @@ struct Conf {
     #[serde(default)]
     vlan: u16,
     #[serde(default)]
-    ipam: Option<super::IpamRef>,
+    ipam: Option<IpamRef>,
     #[serde(default)]
     isolation: Isolation,
 }
@@ -241,7 +244,7 @@ impl Bridge {
         }
         // A bridge port needs no addresses of its own, IPv6 or not: the
         // bridge carries the gateway, and IPv6 frames are bridged at layer 2.
-        super::host_veth_without_ipv6(host_name)
+        attachment::host_veth_without_ipv6(host_name)
             .map_err(nl_err(req, "turn IPv6 off on the host veth"))?;
         // The network's nftables state (masquerade, isolation) is in place
         // before the port comes up.
@@ -258,7 +261,7 @@ impl Bridge {
             },
             subnets: res.ips.iter().map(|i| i.address.trunc()).collect(),
         };
-        super::firewall_add(req, &want)?;
+        attachment::firewall_add(req, &want)?;
         undo.firewall = true;
         host.set_up_with_alias(hveth.index, &veth::alias(&req.container_id, &req.ifname))
             .map_err(nl_err(req, "set the host veth up"))?;
@@ -302,7 +305,7 @@ impl Bridge {
                 .map_err(NetlinkError::from)
                 .and_then(|r| r)
                 .map_err(nl_err(req, "set arp_notify"))?;
-            setup::configure_iface(&pod, cveth.index, &res, 2, false)
+            iface::configure_iface(&pod, cveth.index, &res, 2, false)
                 .map_err(|(what, e)| nl_err(req, what)(e))?;
             if conf.is_gateway {
                 for gw in &gws {
@@ -319,24 +322,14 @@ impl Bridge {
             .link_by_index(br.index)
             .map(|l| l.mac)
             .unwrap_or(br.mac);
-        res.interfaces = vec![
-            Interface {
-                name: conf.bridge.clone(),
-                mac: br_mac,
-                ..Default::default()
-            },
-            Interface {
-                name: host_name.to_string(),
-                mac: hveth.mac.clone(),
-                ..Default::default()
-            },
-            Interface {
-                name: req.ifname.clone(),
-                mac: cveth.mac,
-                sandbox: req.netns.clone(),
-                ..Default::default()
-            },
-        ];
+        res.interfaces = vec![Interface {
+            name: conf.bridge.clone(),
+            mac: br_mac,
+            ..Default::default()
+        }];
+        res.interfaces.extend(veth::result_interfaces(
+            req, host_name, &hveth.mac, cveth.mac,
+        ));
         Ok(res)
     }
 }
@@ -363,19 +356,14 @@ impl Plugin for Bridge {
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
-        let conf = Conf::load(req)?;
-        if conf.has_ipam() {
-            ipam::del(req)?;
-        }
-        super::firewall_del(req)?;
-        teardown::delete_veth(req)
+        attachment::del_veth(req, Conf::load(req)?.has_ipam())
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        super::gc_firewall(req)
+        attachment::gc_firewall(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
-        setup::check_attachment(req, Conf::load(req)?.has_ipam(), 2)
+        iface::check_attachment(req, Conf::load(req)?.has_ipam(), 2)
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use ipnet::IpNet;
 
-use super::nl_err;
+use super::pkg::attachment::open_netns;
+use super::pkg::error::nl_err;
 use crate::cni::result::{Interface, IpConfig};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{CniError, CniResult};
@@ -15,7 +16,7 @@ pub struct Loopback;
 
 impl Plugin for Loopback {
     fn add(&self, req: &Request) -> Result<CniResult, CniError> {
-        let ns = super::ptp::open_netns(req)?;
+        let ns = open_netns(req)?;
         let pod = Netlink::in_netns(&ns).map_err(nl_err(req, "connect to the pod netns"))?;
         let lo = pod
             .link(&req.ifname)

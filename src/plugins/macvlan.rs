@@ -5,8 +5,11 @@
 
 use serde::Deserialize;
 
-use super::ptp::open_netns;
-use super::{ipam, nl_err, parse_conf, setup, teardown, PluginError};
+use super::ipam;
+use super::pkg::attachment::open_netns;
+use super::pkg::conf::{parse_conf, IpamRef};
+use super::pkg::error::{nl_err, PluginError};
+use super::pkg::{iface, teardown};
 use crate::cni::result::Interface;
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{CniError, CniResult};
@@ -25,7 +28,7 @@ struct Conf {
     #[serde(default)]
     mtu: u32,
     #[serde(default)]
-    ipam: Option<super::IpamRef>,
+    ipam: Option<IpamRef>,
 }
 
 impl Conf {
@@ -73,7 +76,7 @@ impl Macvlan {
             for ip in res.ips.iter_mut() {
                 ip.interface = Some(0);
             }
-            setup::configure_iface(pod, index, &res, 0, false)
+            iface::configure_iface(pod, index, &res, 0, false)
                 .map_err(|(what, e)| CniError::from(nl_err(req, what)(e)))?;
         } else {
             pod.set_up(index)
@@ -180,6 +183,6 @@ impl Plugin for Macvlan {
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
         let conf: Conf = parse_conf(req)?;
-        setup::check_attachment(req, conf.has_ipam(), 0)
+        iface::check_attachment(req, conf.has_ipam(), 0)
     }
 }

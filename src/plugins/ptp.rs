@@ -9,67 +9,27 @@
 //! families; see [`super::firewall`]).
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use ipnet::IpNet;
 
-use super::{
-    firewall, ipam, nl_err, setup, teardown, veth, BaseConf, Isolation, PluginError, StepTimer,
-};
-use crate::cni::result::Interface;
+use super::ipam;
+use super::pkg::attachment::{self, enable_forwarding, open_netns, Undo};
+use super::pkg::conf::{BaseConf, Isolation};
+use super::pkg::error::{nl_err, PluginError};
+use super::pkg::timing::StepTimer;
+use super::pkg::{firewall, iface, veth};
 use crate::cni::skeleton::{Plugin, Request};
-use crate::cni::{codes, CniError, CniResult};
-use crate::netlink::link::Link;
+use crate::cni::{CniError, CniResult};
 use crate::netlink::route::{Route, Scope};
-use crate::netlink::{sysctl, Netlink, NetlinkError, Netns};
+use crate::netlink::{sysctl, Netlink, Netns};
 
 /// The ptp plugin.
 pub struct Ptp;
-
-/// Turns on forwarding for the families in use (host netns).
-pub(crate) fn enable_forwarding(res: &CniResult) -> Result<(), NetlinkError> {
-    if res.ips.iter().any(|i| i.address.addr().is_ipv4()) {
-        sysctl::ensure("net/ipv4/ip_forward", "1")?;
-    }
-    if res.ips.iter().any(|i| i.address.addr().is_ipv6()) {
-        sysctl::ensure("net/ipv6/conf/all/forwarding", "1")?;
-    }
-    Ok(())
-}
 
 fn host_prefix(ip: IpAddr) -> IpNet {
     let bits = if ip.is_ipv4() { 32 } else { 128 };
     // A full-length prefix is always valid.
     IpNet::new(ip, bits).unwrap_or_else(|_| IpNet::from(ip))
-}
-
-/// What a failed ADD has to undo beyond IPAM.
-#[derive(Default)]
-pub(crate) struct Undo {
-    /// The host end we created.
-    pub veth: Option<Link>,
-    /// Whether the attachment was recorded with the nftables state (a
-    /// failing [`firewall::add`] undoes its own work).
-    pub firewall: bool,
-}
-
-impl Undo {
-    /// Removes the host veth we created (if it is still that link) and the
-    /// attachment's nftables record; errors are the caller's first error's
-    /// business, not ours.
-    pub(crate) fn run(&self, req: &Request, host: &Netlink) {
-        if let Some(l) = &self.veth {
-            if host
-                .link_by_index(l.index)
-                .is_ok_and(|now| now.name == l.name)
-            {
-                let _ = host.delete_link(l.index);
-            }
-        }
-        if self.firewall {
-            let _ = super::firewall_del(req);
-        }
-    }
 }
 
 impl Ptp {
@@ -101,11 +61,11 @@ impl Ptp {
             bridges: Vec::new(),
             subnets: res.ips.iter().map(|i| i.address.trunc()).collect(),
         };
-        super::firewall_add(req, &want)?;
+        attachment::firewall_add(req, &want)?;
         undo.firewall = true;
         timer.mark("nft");
         if !res.ips.iter().any(|i| i.address.addr().is_ipv6()) {
-            super::host_veth_without_ipv6(host_name)
+            attachment::host_veth_without_ipv6(host_name)
                 .map_err(nl_err(req, "turn IPv6 off on the host veth"))?;
         }
         host.set_up_with_alias(hveth.index, &veth::alias(&req.container_id, &req.ifname))
@@ -129,7 +89,7 @@ impl Ptp {
         // A point-to-point link has two ends, both addressed by IPAM: IPv6
         // addresses skip DAD so routes can use them as source at once (the
         // reference waits ~2 s for DAD instead).
-        setup::configure_iface(&pod, cveth.index, res, 1, true)
+        iface::configure_iface(&pod, cveth.index, res, 1, true)
             .map_err(|(what, e)| nl_err(req, what)(e))?;
         for ip in &res.ips {
             let Some(gw) = ip.gateway else {
@@ -171,34 +131,9 @@ impl Ptp {
                 .map_err(nl_err(req, "add the host route to the pod"))?;
         }
         timer.mark("host-route");
-        res.interfaces = vec![
-            Interface {
-                name: host_name.to_string(),
-                mac: hveth.mac.clone(),
-                ..Default::default()
-            },
-            Interface {
-                name: req.ifname.clone(),
-                mac: cveth.mac,
-                sandbox: req.netns.clone(),
-                ..Default::default()
-            },
-        ];
+        res.interfaces = veth::result_interfaces(req, host_name, &hveth.mac, cveth.mac);
         Ok(())
     }
-}
-
-/// Opens the pod netns or says which one failed.
-pub(crate) fn open_netns(req: &Request) -> Result<Netns, CniError> {
-    Netns::open(Path::new(&req.netns)).map_err(|e| {
-        CniError::new(
-            codes::INTERNAL,
-            format!(
-                "network \"{}\": failed to open netns \"{}\": {e}",
-                req.name, req.netns
-            ),
-        )
-    })
 }
 
 impl Plugin for Ptp {
@@ -223,16 +158,14 @@ impl Plugin for Ptp {
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
         BaseConf::parse(req)?;
-        ipam::del(req)?;
-        super::firewall_del(req)?;
-        teardown::delete_veth(req)
+        attachment::del_veth(req, true)
     }
 
     fn gc(&self, req: &Request) -> Result<(), CniError> {
-        super::gc_firewall(req)
+        attachment::gc_firewall(req)
     }
 
     fn check(&self, req: &Request) -> Result<(), CniError> {
-        setup::check_attachment(req, true, 1)
+        iface::check_attachment(req, true, 1)
     }
 }

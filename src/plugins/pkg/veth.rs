@@ -12,7 +12,9 @@
 //! the attachment's. Host ends made by earlier versions (`veth` and a hash
 //! of the attachment, no alias) are recognised by that name.
 
-use super::{nl_err, PluginError};
+use super::conf::attachment_hash;
+use super::error::{nl_err, PluginError};
+use crate::cni::result::Interface;
 use crate::cni::skeleton::Request;
 use crate::netlink::link::Link;
 use crate::netlink::{Netlink, NetlinkError, Netns};
@@ -29,13 +31,13 @@ pub const TEST_NAMES_ENV: &str = "RKT_TEST_VETH_NAMES";
 /// The alias that marks the host end of attachment (`container_id`,
 /// `ifname`) as ours.
 pub fn alias(container_id: &str, ifname: &str) -> String {
-    format!("rkt-cni:{}", super::attachment_hash(container_id, ifname))
+    format!("rkt-cni:{}", attachment_hash(container_id, ifname))
 }
 
 /// The host end's name in earlier versions: `veth` and 8 hex digits of a
 /// hash of the container ID and interface name.
 pub fn legacy_name(container_id: &str, ifname: &str) -> String {
-    format!("veth{}", &super::attachment_hash(container_id, ifname)[..8])
+    format!("veth{}", &attachment_hash(container_id, ifname)[..8])
 }
 
 /// `veth` and 8 random hex digits.
@@ -180,6 +182,29 @@ pub fn from_prev_result(req: &Request, host: &Netlink) -> Result<Option<Link>, N
         }
     }
     Ok(None)
+}
+
+/// The result's interfaces of a veth attachment: the host end, then the
+/// pod end in its sandbox.
+pub fn result_interfaces(
+    req: &Request,
+    host_name: &str,
+    host_mac: &str,
+    pod_mac: String,
+) -> Vec<Interface> {
+    vec![
+        Interface {
+            name: host_name.to_string(),
+            mac: host_mac.to_string(),
+            ..Default::default()
+        },
+        Interface {
+            name: req.ifname.clone(),
+            mac: pod_mac,
+            sandbox: req.netns.clone(),
+            ..Default::default()
+        },
+    ]
 }
 
 #[cfg(test)]

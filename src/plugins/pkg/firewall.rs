@@ -286,7 +286,7 @@ fn member_name(container_id: &str, ifname: &str) -> String {
     if name.len() <= 200 {
         return name;
     }
-    let hex = super::attachment_hash(container_id, ifname);
+    let hex = super::conf::attachment_hash(container_id, ifname);
     format!("{}-{hex}", &container_id[..container_id.len().min(160)])
 }
 
@@ -466,11 +466,11 @@ const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 /// grace period). A detached copy of this plugin (its own process group, no
 /// stdio) waits [`GRACE`], takes the lock, and removes the state only if no
 /// pod came back and no later last pod scheduled a removal of its own (the
-/// generation `gen` is still current) ([`super::spawn_detached`]). When the
+/// generation `gen` is still current) ([`super::detached::spawn_detached`]). When the
 /// copy cannot be started, the removal happens here.
 fn remove_later(root: &Path, network: &str, gen: u64) {
     let gen_s = gen.to_string();
-    let spawned = super::spawn_detached(&[
+    let spawned = super::detached::spawn_detached(&[
         (CLEANUP_ENV, network.as_ref()),
         (CLEANUP_GEN_ENV, gen_s.as_ref()),
         (CLEANUP_ROOT_ENV, root.as_os_str()),

@@ -126,15 +126,16 @@ pub fn check_attachment(
         )
     })?;
     if has_ipam {
-        super::ipam::check(req)?;
+        crate::plugins::ipam::check(req)?;
     }
-    let ns = super::ptp::open_netns(req)?;
+    let ns = super::attachment::open_netns(req)?;
     let iface = prev
         .interfaces
         .iter()
         .position(|i| i.name == req.ifname && !i.sandbox.is_empty())
         .unwrap_or(fallback);
-    let pod = Netlink::in_netns(&ns).map_err(super::nl_err(req, "connect to the pod netns"))?;
+    let pod =
+        Netlink::in_netns(&ns).map_err(super::error::nl_err(req, "connect to the pod netns"))?;
     verify_iface(&pod, &req.ifname, prev, iface)
         .map_err(|m| CniError::new(codes::INTERNAL, format!("network \"{}\": {m}", req.name)))
 }

@@ -24,7 +24,8 @@
 
 use std::path::Path;
 
-use super::{nl_err, veth};
+use super::error::nl_err;
+use super::veth;
 use crate::cni::skeleton::Request;
 use crate::cni::CniError;
 use crate::netlink::link::Link;
@@ -158,7 +159,7 @@ fn delete_later(
     if let Some(ns) = netns {
         env.push((DELETE_NETNS_ENV, ns.as_ref()));
     }
-    match crate::plugins::spawn_detached(&env) {
+    match super::detached::spawn_detached(&env) {
         Ok(()) => Ok(()),
         Err(_) => delete_now(req, nl, index, name),
     }
