@@ -1,8 +1,8 @@
-//! Advisory `flock` locks on files: pod locks, lease and masquerade state.
+//! Advisory locks on files (std's `File::lock`, `flock` on Linux): pod
+//! locks, lease and masquerade state.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 /// A lock, released when dropped (or when the process dies).
@@ -25,44 +25,58 @@ impl FileLock {
     /// callers that open the file their own way, e.g. without following
     /// symlinks).
     pub fn lock(file: File) -> io::Result<Self> {
-        Self::flock(file, libc::LOCK_EX)
-    }
-
-    fn flock(file: File, op: libc::c_int) -> io::Result<Self> {
-        loop {
-            // SAFETY: flock on a file descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-                return Ok(FileLock { _file: file });
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        retry(|| file.lock())?;
+        Ok(FileLock { _file: file })
     }
 
     /// Blocks until the lock is ours.
     pub fn acquire(path: &Path) -> io::Result<Self> {
-        Self::flock(Self::open(path)?, libc::LOCK_EX)
+        Self::lock(Self::open(path)?)
     }
 
     /// Blocks until we share the lock (with other shared holders only).
     pub fn acquire_shared(path: &Path) -> io::Result<Self> {
-        Self::flock(Self::open(path)?, libc::LOCK_SH)
+        let file = Self::open(path)?;
+        retry(|| file.lock_shared())?;
+        Ok(FileLock { _file: file })
     }
 
     /// Takes the lock if nobody holds it.
     pub fn try_acquire(path: &Path) -> io::Result<Option<Self>> {
         let file = Self::open(path)?;
-        // SAFETY: flock on a file descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(Some(FileLock { _file: file }));
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
         }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(e)
+    }
+}
+
+/// A blocking lock interrupted by a signal (rkt run forwards signals to
+/// the pod) is taken again, as before.
+fn retry(mut f: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_excludes_and_drop_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l");
+        let held = FileLock::acquire(&p).unwrap();
+        assert!(FileLock::try_acquire(&p).unwrap().is_none());
+        drop(held);
+        assert!(FileLock::try_acquire(&p).unwrap().is_some());
+        let _a = FileLock::acquire_shared(&p).unwrap();
+        let _b = FileLock::acquire_shared(&p).unwrap();
+        assert!(FileLock::try_acquire(&p).unwrap().is_none());
     }
 }
