@@ -183,6 +183,10 @@ fn collect_leases(g: &Global, live: &[Pod]) -> usize {
     let timeout = g
         .plugin_timeout()
         .unwrap_or(std::time::Duration::from_secs(60));
+    let plugins = networking::Plugins {
+        path: &plugin_path,
+        timeout,
+    };
     let mut problems = 0;
     let mut known = networking::GcSupport::new();
     for conf in nets.by_name.values() {
@@ -196,15 +200,8 @@ fn collect_leases(g: &Global, live: &[Pod]) -> usize {
                     .collect::<Vec<_>>()
             })
             .collect();
-        let ctx = networking::Context {
-            plugin_path: &plugin_path,
-            timeout,
-            container_id: "",
-            netns: std::path::Path::new(""),
-            runtime_config: Default::default(),
-        };
         let before = lease_count(conf);
-        for e in networking::gc(&ctx, conf, &valid, &mut known) {
+        for e in networking::gc(&plugins, conf, &valid, &mut known) {
             if e.config_rejected() {
                 // Every `rkt run` on this network fails on the same config;
                 // gc says so but does not fail for it.

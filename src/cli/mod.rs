@@ -144,6 +144,11 @@ impl Global {
     /// Releases a pod's networks with this invocation's plugin settings.
     pub fn release_network(&self, pod: &Pod, force: bool) -> networking::Released {
         let timeout = self.plugin_timeout().unwrap_or(Duration::from_secs(60));
-        networking::release(pod, &self.plugin_path(), timeout, force)
+        let path = self.plugin_path();
+        let plugins = networking::Plugins {
+            path: &path,
+            timeout,
+        };
+        networking::release(pod, plugins, force)
     }
 }

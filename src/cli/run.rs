@@ -281,8 +281,10 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 let _p = phase("networks");
                 let plugin_path = g.plugin_path();
                 let ctx = networking::Context {
-                    plugin_path: &plugin_path,
-                    timeout,
+                    plugins: networking::Plugins {
+                        path: &plugin_path,
+                        timeout,
+                    },
                     container_id: &uuid,
                     netns: ns,
                     runtime_config: dns_flags

@@ -20,11 +20,17 @@ use crate::cni::{args, codes, version, CniResult, NetConf};
 use crate::pod::manifest::NetRecord;
 use crate::pod::Pod;
 
-/// What every plugin call of one pod shares.
+/// How this runtime invokes plugins: the same for every pod and for gc.
+#[derive(Debug, Clone, Copy)]
+pub struct Plugins<'a> {
+    pub path: &'a [PathBuf],
+    pub timeout: Duration,
+}
+
+/// What every plugin call of one pod's attachments shares.
 #[derive(Debug, Clone)]
 pub struct Context<'a> {
-    pub plugin_path: &'a [PathBuf],
-    pub timeout: Duration,
+    pub plugins: Plugins<'a>,
     pub container_id: &'a str,
     pub netns: &'a Path,
     pub runtime_config: Map<String, Value>,
@@ -120,7 +126,7 @@ fn call(
 ) -> Result<Vec<u8>, CallError> {
     let ty = conf.types()[i].to_string();
     let where_ = format!("network \"{}\" (plugin {ty}, {command})", conf.name);
-    let plugin = exec::find_plugin(&ty, ctx.plugin_path)
+    let plugin = exec::find_plugin(&ty, ctx.plugins.path)
         .map_err(|e| CallError::new(format!("{where_}: {e}")))?;
     let stdin = conf.plugin_stdin(i, prev, &ctx.runtime_config);
     let stdin = serde_json::to_vec(&stdin).map_err(|e| CallError::new(format!("{where_}: {e}")))?;
@@ -130,8 +136,8 @@ fn call(
         netns: &ctx.netns.to_string_lossy(),
         ifname,
         args: cni_args,
-        path: ctx.plugin_path,
-        timeout: ctx.timeout,
+        path: ctx.plugins.path,
+        timeout: ctx.plugins.timeout,
     };
     let t = Instant::now();
     let out = exec::run(&plugin, &inv, &stdin).map_err(|e| CallError {
@@ -159,7 +165,7 @@ fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Va
         let fail = |msg: String, ran: usize| AddError { msg, ran };
         // A plugin that cannot be found or executed never ran: nothing to undo.
         let ty = conf.types()[i];
-        if let Err(e) = exec::find_plugin(ty, ctx.plugin_path) {
+        if let Err(e) = exec::find_plugin(ty, ctx.plugins.path) {
             return Err(fail(
                 format!("network \"{}\" (plugin {ty}): {e}", conf.name),
                 i,
@@ -311,7 +317,7 @@ pub type GcSupport = std::collections::HashMap<PathBuf, bool>;
 /// attachments that are still valid (`cni.dev/valid-attachments`). Plugins
 /// that predate GC (spec < 1.1.0) or are not installed are skipped.
 pub fn gc(
-    ctx: &Context,
+    plugins: &Plugins,
     conf: &NetConf,
     valid: &[(String, String)],
     known: &mut GcSupport,
@@ -325,18 +331,18 @@ pub fn gc(
     let mut problems = Vec::new();
     for i in 0..conf.plugins.len() {
         let ty = conf.types()[i].to_string();
-        let Ok(plugin) = exec::find_plugin(&ty, ctx.plugin_path) else {
+        let Ok(plugin) = exec::find_plugin(&ty, plugins.path) else {
             continue;
         };
         let speaks = *known
             .entry(plugin.clone())
-            .or_insert_with(|| supports(ctx, &plugin, version::LATEST));
+            .or_insert_with(|| supports(plugins, &plugin, version::LATEST));
         if !speaks {
             continue;
         }
-        let mut stdin = conf.plugin_stdin(i, None, &ctx.runtime_config);
+        let mut stdin = conf.plugin_stdin(i, None, &Map::new());
         stdin["cni.dev/valid-attachments"] = Value::Array(attachments.clone());
-        let inv = Invocation::global("GC", ctx.plugin_path, ctx.timeout);
+        let inv = Invocation::global("GC", plugins.path, plugins.timeout);
         let stdin = serde_json::to_vec(&stdin).unwrap_or_default();
         match exec::run(&plugin, &inv, &stdin) {
             Ok(_) => {}
@@ -354,8 +360,8 @@ pub fn gc(
 }
 
 /// Whether a plugin supports a spec version (asked with VERSION).
-fn supports(ctx: &Context, plugin: &Path, ver: &str) -> bool {
-    let inv = Invocation::global("VERSION", ctx.plugin_path, ctx.timeout);
+fn supports(plugins: &Plugins, plugin: &Path, ver: &str) -> bool {
+    let inv = Invocation::global("VERSION", plugins.path, plugins.timeout);
     let stdin = serde_json::json!({ "cniVersion": ver }).to_string();
     exec::run(plugin, &inv, stdin.as_bytes())
         .ok()

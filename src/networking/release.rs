@@ -3,7 +3,6 @@
 //! Used by `rkt run` at exit, `rkt stop`/`rm` and `rkt gc`.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::netns::Netns;
 use crate::pod::Pod;
@@ -23,7 +22,7 @@ pub struct Released {
 /// fails because the plugin rejects the network's config can never
 /// succeed (the saved config does not change): it is given up on, as is
 /// every failure with `force`.
-pub fn release(pod: &Pod, plugin_path: &[PathBuf], timeout: Duration, force: bool) -> Released {
+pub fn release(pod: &Pod, plugins: super::Plugins, force: bool) -> Released {
     let records = pod.nets();
     let netns_path = std::fs::read_to_string(pod.path("netns"))
         .ok()
@@ -34,8 +33,7 @@ pub fn release(pod: &Pod, plugin_path: &[PathBuf], timeout: Duration, force: boo
     };
     let mut out = Released::default();
     let ctx = super::Context {
-        plugin_path,
-        timeout,
+        plugins,
         container_id: &pod.uuid,
         netns: &netns_path,
         runtime_config: Default::default(),
