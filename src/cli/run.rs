@@ -169,9 +169,8 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
         }
     }
     let dns_flags =
-        dns::DnsFlags::parse(&a.dns, &a.dns_search, &a.dns_opt, a.dns_domain.as_deref())
-            .map_err(|e| anyhow!(e))?;
-    let hosts_flags = dns::HostsFlags::parse(&a.hosts_entry).map_err(|e| anyhow!(e))?;
+        dns::DnsFlags::parse(&a.dns, &a.dns_search, &a.dns_opt, a.dns_domain.as_deref())?;
+    let hosts_flags = dns::HostsFlags::parse(&a.hosts_entry)?;
     let annotations = metadata::pod::parse_annotations(&a.annotation)?;
     let selection = netd::parse_selection(&a.net).map_err(|e| anyhow!(e))?;
     let sysctls = a
@@ -189,7 +188,7 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32> {
             let _p = phase("load networks");
             let all = netd::load(&g.local_config).map_err(|e| anyhow!(e))?;
             let nets = netd::resolve(sel, &all).map_err(|e| anyhow!(e))?;
-            networking::preflight::check(&nets, &all).map_err(|e| anyhow!(e))?;
+            networking::preflight::check(&nets, &all)?;
             nets
         }
         _ => Vec::new(),

@@ -33,6 +33,27 @@ fn split_list(values: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// A `--dns*` or `--hosts-entry` flag that cannot be taken; names the flag.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagError {
+    #[error("--dns={0}: not an IP address (use IP[,IP], host or none)")]
+    DnsServer(String),
+    #[error("{0}={1}: not a valid domain")]
+    Domain(&'static str, String),
+    #[error("--dns-opt={0}: not a resolver option (letters, digits, '_', '-', '.', ':')")]
+    DnsOption(String),
+    #[error("--dns={0} cannot be combined with other DNS flags (--dns=IP, --dns-search, --dns-opt, --dns-domain, {1})")]
+    DnsCombined(&'static str, &'static str),
+    #[error("--hosts-entry={0}: use IP=HOST[,HOST...] or host")]
+    HostsForm(String),
+    #[error("--hosts-entry={0}: \"{1}\" is not an IP address")]
+    HostsIp(String, String),
+    #[error("--hosts-entry={0}: give one or more valid host names after '='")]
+    HostsNames(String),
+    #[error("--hosts-entry=host cannot be combined with IP=HOST entries")]
+    HostsCombined,
+}
+
 impl DnsFlags {
     /// Parses and checks the flags; errors name the flag.
     pub fn parse(
@@ -40,34 +61,33 @@ impl DnsFlags {
         search: &[String],
         opt: &[String],
         domain: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FlagError> {
         let mut f = DnsFlags::default();
         for v in split_list(dns) {
             match v.as_str() {
                 "host" => f.host = true,
                 "none" => f.none = true,
-                ip => f.servers.push(ip.parse().map_err(|_| {
-                    format!("--dns={ip}: not an IP address (use IP[,IP], host or none)")
-                })?),
+                ip => f.servers.push(
+                    ip.parse()
+                        .map_err(|_| FlagError::DnsServer(ip.to_string()))?,
+                ),
             }
         }
         f.search = split_list(search);
         for s in &f.search {
             if !valid_domain(s) {
-                return Err(format!("--dns-search={s}: not a valid domain"));
+                return Err(FlagError::Domain("--dns-search", s.clone()));
             }
         }
         f.options = split_list(opt);
         for o in &f.options {
             if !valid_resolver_option(o) {
-                return Err(format!(
-                    "--dns-opt={o}: not a resolver option (letters, digits, '_', '-', '.', ':')"
-                ));
+                return Err(FlagError::DnsOption(o.clone()));
             }
         }
         if let Some(d) = domain {
             if !valid_domain(d) {
-                return Err(format!("--dns-domain={d}: not a valid domain"));
+                return Err(FlagError::Domain("--dns-domain", d.to_string()));
             }
             f.domain = Some(d.to_string());
         }
@@ -77,10 +97,12 @@ impl DnsFlags {
             || f.domain.is_some();
         for (set, name) in [(f.host, "host"), (f.none, "none")] {
             if set && (others || (f.host && f.none)) {
-                return Err(format!(
-                    "--dns={name} cannot be combined with other DNS flags (--dns=IP, --dns-search, --dns-opt, --dns-domain{})",
-                    if name == "host" { ", --dns=none" } else { ", --dns=host" }
-                ));
+                let also = if name == "host" {
+                    "--dns=none"
+                } else {
+                    "--dns=host"
+                };
+                return Err(FlagError::DnsCombined(name, also));
             }
         }
         Ok(f)
@@ -219,7 +241,7 @@ pub struct HostsFlags {
 
 impl HostsFlags {
     /// Parses `IP=HOST[,HOST...]` (repeatable) and `host`.
-    pub fn parse(values: &[String]) -> Result<Self, String> {
+    pub fn parse(values: &[String]) -> Result<Self, FlagError> {
         let mut f = HostsFlags::default();
         for v in values {
             if v == "host" {
@@ -228,19 +250,17 @@ impl HostsFlags {
             }
             let (ip, names) = v
                 .split_once('=')
-                .ok_or_else(|| format!("--hosts-entry={v}: use IP=HOST[,HOST...] or host"))?;
+                .ok_or_else(|| FlagError::HostsForm(v.clone()))?;
             let ip: IpAddr = ip
                 .parse()
-                .map_err(|_| format!("--hosts-entry={v}: \"{ip}\" is not an IP address"))?;
+                .map_err(|_| FlagError::HostsIp(v.clone(), ip.to_string()))?;
             let names: Vec<String> = names
                 .split(',')
                 .filter(|n| !n.is_empty())
                 .map(String::from)
                 .collect();
             if names.is_empty() || names.iter().any(|n| !valid_domain(n)) {
-                return Err(format!(
-                    "--hosts-entry={v}: give one or more valid host names after '='"
-                ));
+                return Err(FlagError::HostsNames(v.clone()));
             }
             match f.entries.iter_mut().find(|(i, _)| *i == ip) {
                 Some((_, existing)) => existing.extend(names),
@@ -248,7 +268,7 @@ impl HostsFlags {
             }
         }
         if f.host && !f.entries.is_empty() {
-            return Err("--hosts-entry=host cannot be combined with IP=HOST entries".into());
+            return Err(FlagError::HostsCombined);
         }
         Ok(f)
     }
@@ -313,7 +333,9 @@ mod tests {
             (s(&["not-an-ip"]), s(&[]), "--dns=not-an-ip"),
             (s(&[]), s(&["bad domain"]), "--dns-search"),
         ] {
-            let e = DnsFlags::parse(&dns, &search, &[], None).unwrap_err();
+            let e = DnsFlags::parse(&dns, &search, &[], None)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{e} / {want}");
         }
         assert!(HostsFlags::parse(&s(&["host", "10.0.0.1=a"])).is_err());

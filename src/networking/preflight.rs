@@ -17,11 +17,14 @@ use crate::cni::{ranges, NetConf};
 /// parser host-local uses (CIDR, no host bits, room to allocate, ranges
 /// inside their subnet and not overlapping), so a bad config is refused
 /// before anything is created, in host-local's words.
-fn subnets(conf: &NetConf) -> Result<Vec<Ipv4Net>, String> {
+fn subnets(conf: &NetConf) -> Result<Vec<Ipv4Net>, PreflightError> {
     let mut out = Vec::new();
     for ipam in conf.plugins.iter().filter_map(|p| p.get("ipam")) {
-        let sets = ranges::parse(ipam)
-            .map_err(|e| format!("network \"{}\" ({}): {e}", conf.name, conf.source))?;
+        let sets = ranges::parse(ipam).map_err(|source| PreflightError::Ranges {
+            network: conf.name.clone(),
+            file: conf.source.clone(),
+            source,
+        })?;
         for r in sets.iter().flatten() {
             if let IpNet::V4(n) = r.subnet {
                 if !out.contains(&n) {
@@ -31,6 +34,41 @@ fn subnets(conf: &NetConf) -> Result<Vec<Ipv4Net>, String> {
         }
     }
     Ok(out)
+}
+
+/// Why a network cannot be attached; each names the network and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error("network \"{network}\" ({file}): {source}")]
+    Ranges {
+        network: String,
+        file: String,
+        source: ranges::RangeError,
+    },
+    #[error("network \"{network}\" ({file}): subnet {subnet} overlaps the host route {dst} dev {dev}; choose another subnet")]
+    HostRoute {
+        network: String,
+        file: String,
+        subnet: Ipv4Net,
+        dst: Ipv4Net,
+        dev: String,
+    },
+    #[error("network \"{network}\": subnet {subnet} overlaps subnet {other} of network \"{other_network}\"; choose another subnet")]
+    Selected {
+        network: String,
+        subnet: Ipv4Net,
+        other: Ipv4Net,
+        other_network: String,
+    },
+    #[error("network \"{network}\" ({file}): subnet {subnet} overlaps subnet {other} of network \"{other_network}\" ({other_file}): pods of both would get the same addresses and take each other's host routes; give one of them another subnet")]
+    Defined {
+        network: String,
+        file: String,
+        subnet: Ipv4Net,
+        other: Ipv4Net,
+        other_network: String,
+        other_file: String,
+    },
 }
 
 /// The device a network itself routes its subnet through (a bridge).
@@ -75,7 +113,7 @@ fn host_routed(conf: &NetConf) -> bool {
 
 /// Fails with one line naming the network, its subnet and the conflict.
 /// `all` holds every network defined on this host.
-pub fn check(nets: &[Attach], all: &Networks) -> Result<(), String> {
+pub fn check(nets: &[Attach], all: &Networks) -> Result<(), PreflightError> {
     let routes = host_routes();
     let mut seen: Vec<(Ipv4Net, &str)> = Vec::new();
     for (conf, _) in nets {
@@ -84,17 +122,22 @@ pub fn check(nets: &[Attach], all: &Networks) -> Result<(), String> {
             for (dst, dev) in &routes {
                 let pod_route = dst.prefix_len() == 32 || dst.prefix_len() == 0;
                 if !pod_route && Some(dev) != own.as_ref() && overlap(&subnet, dst) {
-                    return Err(format!(
-                        "network \"{}\" ({}): subnet {subnet} overlaps the host route {dst} dev {dev}; choose another subnet",
-                        conf.name, conf.source
-                    ));
+                    return Err(PreflightError::HostRoute {
+                        network: conf.name.clone(),
+                        file: conf.source.clone(),
+                        subnet,
+                        dst: *dst,
+                        dev: dev.clone(),
+                    });
                 }
             }
             if let Some((other, name)) = seen.iter().find(|(o, _)| overlap(o, &subnet)) {
-                return Err(format!(
-                    "network \"{}\": subnet {subnet} overlaps subnet {other} of network \"{name}\"; choose another subnet",
-                    conf.name
-                ));
+                return Err(PreflightError::Selected {
+                    network: conf.name.clone(),
+                    subnet,
+                    other: *other,
+                    other_network: name.to_string(),
+                });
             }
             seen.push((subnet, &conf.name));
         }
@@ -108,12 +151,14 @@ pub fn check(nets: &[Attach], all: &Networks) -> Result<(), String> {
                 let Ok(theirs) = subnets(other) else { continue };
                 for a in &mine {
                     if let Some(b) = theirs.iter().find(|b| overlap(a, b)) {
-                        return Err(format!(
-                            "network \"{}\" ({}): subnet {a} overlaps subnet {b} of network \"{}\" ({}): \
-                             pods of both would get the same addresses and take each other's host routes; \
-                             give one of them another subnet",
-                            conf.name, conf.source, other.name, other.source
-                        ));
+                        return Err(PreflightError::Defined {
+                            network: conf.name.clone(),
+                            file: conf.source.clone(),
+                            subnet: *a,
+                            other: *b,
+                            other_network: other.name.clone(),
+                            other_file: other.source.clone(),
+                        });
                     }
                 }
             }
