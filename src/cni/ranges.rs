@@ -10,10 +10,10 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// A range's optional bounds and gateway (completed from its subnet).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawRange {
-    subnet: String,
+struct Bounds {
     #[serde(default)]
     range_start: Option<IpAddr>,
     #[serde(default)]
@@ -22,18 +22,20 @@ struct RawRange {
     gateway: Option<IpAddr>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize)]
+struct RawRange {
+    subnet: String,
+    #[serde(flatten)]
+    bounds: Bounds,
+}
+
 /// The range keys of an `ipam` object (its other keys are the plugin's).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct RawRanges {
     #[serde(default)]
     subnet: Option<String>,
-    #[serde(default)]
-    range_start: Option<IpAddr>,
-    #[serde(default)]
-    range_end: Option<IpAddr>,
-    #[serde(default)]
-    gateway: Option<IpAddr>,
+    #[serde(flatten)]
+    bounds: Bounds,
     #[serde(default)]
     ranges: Vec<Vec<RawRange>>,
 }
@@ -132,11 +134,15 @@ fn complete(r: &RawRange) -> Result<Range, RangeError> {
         }
     };
     let first = from_u128(net + 1, subnet.addr());
-    let gateway = r.gateway.map_or(Ok(first), |g| inside(g, "gateway"))?;
+    let gateway = r
+        .bounds
+        .gateway
+        .map_or(Ok(first), |g| inside(g, "gateway"))?;
     let start = r
+        .bounds
         .range_start
         .map_or(Ok(first), |s| inside(s, "rangeStart"))?;
-    let end = match r.range_end {
+    let end = match r.bounds.range_end {
         Some(e) => inside(e, "rangeEnd")?,
         None => from_u128(last, subnet.addr()),
     };
@@ -161,9 +167,7 @@ pub fn parse(ipam: &Value) -> Result<Vec<RangeSet>, RangeError> {
             0,
             vec![RawRange {
                 subnet,
-                range_start: raw.range_start,
-                range_end: raw.range_end,
-                gateway: raw.gateway,
+                bounds: raw.bounds,
             }],
         );
     }
