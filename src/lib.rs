@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod cni;
+pub mod error;
 pub mod image;
 pub mod lock;
 pub mod metadata;

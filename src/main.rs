@@ -8,7 +8,7 @@ fn main() {
     match rkt::cli::dispatch(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("rkt: {e:#}");
+            eprintln!("rkt: {}", rkt::cli::report(&e));
             std::process::exit(254);
         }
     }

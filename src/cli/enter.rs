@@ -16,7 +16,7 @@ pub struct EnterArgs {
 }
 
 pub fn enter(g: &Global, a: EnterArgs) -> Result<i32> {
-    let pod = g.store().find(&a.uuid).map_err(|e| anyhow!(e))?;
+    let pod = g.store().find(&a.uuid)?;
     if pod.state() != PodState::Running {
         bail!(
             "pod {} is {}, not running; rkt enter needs a running pod",

@@ -1,6 +1,6 @@
 //! `rkt list` and `rkt status`.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
@@ -177,7 +177,7 @@ pub fn list(g: &Global, a: ListArgs) -> Result<i32> {
 }
 
 pub fn status(g: &Global, a: StatusArgs) -> Result<i32> {
-    let pod = g.store().find(&a.uuid).map_err(|e| anyhow!(e))?;
+    let pod = g.store().find(&a.uuid)?;
     match a.format.as_str() {
         "json" => {
             println!("{}", serde_json::to_string(&pod_json(&pod))?);

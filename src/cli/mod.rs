@@ -7,6 +7,8 @@ mod metadata;
 mod run;
 mod stop;
 
+pub use run::RunFlagError;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -85,10 +87,44 @@ pub fn init_tracing(debug: bool) {
         .try_init();
 }
 
+/// A global flag's value, refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GlobalFlagError {
+    #[error("--max-image-size={value}: {source}")]
+    MaxImageSize {
+        value: String,
+        source: crate::image::SizeError,
+    },
+    #[error("--net-plugin-timeout={value}: {source}")]
+    PluginTimeout {
+        value: String,
+        source: crate::pod::time::DurationError,
+    },
+    #[error(
+        "--net-plugin-timeout={0}: must be more than zero (every plugin would time out at once)"
+    )]
+    ZeroTimeout(String),
+}
+
+/// The one line a failed command prints: the error and its causes, each
+/// once. Typed errors already end with their cause's text (`cannot create
+/// X: File exists`); a context added on top does not, so its cause follows.
+pub fn report(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !line.ends_with(&c) {
+            line.push_str(": ");
+            line.push_str(&c);
+        }
+    }
+    line
+}
+
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = &cli.global;
     match cli.command {
-        Command::Run(a) => run::run(g, *a),
+        Command::Run(a) => Ok(run::run(g, *a)?),
         Command::List(a) => list::list(g, a),
         Command::Status(a) => list::status(g, a),
         Command::Enter(a) => enter::enter(g, a),
@@ -123,20 +159,25 @@ impl Global {
         out
     }
 
-    pub fn max_image_size(&self) -> Result<u64> {
-        crate::image::parse_size(&self.max_image_size)
-            .map_err(|e| anyhow::anyhow!("--max-image-size={}: {e}", self.max_image_size))
+    pub fn max_image_size(&self) -> Result<u64, GlobalFlagError> {
+        crate::image::parse_size(&self.max_image_size).map_err(|source| {
+            GlobalFlagError::MaxImageSize {
+                value: self.max_image_size.clone(),
+                source,
+            }
+        })
     }
 
-    pub fn plugin_timeout(&self) -> Result<Duration> {
-        let flag = || format!("--net-plugin-timeout={}", self.net_plugin_timeout);
-        let t = crate::pod::time::parse_duration(&self.net_plugin_timeout)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", flag()))?;
+    pub fn plugin_timeout(&self) -> Result<Duration, GlobalFlagError> {
+        let value = || self.net_plugin_timeout.clone();
+        let t = crate::pod::time::parse_duration(&self.net_plugin_timeout).map_err(|source| {
+            GlobalFlagError::PluginTimeout {
+                value: value(),
+                source,
+            }
+        })?;
         if t.is_zero() {
-            anyhow::bail!(
-                "{}: must be more than zero (every plugin would time out at once)",
-                flag()
-            );
+            return Err(GlobalFlagError::ZeroTimeout(value()));
         }
         Ok(t)
     }

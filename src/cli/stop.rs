@@ -33,7 +33,7 @@ pub fn stop(g: &Global, a: StopArgs) -> Result<i32> {
     let mut failed = 0;
     for u in &a.uuids {
         let res = (|| -> Result<String> {
-            let pod = store.find(u).map_err(|e| anyhow!(e))?;
+            let pod = store.find(u)?;
             if pod.state() != PodState::Running {
                 return Err(anyhow!(
                     "pod {} is {}, not running",
@@ -89,7 +89,7 @@ pub fn rm(g: &Global, a: RmArgs) -> Result<i32> {
     let mut failed = 0;
     for u in &a.uuids {
         let res = (|| -> Result<String> {
-            let pod = store.find(u).map_err(|e| anyhow!(e))?;
+            let pod = store.find(u)?;
             let Some(_lock) = pod.try_lock()? else {
                 return Err(anyhow!(
                     "pod {} is running; stop it first (rkt stop {})",
@@ -105,7 +105,7 @@ pub fn rm(g: &Global, a: RmArgs) -> Result<i32> {
                 return Err(anyhow!(
                     "pod {}: {}; fix the cause and retry, or remove the pod anyway with `rkt rm --force {}`",
                     pod.uuid,
-                    released.problems.join("; "),
+                    crate::error::join(&released.problems),
                     pod.uuid
                 ));
             }

@@ -9,31 +9,36 @@ pub const NETNS_TEARDOWN: &str = "RKT_NETNS_TEARDOWN";
 /// Parses `K=V;K2=V2` into pairs. Keys and values must be non-empty and free
 /// of `=` and `;`, and no key may be given twice (which value a plugin
 /// would take is not defined).
-pub fn parse(s: &str) -> Result<Vec<(String, String)>, String> {
+/// Why CNI_ARGS are refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    #[error("\"{0}\" is not KEY=VALUE")]
+    NotKeyValue(String),
+    #[error("key \"{0}\" is given twice; give it once")]
+    Twice(String),
+}
+
+pub fn parse(s: &str) -> Result<Vec<(String, String)>, ArgsError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for part in s.split(';').filter(|p| !p.is_empty()) {
         let (k, v) = part
             .split_once('=')
-            .ok_or_else(|| format!("\"{part}\" is not KEY=VALUE"))?;
+            .ok_or_else(|| ArgsError::NotKeyValue(part.to_string()))?;
         if k.is_empty() || v.is_empty() || v.contains('=') {
-            return Err(format!("\"{part}\" is not KEY=VALUE"));
+            return Err(ArgsError::NotKeyValue(part.to_string()));
         }
         if out.iter().any(|(seen, _)| seen == k) {
-            return Err(twice(k));
+            return Err(ArgsError::Twice(k.to_string()));
         }
         out.push((k.to_string(), v.to_string()));
     }
     Ok(out)
 }
 
-fn twice(key: &str) -> String {
-    format!("key \"{key}\" is given twice; give it once")
-}
-
 /// A plugin's check of CNI_ARGS as a runtime passed it: the same key twice
 /// is an error naming it. Other runtimes' pairs are taken as they come
 /// (an empty value, a pair without `=`), as the reference plugins take them.
-pub fn check_unique(s: &str) -> Result<(), String> {
+pub fn check_unique(s: &str) -> Result<(), ArgsError> {
     let keys = s
         .split(';')
         .filter(|p| !p.is_empty())
@@ -41,7 +46,7 @@ pub fn check_unique(s: &str) -> Result<(), String> {
     let mut seen: Vec<&str> = Vec::new();
     for k in keys {
         if seen.contains(&k) {
-            return Err(twice(k));
+            return Err(ArgsError::Twice(k.to_string()));
         }
         seen.push(k);
     }
@@ -88,10 +93,13 @@ mod tests {
 
     #[test]
     fn a_key_given_twice_is_an_error_naming_it() {
-        let e = parse("IP=10.1.0.5;FOO=bar;IP=10.1.0.6").unwrap_err();
+        let e = parse("IP=10.1.0.5;FOO=bar;IP=10.1.0.6")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("key \"IP\" is given twice"), "{e}");
         assert!(check_unique("IgnoreUnknown=1;IP=1.2.3.4;IP=1.2.3.5")
             .unwrap_err()
+            .to_string()
             .contains("\"IP\""));
         // Case matters, as in the reference plugins' field lookup.
         assert!(parse("ip=1;IP=2").is_ok());

@@ -39,46 +39,95 @@ fn valid_ipam_type(plugin: &Value) -> bool {
     }
 }
 
+/// Why a network config file is refused: the file, then the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct ConfigError {
+    pub file: String,
+    pub problem: ConfigProblem,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("malformed JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("a network config must be a JSON object")]
+    NotObject,
+    #[error("\"{0}\" must be a string")]
+    NotString(&'static str),
+    #[error("missing \"name\"")]
+    NoName,
+    #[error("network name \"{0}\" is invalid (use letters, digits, '_', '.', '-'; no '/' and no leading '.')")]
+    BadName(String),
+    #[error("network \"{network}\": {problem}")]
+    Network {
+        network: String,
+        problem: NetworkProblem,
+    },
+}
+
+/// What is wrong inside a network that has a valid name.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkProblem {
+    #[error("unsupported cniVersion \"{0}\" (supported: {supported})", supported = version::SUPPORTED.join(", "))]
+    UnsupportedVersion(String),
+    #[error("a conflist needs a \"plugins\" array")]
+    NoPluginList,
+    #[error("\"plugins\" is empty")]
+    NoPlugins,
+    #[error("plugin type \"{0}\" is invalid")]
+    BadType(String),
+    #[error("missing \"type\"{}", .0.map(|i| format!(" in plugin {i}")).unwrap_or_default())]
+    MissingType(Option<usize>),
+    #[error(
+        "IPAM type \"{0}\" is invalid (a plugin name: letters, digits, '_', '.', '-'; no '/')"
+    )]
+    BadIpamType(String),
+    #[error("\"ipam\".\"type\" must be a string")]
+    IpamTypeNotString,
+}
+
 impl NetConf {
     /// Parses and validates a config file's bytes. `source` names the file in
     /// errors.
-    pub fn parse(bytes: &[u8], source: &str, is_list: bool) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8], source: &str, is_list: bool) -> Result<Self, ConfigError> {
+        let fail = |problem| ConfigError {
+            file: source.to_string(),
+            problem,
+        };
         let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("{source}: malformed JSON: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|e| fail(ConfigProblem::Json(e)))?;
         let Value::Object(obj) = value else {
-            return Err(format!("{source}: a network config must be a JSON object"));
+            return Err(fail(ConfigProblem::NotObject));
         };
         let name = match obj.get("name") {
             Some(Value::String(n)) => n.clone(),
-            Some(_) => return Err(format!("{source}: \"name\" must be a string")),
-            None => return Err(format!("{source}: missing \"name\"")),
+            Some(_) => return Err(fail(ConfigProblem::NotString("name"))),
+            None => return Err(fail(ConfigProblem::NoName)),
         };
         if !valid_name(&name) {
-            return Err(format!(
-                "{source}: network name \"{name}\" is invalid (use letters, digits, '_', '.', '-'; no '/' and no leading '.')"
-            ));
+            return Err(fail(ConfigProblem::BadName(name)));
         }
+        let in_net = |problem| {
+            fail(ConfigProblem::Network {
+                network: name.clone(),
+                problem,
+            })
+        };
         let cni_version = match obj.get("cniVersion") {
             None => "0.1.0".to_string(),
             Some(Value::String(v)) => v.clone(),
-            Some(_) => return Err(format!("{source}: \"cniVersion\" must be a string")),
+            Some(_) => return Err(fail(ConfigProblem::NotString("cniVersion"))),
         };
         if !version::is_supported(&cni_version) {
-            return Err(format!(
-                "{source}: network \"{name}\": unsupported cniVersion \"{cni_version}\" (supported: {})",
-                version::SUPPORTED.join(", ")
-            ));
+            return Err(in_net(NetworkProblem::UnsupportedVersion(cni_version)));
         }
         let plugins = if is_list || obj.contains_key("plugins") {
             let Some(Value::Array(list)) = obj.get("plugins") else {
-                return Err(format!(
-                    "{source}: network \"{name}\": a conflist needs a \"plugins\" array"
-                ));
+                return Err(in_net(NetworkProblem::NoPluginList));
             };
             if list.is_empty() {
-                return Err(format!(
-                    "{source}: network \"{name}\": \"plugins\" is empty"
-                ));
+                return Err(in_net(NetworkProblem::NoPlugins));
             }
             list.clone()
         } else {
@@ -87,33 +136,16 @@ impl NetConf {
         for (i, p) in plugins.iter().enumerate() {
             match p.get("type") {
                 Some(Value::String(t)) if valid_name(t) => {}
-                Some(Value::String(t)) => {
-                    return Err(format!(
-                        "{source}: network \"{name}\": plugin type \"{t}\" is invalid"
-                    ))
-                }
-                _ => {
-                    return Err(format!(
-                        "{source}: network \"{name}\": missing \"type\"{}",
-                        if is_list {
-                            format!(" in plugin {i}")
-                        } else {
-                            String::new()
-                        }
-                    ))
-                }
+                Some(Value::String(t)) => return Err(in_net(NetworkProblem::BadType(t.clone()))),
+                _ => return Err(in_net(NetworkProblem::MissingType(is_list.then_some(i)))),
             }
             // The IPAM type is a plugin type too: main plugins look it up
             // on CNI_PATH, so it must be a file name, never a path.
             if !valid_ipam_type(p) {
-                return Err(match p.pointer("/ipam/type") {
-                    Some(Value::String(t)) => format!(
-                        "{source}: network \"{name}\": IPAM type \"{t}\" is invalid (a plugin name: letters, digits, '_', '.', '-'; no '/')"
-                    ),
-                    _ => format!(
-                        "{source}: network \"{name}\": \"ipam\".\"type\" must be a string"
-                    ),
-                });
+                return Err(in_net(match p.pointer("/ipam/type") {
+                    Some(Value::String(t)) => NetworkProblem::BadIpamType(t.clone()),
+                    _ => NetworkProblem::IpamTypeNotString,
+                }));
             }
         }
         Ok(NetConf {
@@ -200,7 +232,9 @@ mod tests {
             ),
         ];
         for (input, want) in bad {
-            let err = NetConf::parse(input, "f.conf", false).unwrap_err();
+            let err = NetConf::parse(input, "f.conf", false)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err} should contain {want}");
             assert!(err.starts_with("f.conf"), "{err}");
         }

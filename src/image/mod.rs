@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use digest::Sha256Digest;
-pub use size::{format_size, parse_size};
+pub use size::{format_size, parse_size, SizeError};
 
 use cache::Cache;
 use digest::Budget;

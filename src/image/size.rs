@@ -3,13 +3,22 @@
 
 const UNITS: [(char, u32); 4] = [('K', 10), ('M', 20), ('G', 30), ('T', 40)];
 
+/// Why a size is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error(
+        "\"{0}\" is not a size: give bytes, or a number with a K, M, G or T suffix (512M, 10G)"
+    )]
+    NotASize(String),
+    #[error("\"{0}\" is too large")]
+    TooLarge(String),
+    #[error("\"{0}\": the size must be more than 0")]
+    Zero(String),
+}
+
 /// Parses `10G`, `512M`, `1048576`, `2t`; more than 0, at most u64.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || {
-        format!(
-            "\"{s}\" is not a size: give bytes, or a number with a K, M, G or T suffix (512M, 10G)"
-        )
-    };
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
+    let bad = || SizeError::NotASize(s.to_string());
     let t = s.trim();
     let (digits, shift) = match t.chars().last() {
         Some(c) if c.is_ascii_alphabetic() => {
@@ -28,9 +37,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let v = n
         .checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("\"{s}\" is too large"))?;
+        .ok_or_else(|| SizeError::TooLarge(s.to_string()))?;
     if v == 0 {
-        return Err(format!("\"{s}\": the size must be more than 0"));
+        return Err(SizeError::Zero(s.to_string()));
     }
     Ok(v)
 }

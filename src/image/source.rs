@@ -24,14 +24,25 @@ pub struct Blob<'a> {
     pub stamp: String,
 }
 
+/// Why a path an image names is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("\"{0}\" is an absolute path")]
+    Absolute(String),
+    #[error("\"{0}\" leaves the image (`..`)")]
+    Leaves(String),
+    #[error("\"{0}\" names no file")]
+    NoFile(String),
+}
+
 /// A path named inside an image: relative, without `..`, not empty.
-pub fn image_path(s: &str) -> Result<RelPath, String> {
+pub fn image_path(s: &str) -> Result<RelPath, PathError> {
     if s.starts_with('/') {
-        return Err(format!("\"{s}\" is an absolute path"));
+        return Err(PathError::Absolute(s.into()));
     }
     match RelPath::parse(s.as_bytes()) {
-        None => Err(format!("\"{s}\" leaves the image (`..`)")),
-        Some(p) if p.is_root() => Err(format!("\"{s}\" names no file")),
+        None => Err(PathError::Leaves(s.into())),
+        Some(p) if p.is_root() => Err(PathError::NoFile(s.into())),
         Some(p) => Ok(p),
     }
 }

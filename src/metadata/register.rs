@@ -5,10 +5,11 @@
 //! request must arrive whole, and the answer be taken, within a deadline each.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::unistd::geteuid;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -54,28 +55,21 @@ impl Reply {
     }
 }
 
-/// (pid, uid) of the process at the other end of `s`.
-fn peer_cred(s: &UnixStream) -> std::io::Result<(i32, u32)> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: `cred` and `len` are valid for writes of a ucred.
-    let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((cred.pid, cred.uid))
+/// Why a registration is refused; the caller is told the message.
+#[derive(Debug, thiserror::Error)]
+enum RefuseError {
+    #[error("cannot identify the caller: {0}")]
+    Caller(nix::Error),
+    #[error("user {0} may not register pods")]
+    NotAllowed(u32),
+    #[error("cannot read the request: {0}")]
+    Read(std::io::Error),
+    #[error("malformed request: {0}")]
+    Malformed(serde_json::Error),
+    #[error("registration without a pod UUID")]
+    NoUuid,
+    #[error(transparent)]
+    Registry(#[from] super::MetadataError),
 }
 
 /// Serves one connection on the registration socket: the request must
@@ -83,9 +77,9 @@ fn peer_cred(s: &UnixStream) -> std::io::Result<(i32, u32)> {
 pub fn serve(registry: &Registry, stream: UnixStream, port: u16, timeout: Duration) {
     let reply = match answer(registry, &stream, port, Instant::now() + timeout) {
         Ok(r) => r,
-        Err(msg) => {
-            warn!("registration: {msg}");
-            Reply::error(msg)
+        Err(e) => {
+            warn!("registration: {e}");
+            Reply::error(e.to_string())
         }
     };
     let mut w = Deadline::new(&stream, Instant::now() + timeout);
@@ -99,26 +93,24 @@ fn answer(
     stream: &UnixStream,
     port: u16,
     deadline: Instant,
-) -> Result<Reply, String> {
-    let (pid, uid) = peer_cred(stream).map_err(|e| format!("cannot identify the caller: {e}"))?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if uid != 0 && uid != me {
-        return Err(format!("user {uid} may not register pods"));
+) -> Result<Reply, RefuseError> {
+    let cred = getsockopt(stream, PeerCredentials).map_err(RefuseError::Caller)?;
+    let (pid, uid) = (cred.pid(), cred.uid());
+    if uid != 0 && uid != geteuid().as_raw() {
+        return Err(RefuseError::NotAllowed(uid));
     }
     let mut line = String::new();
     BufReader::new(Deadline::new(stream, deadline).take(MAX_MESSAGE))
         .read_line(&mut line)
-        .map_err(|e| format!("cannot read the request: {e}"))?;
-    let msg: Message =
-        serde_json::from_str(&line).map_err(|e| format!("malformed request: {e}"))?;
+        .map_err(RefuseError::Read)?;
+    let msg: Message = serde_json::from_str(&line).map_err(RefuseError::Malformed)?;
     match msg {
         Message::Register { pod } => {
             if pod.uuid.is_empty() {
-                return Err("registration without a pod UUID".into());
+                return Err(RefuseError::NoUuid);
             }
             let uuid = pod.uuid.clone();
-            let token = registry.register(pod, pid).map_err(|e| e.to_string())?;
+            let token = registry.register(pod, pid)?;
             debug!(pod = %uuid, runtime = pid, "registered");
             Ok(Reply {
                 token: Some(token),

@@ -128,9 +128,11 @@ impl Netlink {
 
     /// The link called `name`; an error naming it when there is none.
     pub fn link(&self, name: &str) -> Result<Link> {
-        self.link_by_name(name)?.ok_or_else(|| {
-            NetlinkError::Other(format!("no link named {name} in {}", self.ns_name()))
-        })
+        self.link_by_name(name)?
+            .ok_or_else(|| NetlinkError::NoLink {
+                link: format!("named {name}"),
+                netns: self.ns_name().to_string(),
+            })
     }
 
     /// The link with index `index`.
@@ -142,10 +144,10 @@ impl Netlink {
         });
         match res.map_err(self.fail(format!("look up link #{index}")))? {
             Some(m) => Ok(from_message(&m)),
-            None => Err(NetlinkError::Other(format!(
-                "no link #{index} in {}",
-                self.ns_name()
-            ))),
+            None => Err(NetlinkError::NoLink {
+                link: format!("#{index}"),
+                netns: self.ns_name().to_string(),
+            }),
         }
     }
 

@@ -28,8 +28,14 @@ pub enum NetlinkError {
         what: String,
         source: Box<rtnetlink::Error>,
     },
-    #[error("{0}")]
-    Other(String),
+    #[error("no link {link} in {netns}")]
+    NoLink { link: String, netns: String },
+    #[error("invalid route {route}: {source}")]
+    InvalidRoute {
+        route: String,
+        /// rtnetlink's builder error (a type it does not export).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl NetlinkError {

@@ -55,18 +55,19 @@ impl Route {
         self
     }
 
-    fn message(&self) -> std::result::Result<RouteMessage, String> {
-        fn e<E: std::fmt::Display>(e: E) -> String {
-            e.to_string()
-        }
+    fn message(&self) -> std::result::Result<RouteMessage, NetlinkError> {
+        let invalid = |e: &dyn std::fmt::Display| NetlinkError::InvalidRoute {
+            route: self.to_string(),
+            source: e.to_string().into(),
+        };
         let mut b = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(self.dst.addr(), self.dst.prefix_len())
-            .map_err(e)?;
+            .map_err(|e| invalid(&e))?;
         if let Some(gw) = self.gw {
-            b = b.gateway(gw).map_err(e)?;
+            b = b.gateway(gw).map_err(|e| invalid(&e))?;
         }
         if let Some(src) = self.src {
-            b = b.pref_source(src).map_err(e)?;
+            b = b.pref_source(src).map_err(|e| invalid(&e))?;
         }
         if let Some(oif) = self.oif {
             b = b.output_interface(oif);
@@ -136,9 +137,7 @@ fn parse(msg: &RouteMessage) -> Option<Route> {
 impl Netlink {
     /// Adds a route to the main table.
     pub fn add_route(&self, route: &Route) -> Result<()> {
-        let msg = route
-            .message()
-            .map_err(|e| NetlinkError::Other(format!("invalid route {route}: {e}")))?;
+        let msg = route.message()?;
         let req = self.handle().route().add(msg).execute();
         self.block_on(req)
             .map_err(self.fail(format!("add route {route}")))
@@ -146,9 +145,7 @@ impl Netlink {
 
     /// Adds or replaces a route (NLM_F_REPLACE).
     pub fn replace_route(&self, route: &Route) -> Result<()> {
-        let msg = route
-            .message()
-            .map_err(|e| NetlinkError::Other(format!("invalid route {route}: {e}")))?;
+        let msg = route.message()?;
         let req = self.handle().route().add(msg).replace().execute();
         self.block_on(req)
             .map_err(self.fail(format!("replace route {route}")))
@@ -156,9 +153,7 @@ impl Netlink {
 
     /// Deletes a route from the main table.
     pub fn delete_route(&self, route: &Route) -> Result<()> {
-        let mut msg = route
-            .message()
-            .map_err(|e| NetlinkError::Other(format!("invalid route {route}: {e}")))?;
+        let mut msg = route.message()?;
         // Any protocol: the kernel matches it on delete when it is set.
         msg.header.protocol = RouteProtocol::Unspec;
         let req = self.handle().route().del(msg).execute();

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use crate::lock::FileLock;
 use crate::pod::Pod;
 
-const DIR: &str = "/run/rkt/live";
-const LOCK: &str = "/run/rkt/live.lock";
+pub const DIR: &str = "/run/rkt/live";
+pub const LOCK: &str = "/run/rkt/live.lock";
 
 fn ensure_dir() -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

@@ -2,11 +2,16 @@
 //! in the pod directory, rolled back on failure) and detaching them.
 
 pub mod dns;
+mod error;
+pub mod etc;
 pub mod live;
 pub mod netd;
 pub mod preflight;
 mod release;
 
+pub use error::{
+    CallError, CallFailure, GivenUp, ReleaseProblem, SetupCause, SetupError, GIVEN_UP,
+};
 pub use release::{release, Released};
 
 use std::path::{Path, PathBuf};
@@ -83,53 +88,26 @@ impl NetRecord {
     }
 }
 
-/// A plugin call that failed: the message names network and plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallError {
-    pub msg: String,
-    /// The plugin's CNI error code, when it answered with one.
-    pub code: Option<u32>,
-}
-
-impl CallError {
-    fn new(msg: String) -> Self {
-        CallError { msg, code: None }
-    }
-
-    /// The plugin says the network config itself is wrong (CNI codes 2
-    /// unsupported field, 6 cannot decode, 7 invalid config): the config a
-    /// pod was attached with never changes, so calling again with it cannot
-    /// succeed.
-    pub fn config_rejected(&self) -> bool {
-        matches!(
-            self.code,
-            Some(codes::UNSUPPORTED_FIELD | codes::DECODING_FAILURE | codes::INVALID_CONFIG)
-        )
-    }
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.msg)
-    }
-}
-
 /// Runs one plugin of a network's chain; errors name network and plugin.
 fn call(
     ctx: &Context,
     conf: &NetConf,
     i: usize,
-    command: &str,
+    command: &'static str,
     ifname: &str,
     cni_args: &str,
     prev: Option<&Value>,
 ) -> Result<Vec<u8>, CallError> {
     let ty = conf.types()[i].to_string();
-    let where_ = format!("network \"{}\" (plugin {ty}, {command})", conf.name);
-    let plugin = exec::find_plugin(&ty, ctx.plugins.path)
-        .map_err(|e| CallError::new(format!("{where_}: {e}")))?;
+    let fail = |failure: CallFailure| CallError {
+        network: conf.name.clone(),
+        plugin: ty.clone(),
+        verb: Some(command),
+        failure: Box::new(failure),
+    };
+    let plugin = exec::find_plugin(&ty, ctx.plugins.path).map_err(|e| fail(e.into()))?;
     let stdin = conf.plugin_stdin(i, prev, &ctx.runtime_config);
-    let stdin = serde_json::to_vec(&stdin).map_err(|e| CallError::new(format!("{where_}: {e}")))?;
+    let stdin = serde_json::to_vec(&stdin).map_err(|e| fail(CallFailure::Encode(e)))?;
     let inv = Invocation {
         command,
         container_id: ctx.container_id,
@@ -140,21 +118,15 @@ fn call(
         timeout: ctx.plugins.timeout,
     };
     let t = Instant::now();
-    let out = exec::run(&plugin, &inv, &stdin).map_err(|e| CallError {
-        code: match &e {
-            exec::ExecError::Plugin(c) => Some(c.code),
-            _ => None,
-        },
-        msg: format!("{where_}: {e}"),
-    })?;
+    let out = exec::run(&plugin, &inv, &stdin).map_err(|e| fail(e.into()))?;
     debug!(network = %conf.name, plugin = %ty, command, elapsed_ms = t.elapsed().as_secs_f64() * 1e3, "plugin");
     Ok(out)
 }
 
-/// A failed ADD: the message and how many plugins of the chain were run
-/// (and so need a DEL).
+/// A failed ADD: why, and how many plugins of the chain were run (and so
+/// need a DEL).
 struct AddError {
-    msg: String,
+    cause: SetupCause,
     ran: usize,
 }
 
@@ -162,27 +134,31 @@ struct AddError {
 fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Value, AddError> {
     let mut prev: Option<Value> = None;
     for i in 0..conf.plugins.len() {
-        let fail = |msg: String, ran: usize| AddError { msg, ran };
-        // A plugin that cannot be found or executed never ran: nothing to undo.
         let ty = conf.types()[i];
+        let fail = |failure: CallFailure, ran: usize| AddError {
+            cause: SetupCause::Call(CallError {
+                network: conf.name.clone(),
+                plugin: ty.to_string(),
+                verb: None,
+                failure: Box::new(failure),
+            }),
+            ran,
+        };
+        // A plugin that cannot be found or executed never ran: nothing to undo.
         if let Err(e) = exec::find_plugin(ty, ctx.plugins.path) {
-            return Err(fail(
-                format!("network \"{}\" (plugin {ty}): {e}", conf.name),
-                i,
-            ));
+            return Err(fail(e.into(), i));
         }
-        let out = call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref())
-            .map_err(|e| fail(e.msg, i + 1))?;
-        let result = CniResult::parse(&out, &conf.cni_version).map_err(|e| {
-            fail(
-                format!("network \"{}\" (plugin {ty}): {e}", conf.name),
-                i + 1,
-            )
-        })?;
+        let out =
+            call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref()).map_err(|e| AddError {
+                cause: e.into(),
+                ran: i + 1,
+            })?;
+        let result = CniResult::parse(&out, &conf.cni_version)
+            .map_err(|e| fail(CallFailure::Result(e), i + 1))?;
         prev = Some(result.to_version(&conf.cni_version));
     }
     prev.ok_or_else(|| AddError {
-        msg: format!("network \"{}\" has no plugins", conf.name),
+        cause: SetupCause::NoPlugins(conf.name.clone()),
         ran: 0,
     })
 }
@@ -213,7 +189,11 @@ fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<CallError> {
 /// Attaches the networks in order. Before each ADD the intent is recorded
 /// in `<pod>/net/<i>.json`, after it the result. On failure every network
 /// touched so far (the failing one included) is detached again, in reverse.
-pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetRecord>, String> {
+pub fn setup(
+    pod: &Pod,
+    ctx: &Context,
+    nets: &[netd::Attach],
+) -> Result<Vec<NetRecord>, SetupError> {
     let mut records: Vec<NetRecord> = Vec::new();
     for (i, (conf, user_args)) in nets.iter().enumerate() {
         let mut rec = NetRecord {
@@ -227,30 +207,33 @@ pub fn setup(pod: &Pod, ctx: &Context, nets: &[netd::Attach]) -> Result<Vec<NetR
             result: None,
         };
         let rel = format!("net/{i}.json");
-        if let Err(e) = pod.write_json(&rel, &rec) {
-            let err = format!(
-                "cannot record network \"{}\" in {}: {e}",
-                conf.name,
-                pod.dir.display()
-            );
-            return Err(rollback(ctx, pod, &records, None, err));
+        if let Err(source) = pod.write_json(&rel, &rec) {
+            let cause = SetupCause::Record {
+                network: conf.name.clone(),
+                dir: pod.dir.display().to_string(),
+                source,
+            };
+            return Err(rollback(ctx, pod, &records, None, cause));
         }
         match add(ctx, conf, &rec.ifname, &rec.args) {
             Ok(result) => {
                 rec.result = Some(result);
-                if let Err(e) = pod.write_json(&rel, &rec) {
-                    let err = format!("cannot record network \"{}\": {e}", conf.name);
+                if let Err(source) = pod.write_json(&rel, &rec) {
+                    let cause = SetupCause::RecordResult {
+                        network: conf.name.clone(),
+                        source,
+                    };
                     return Err(rollback(
                         ctx,
                         pod,
                         &records,
                         Some((&rec, rec.plugins.len())),
-                        err,
+                        cause,
                     ));
                 }
                 records.push(rec);
             }
-            Err(e) => return Err(rollback(ctx, pod, &records, Some((&rec, e.ran)), e.msg)),
+            Err(e) => return Err(rollback(ctx, pod, &records, Some((&rec, e.ran)), e.cause)),
         }
     }
     Ok(records)
@@ -265,44 +248,24 @@ fn rollback(
     pod: &Pod,
     records: &[NetRecord],
     failing: Option<(&NetRecord, usize)>,
-    err: String,
-) -> String {
+    cause: SetupCause,
+) -> SetupError {
     let mut problems = failing
         .map(|(rec, ran)| del_first(ctx, rec, ran))
         .unwrap_or_default();
     problems.extend(teardown(ctx, records));
-    let (rejected, problems): (Vec<_>, Vec<_>) =
+    let (given_up, rollback_failed): (Vec<_>, Vec<_>) =
         problems.into_iter().partition(CallError::config_rejected);
-    let mut err = err;
-    if !rejected.is_empty() {
-        err = format!(
-            "{err}; rolling back: {}: {GIVEN_UP}",
-            rejected
-                .iter()
-                .map(|e| e.msg.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        );
-    }
-    if problems.is_empty() {
+    if rollback_failed.is_empty() {
         // Everything is undone: clear the journal so nothing is undone twice.
         let _ = std::fs::remove_dir_all(pod.path("net"));
-        err
-    } else {
-        format!(
-            "{err}; rolling back also failed: {}",
-            problems
-                .iter()
-                .map(|e| e.msg.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
+    }
+    SetupError {
+        cause: Box::new(cause),
+        given_up,
+        rollback_failed,
     }
 }
-
-/// What follows a DEL error the plugin gives because it rejects the
-/// config: such a DEL can never succeed, so it is not retried.
-pub const GIVEN_UP: &str = "the plugin rejects this network's config, so its DEL cannot succeed and is not retried; what it set up outside the pod (an address lease, host routes, firewall rules) may remain";
 
 /// Detaches networks in reverse order; keeps going and returns every error.
 pub fn teardown(ctx: &Context, records: &[NetRecord]) -> Vec<CallError> {
@@ -348,11 +311,10 @@ pub fn gc(
             Ok(_) => {}
             Err(exec::ExecError::Plugin(e)) if e.code == codes::INCOMPATIBLE_VERSION => {}
             Err(e) => problems.push(CallError {
-                code: match &e {
-                    exec::ExecError::Plugin(c) => Some(c.code),
-                    _ => None,
-                },
-                msg: format!("network \"{}\" (plugin {ty}, GC): {e}", conf.name),
+                network: conf.name.clone(),
+                plugin: ty,
+                verb: Some("GC"),
+                failure: Box::new(e.into()),
             }),
         }
     }

@@ -5,7 +5,48 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::cni::{args, config::valid_name, NetConf};
+use crate::cni::args::{self, ArgsError};
+use crate::cni::config::{valid_name, ConfigError};
+use crate::cni::NetConf;
+
+/// Why the networks cannot be loaded or selected.
+#[derive(Debug, thiserror::Error)]
+pub enum NetdError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("network \"{name}\" is defined twice: in {first} and in {second}; rename one")]
+    Twice {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error("--net={flag}: {problem}")]
+    Flag { flag: String, problem: FlagProblem },
+    #[error("unknown network \"{name}\"; networks that exist: {known} (plus host, none, all); define it in a net.d file")]
+    Unknown { name: String, known: String },
+}
+
+/// What is wrong with one `--net` flag.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagProblem {
+    #[error("empty network name")]
+    EmptyName,
+    #[error("\"{0}\" is not a valid network name")]
+    BadName(String),
+    #[error("network \"{name}\": {problem}")]
+    Args { name: String, problem: ArgsError },
+    #[error("network \"{0}\" is selected twice")]
+    Twice(String),
+    #[error("cannot be combined with other networks")]
+    NotAlone,
+    #[error("takes no arguments")]
+    NoArgs,
+}
 
 const BUILTINS: &[(&str, &str)] = &[
     (
@@ -30,7 +71,7 @@ pub struct Networks {
 }
 
 /// Loads the built-ins and `<local_config>/net.d`.
-pub fn load(local_config: &Path) -> Result<Networks, String> {
+pub fn load(local_config: &Path) -> Result<Networks, NetdError> {
     let mut nets = Networks::default();
     for (file, text) in BUILTINS {
         let conf = NetConf::parse(text.as_bytes(), &format!("built-in {file}"), false)?;
@@ -40,7 +81,12 @@ pub fn load(local_config: &Path) -> Result<Networks, String> {
     let mut files: Vec<_> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries.flatten().map(|e| e.path()).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+        Err(source) => {
+            return Err(NetdError::Read {
+                path: dir.display().to_string(),
+                source,
+            })
+        }
     };
     files.sort();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
@@ -50,13 +96,17 @@ pub fn load(local_config: &Path) -> Result<Networks, String> {
             continue;
         }
         let source = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {source}: {e}"))?;
+        let bytes = std::fs::read(&path).map_err(|e| NetdError::Read {
+            path: source.clone(),
+            source: e,
+        })?;
         let conf = NetConf::parse(&bytes, &source, ext == "conflist")?;
         if let Some(first) = seen.get(&conf.name) {
-            return Err(format!(
-                "network \"{}\" is defined twice: in {first} and in {source}; rename one",
-                conf.name
-            ));
+            return Err(NetdError::Twice {
+                name: conf.name,
+                first: first.clone(),
+                second: source,
+            });
         }
         seen.insert(conf.name.clone(), source);
         nets.user_order.push(conf.name.clone());
@@ -84,32 +134,38 @@ pub enum Selection {
 }
 
 /// Parses the `--net` flags (comma lists, repeated flags, `name:K=V;K2=V2`).
-pub fn parse_selection(flags: &[String]) -> Result<Selection, String> {
+pub fn parse_selection(flags: &[String]) -> Result<Selection, NetdError> {
+    let refuse = |flag: &str, problem| NetdError::Flag {
+        flag: flag.to_string(),
+        problem,
+    };
     let mut items: Vec<Selected> = Vec::new();
     for flag in flags {
         for item in flag.split(',').map(str::trim) {
             if item.is_empty() {
-                return Err(format!("--net={flag}: empty network name"));
+                return Err(refuse(flag, FlagProblem::EmptyName));
             }
             let (name, raw_args) = match item.split_once(':') {
                 Some((n, a)) => (n, Some(a)),
                 None => (item, None),
             };
             if !valid_name(name) {
-                return Err(format!(
-                    "--net={flag}: \"{name}\" is not a valid network name"
-                ));
+                return Err(refuse(flag, FlagProblem::BadName(name.into())));
             }
             let args = match raw_args {
-                Some(a) => {
-                    args::parse(a).map_err(|e| format!("--net={flag}: network \"{name}\": {e}"))?
-                }
+                Some(a) => args::parse(a).map_err(|problem| {
+                    refuse(
+                        flag,
+                        FlagProblem::Args {
+                            name: name.into(),
+                            problem,
+                        },
+                    )
+                })?,
                 None => Vec::new(),
             };
             if items.iter().any(|s| s.name == name) {
-                return Err(format!(
-                    "--net={flag}: network \"{name}\" is selected twice"
-                ));
+                return Err(refuse(flag, FlagProblem::Twice(name.into())));
             }
             items.push(Selected {
                 name: name.to_string(),
@@ -130,10 +186,10 @@ pub fn parse_selection(flags: &[String]) -> Result<Selection, String> {
         .collect();
     if let Some(s) = special.first() {
         if items.len() > 1 {
-            return Err(format!("--net={s} cannot be combined with other networks"));
+            return Err(refuse(s, FlagProblem::NotAlone));
         }
         if !items[0].args.is_empty() {
-            return Err(format!("--net={s} takes no arguments"));
+            return Err(refuse(s, FlagProblem::NoArgs));
         }
         return Ok(if *s == "host" {
             Selection::Host
@@ -146,24 +202,20 @@ pub fn parse_selection(flags: &[String]) -> Result<Selection, String> {
 
 /// Resolves a selection into configs in interface order, adding
 /// `default-restricted` last when `default` is not selected.
-pub fn resolve(sel: &[Selected], nets: &Networks) -> Result<Vec<Attach>, String> {
+pub fn resolve(sel: &[Selected], nets: &Networks) -> Result<Vec<Attach>, NetdError> {
     let mut out: Vec<Attach> = Vec::new();
-    let push = |name: &str,
-                args: &[(String, String)],
-                out: &mut Vec<Attach>|
-     -> Result<(), String> {
-        if out.iter().any(|(c, _)| c.name == name) {
-            return Ok(());
-        }
-        let conf = nets.by_name.get(name).ok_or_else(|| {
-            format!(
-                "unknown network \"{name}\"; networks that exist: {} (plus host, none, all); define it in a net.d file",
-                nets.by_name.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })?;
-        out.push((conf.clone(), args.to_vec()));
-        Ok(())
-    };
+    let push =
+        |name: &str, args: &[(String, String)], out: &mut Vec<Attach>| -> Result<(), NetdError> {
+            if out.iter().any(|(c, _)| c.name == name) {
+                return Ok(());
+            }
+            let conf = nets.by_name.get(name).ok_or_else(|| NetdError::Unknown {
+                name: name.to_string(),
+                known: nets.by_name.keys().cloned().collect::<Vec<_>>().join(", "),
+            })?;
+            out.push((conf.clone(), args.to_vec()));
+            Ok(())
+        };
     for s in sel {
         if s.name == "all" {
             for n in &nets.user_order {
@@ -183,7 +235,7 @@ pub fn resolve(sel: &[Selected], nets: &Networks) -> Result<Vec<Attach>, String>
 mod tests {
     use super::*;
 
-    fn names(flags: &[&str]) -> Result<Selection, String> {
+    fn names(flags: &[&str]) -> Result<Selection, NetdError> {
         parse_selection(&flags.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
@@ -199,9 +251,18 @@ mod tests {
         assert_eq!(names(&["host"]).unwrap(), Selection::Host);
         assert_eq!(names(&["none"]).unwrap(), Selection::None);
         assert!(names(&["host,default"]).is_err());
-        assert!(names(&["a", "a"]).unwrap_err().contains("twice"));
-        assert!(names(&["a:IP"]).unwrap_err().contains("KEY=VALUE"));
-        assert!(names(&["../x"]).unwrap_err().contains("not a valid"));
+        assert!(names(&["a", "a"])
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        assert!(names(&["a:IP"])
+            .unwrap_err()
+            .to_string()
+            .contains("KEY=VALUE"));
+        assert!(names(&["../x"])
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid"));
         let Selection::Networks(s) = names(&["a:IP=10.1.0.9;X=y,b", "c"]).unwrap() else {
             panic!("networks expected")
         };
@@ -238,6 +299,6 @@ mod tests {
             &nets,
         )
         .unwrap_err();
-        assert!(e.contains("default-restricted"), "{e}");
+        assert!(e.to_string().contains("default-restricted"), "{e}");
     }
 }

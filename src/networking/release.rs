@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::{GivenUp, ReleaseProblem};
 use crate::netns::Netns;
 use crate::pod::Pod;
 
@@ -11,10 +12,10 @@ use crate::pod::Pod;
 #[derive(Debug, Default)]
 pub struct Released {
     /// Failures a retry may fix: the pod keeps what it needs to retry.
-    pub problems: Vec<String>,
+    pub problems: Vec<ReleaseProblem>,
     /// DELs given up on (the plugin rejects the config, or `force`), each
     /// with what it may have left: to print as warnings.
-    pub given_up: Vec<String>,
+    pub given_up: Vec<GivenUp>,
 }
 
 /// Detaches a pod's networks (DEL in reverse, with the saved configs and
@@ -40,22 +41,18 @@ pub fn release(pod: &Pod, plugins: super::Plugins, force: bool) -> Released {
     };
     for e in super::teardown(&ctx, &records) {
         if e.config_rejected() {
-            out.given_up.push(format!("{e}: {}", super::GIVEN_UP));
+            out.given_up.push(GivenUp::Rejected(e));
         } else if force {
-            out.given_up.push(format!(
-                "{e}: removed anyway (--force); what the plugin set up outside the pod may remain"
-            ));
+            out.given_up.push(GivenUp::Forced(e));
         } else {
-            out.problems.push(e.msg);
+            out.problems.push(e.into());
         }
     }
     if let Err(e) = Netns::remove(&netns_path) {
-        let msg = e.to_string();
         if force {
-            out.given_up
-                .push(format!("{msg}; rkt gc removes it once the pod is gone"));
+            out.given_up.push(GivenUp::NetnsForced(e));
         } else {
-            out.problems.push(msg);
+            out.problems.push(e.into());
         }
     }
     if out.problems.is_empty() {

@@ -11,4 +11,4 @@ pub mod store;
 pub mod time;
 
 pub use manifest::Manifest;
-pub use store::{Pod, PodState, Store};
+pub use store::{FindError, Pod, PodState, Store};

@@ -206,9 +206,9 @@ impl Store {
     }
 
     /// The pod whose UUID is or starts with `prefix`.
-    pub fn find(&self, prefix: &str) -> Result<Pod, String> {
+    pub fn find(&self, prefix: &str) -> Result<Pod, FindError> {
         if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            return Err(format!("\"{prefix}\" is not a pod UUID or UUID prefix"));
+            return Err(FindError::NotAUuid(prefix.into()));
         }
         let matches: Vec<Pod> = self
             .all()
@@ -216,13 +216,22 @@ impl Store {
             .filter(|p| p.uuid.starts_with(prefix))
             .collect();
         match matches.len() {
-            0 => Err(format!("no pod with UUID {prefix}; see rkt list")),
+            0 => Err(FindError::NoPod(prefix.into())),
             1 => Ok(matches.into_iter().next().expect("one match")),
-            n => Err(format!(
-                "UUID prefix {prefix} matches {n} pods; give more characters"
-            )),
+            n => Err(FindError::Ambiguous(prefix.into(), n)),
         }
     }
+}
+
+/// Why a UUID given on the command line names no single pod.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindError {
+    #[error("\"{0}\" is not a pod UUID or UUID prefix")]
+    NotAUuid(String),
+    #[error("no pod with UUID {0}; see rkt list")]
+    NoPod(String),
+    #[error("UUID prefix {0} matches {1} pods; give more characters")]
+    Ambiguous(String, usize),
 }
 
 impl Pod {

@@ -25,7 +25,7 @@ pub const DEFAULT: &[Capability] = &[
 ];
 
 /// Parses `CAP_NET_ADMIN,net_raw` lists; errors name the flag.
-pub fn parse_list(flag: &str, value: &str) -> Result<Vec<Capability>, String> {
+pub fn parse_list(flag: &str, value: &str) -> Result<Vec<Capability>, super::FlagError> {
     value
         .split(',')
         .filter(|s| !s.is_empty())
@@ -37,7 +37,10 @@ pub fn parse_list(flag: &str, value: &str) -> Result<Vec<Capability>, String> {
                 format!("CAP_{up}")
             };
             name.parse::<Capability>()
-                .map_err(|_| format!("{flag}: unknown capability \"{s}\""))
+                .map_err(|_| super::FlagError::Capability {
+                    flag: flag.to_string(),
+                    name: s.to_string(),
+                })
         })
         .collect()
 }

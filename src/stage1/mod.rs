@@ -7,6 +7,7 @@
 //! and exits with its code.
 
 pub mod caps;
+mod error;
 mod mounts;
 pub mod seccomp;
 pub mod security;
@@ -23,6 +24,8 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{self, Pid};
 
 use crate::netns::Netns;
+
+pub use error::{FlagError, Stage1Error};
 
 /// Everything the pod process needs, prepared before it is cloned.
 #[derive(Debug, Clone)]
@@ -122,7 +125,7 @@ fn exec_app(spec: &PodSpec, errfd: i32) -> ! {
         }
     }
     if let Err(e) = spec.security.apply() {
-        fail(e);
+        fail(e.to_string());
     }
     // `rkt run` refuses arguments with a NUL byte before the pod exists.
     let argv: Vec<CString> = match spec
@@ -169,21 +172,20 @@ fn loopback_up() -> std::io::Result<()> {
 }
 
 fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: i32) -> isize {
-    let step = || -> Result<(), String> {
+    let step = || -> Result<(), Stage1Error> {
         // The pod dies with its runtime; `rkt gc` then recovers what it held.
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
         if let Some(ns) = netns {
-            ns.enter_for_good()
-                .map_err(|e| format!("cannot join the pod network namespace: {e}"))?;
-            loopback_up().map_err(|e| format!("cannot bring up lo in the pod: {e}"))?;
+            ns.enter_for_good().map_err(Stage1Error::JoinNetns)?;
+            loopback_up().map_err(Stage1Error::Loopback)?;
         }
-        unistd::sethostname(&spec.hostname).map_err(|e| format!("cannot set hostname: {e}"))?;
+        unistd::sethostname(&spec.hostname).map_err(Stage1Error::Hostname)?;
         mounts::setup_root(spec)?;
         Ok(())
     };
-    if let Err(msg) = step() {
-        report(errfd, &msg);
+    if let Err(e) = step() {
+        report(errfd, &e.to_string());
         return 127;
     }
     // SAFETY: the pod's init forks its only app; no other threads exist here.
@@ -224,12 +226,12 @@ fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: i32) -> isize {
 
 /// Clones the pod's first process. Returns once it is running; the app's
 /// start is confirmed by [`Started::wait_exec`].
-pub fn start(spec: &PodSpec) -> Result<Started, String> {
+pub fn start(spec: &PodSpec) -> Result<Started, Stage1Error> {
     let netns = match &spec.netns {
-        Some(p) => Some(Netns::open(p).map_err(|e| e.to_string())?),
+        Some(p) => Some(Netns::open(p)?),
         None => None,
     };
-    let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Stage1Error::Pipe)?;
     let wr_fd = wr.as_raw_fd();
     let mut stack = vec![0u8; 1 << 20];
     let flags = CloneFlags::CLONE_NEWNS
@@ -242,23 +244,23 @@ pub fn start(spec: &PodSpec) -> Result<Started, String> {
         unsafe { libc::_exit(code as i32) }
     });
     // SAFETY: no CLONE_VM: the child runs on a copy of our memory, like fork.
-    let pid = unsafe { clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }
-        .map_err(|e| format!("cannot create the pod's namespaces: {e}"))?;
+    let pid =
+        unsafe { clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(Stage1Error::Clone)?;
     drop(wr);
     Ok(Started { pid, errors: rd })
 }
 
 impl Started {
     /// Waits until the app has been exec'd, or returns the pod's error.
-    pub fn wait_exec(&self) -> Result<(), String> {
-        let mut f = std::fs::File::from(self.errors.try_clone().map_err(|e| e.to_string())?);
+    pub fn wait_exec(&self) -> Result<(), Stage1Error> {
+        let mut f = std::fs::File::from(self.errors.try_clone().map_err(Stage1Error::Report)?);
         let mut msg = String::new();
         use std::io::Read;
         let _ = f.read_to_string(&mut msg);
         if msg.is_empty() {
             Ok(())
         } else {
-            Err(msg)
+            Err(Stage1Error::Pod(msg))
         }
     }
 
@@ -286,10 +288,10 @@ pub fn enter(
     argv: &[String],
     env: &[String],
     security: security::AppSecurity,
-) -> Result<i32, String> {
+) -> Result<i32, Stage1Error> {
     let ns_dir = PathBuf::from(format!("/proc/{pid}/ns"));
     let root = std::fs::File::open(format!("/proc/{pid}/root"))
-        .map_err(|e| format!("cannot open the pod's root (pid {pid}): {e}"))?;
+        .map_err(|source| Stage1Error::OpenRoot { pid, source })?;
     let mut fds = Vec::new();
     for (name, flag) in [
         ("ipc", CloneFlags::CLONE_NEWIPC),
@@ -298,15 +300,19 @@ pub fn enter(
         ("pid", CloneFlags::CLONE_NEWPID),
         ("mnt", CloneFlags::CLONE_NEWNS),
     ] {
-        let f = std::fs::File::open(ns_dir.join(name))
-            .map_err(|e| format!("cannot open {}: {e}", ns_dir.join(name).display()))?;
+        let f = std::fs::File::open(ns_dir.join(name)).map_err(|source| {
+            Stage1Error::OpenNamespace {
+                path: ns_dir.join(name),
+                source,
+            }
+        })?;
         fds.push((f, flag, name));
     }
     for (f, flag, name) in &fds {
-        setns(f, *flag).map_err(|e| format!("cannot join the pod's {name} namespace: {e}"))?;
+        setns(f, *flag).map_err(|errno| Stage1Error::JoinNamespace { name, errno })?;
     }
-    unistd::fchdir(root.as_raw_fd()).map_err(|e| e.to_string())?;
-    unistd::chroot(".").map_err(|e| format!("cannot enter the pod's root: {e}"))?;
+    unistd::fchdir(root.as_raw_fd()).map_err(Stage1Error::Chroot)?;
+    unistd::chroot(".").map_err(Stage1Error::Chroot)?;
     let spec = PodSpec {
         rootfs: PathBuf::new(),
         upper: PathBuf::new(),
@@ -322,7 +328,7 @@ pub fn enter(
         sysctls: Vec::new(),
         mask_paths: true,
     };
-    let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Stage1Error::Pipe)?;
     // SAFETY: the runtime is single-threaded here; the child execs at once.
     match unsafe { unistd::fork() } {
         Ok(unistd::ForkResult::Child) => exec_app(&spec, wr.as_raw_fd()),
@@ -332,13 +338,13 @@ pub fn enter(
                 pid: child,
                 errors: rd,
             };
-            if let Err(msg) = started.wait_exec() {
+            if let Err(e) = started.wait_exec() {
                 started.wait();
-                return Err(msg);
+                return Err(e);
             }
             Ok(started.wait())
         }
-        Err(e) => Err(format!("fork: {e}")),
+        Err(e) => Err(Stage1Error::Fork(e)),
     }
 }
 

@@ -15,6 +15,8 @@ use std::fs;
 use std::path::Path;
 
 use nix::errno::Errno;
+
+use super::Stage1Error;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd;
 
@@ -61,28 +63,34 @@ fn m(
     fstype: Option<&str>,
     flags: MsFlags,
     data: Option<&str>,
-) -> Result<(), String> {
-    mount(src, target, fstype, flags, data).map_err(|e| {
-        format!(
-            "cannot mount {} on {}: {e}",
-            fstype
-                .map(str::to_string)
-                .or_else(|| src.map(|s| s.display().to_string()))
-                .unwrap_or_else(|| "?".into()),
-            target.display()
-        )
+) -> Result<(), Stage1Error> {
+    mount(src, target, fstype, flags, data).map_err(|errno| Stage1Error::Mount {
+        what: fstype
+            .map(str::to_string)
+            .or_else(|| src.map(|s| s.display().to_string()))
+            .unwrap_or_else(|| "?".into()),
+        target: target.to_path_buf(),
+        errno,
     })
 }
 
-fn fs_mount(fstype: &str, target: &Path, flags: MsFlags, data: Option<&str>) -> Result<(), String> {
+fn fs_mount(
+    fstype: &str,
+    target: &Path,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), Stage1Error> {
     m(Some(Path::new(fstype)), target, Some(fstype), flags, data)
 }
 
-fn dir(p: &Path) -> Result<(), String> {
-    fs::create_dir_all(p).map_err(|e| format!("cannot create {}: {e}", p.display()))
+fn dir(p: &Path) -> Result<(), Stage1Error> {
+    fs::create_dir_all(p).map_err(|source| Stage1Error::Create {
+        path: p.to_path_buf(),
+        source,
+    })
 }
 
-fn dev(root: &Path) -> Result<(), String> {
+fn dev(root: &Path) -> Result<(), Stage1Error> {
     let dev = root.join("dev");
     dir(&dev)?;
     fs_mount(
@@ -93,8 +101,10 @@ fn dev(root: &Path) -> Result<(), String> {
     )?;
     for name in DEVICES {
         let target = dev.join(name);
-        fs::File::create(&target)
-            .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+        fs::File::create(&target).map_err(|source| Stage1Error::Create {
+            path: target.clone(),
+            source,
+        })?;
         m(
             Some(&Path::new("/dev").join(name)),
             &target,
@@ -130,7 +140,7 @@ fn dev(root: &Path) -> Result<(), String> {
 }
 
 /// Mounts `path` on itself read-only; a path this kernel lacks is skipped.
-fn read_only(path: &Path) -> Result<(), String> {
+fn read_only(path: &Path) -> Result<(), Stage1Error> {
     match mount(
         Some(path),
         path,
@@ -139,7 +149,10 @@ fn read_only(path: &Path) -> Result<(), String> {
         None::<&str>,
     ) {
         Err(Errno::ENOENT) => return Ok(()),
-        r => r.map_err(|e| format!("cannot bind {}: {e}", path.display()))?,
+        r => r.map_err(|errno| Stage1Error::Bind {
+            path: path.to_path_buf(),
+            errno,
+        })?,
     }
     m(
         None,
@@ -151,7 +164,7 @@ fn read_only(path: &Path) -> Result<(), String> {
 }
 
 /// Hides `path` (see [`MASKED`]).
-fn mask(root: &Path, path: &Path) -> Result<(), String> {
+fn mask(root: &Path, path: &Path) -> Result<(), Stage1Error> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(_) => return Ok(()),
@@ -175,11 +188,14 @@ fn mask(root: &Path, path: &Path) -> Result<(), String> {
     };
     match r {
         Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(format!("cannot mask {}: {e}", path.display())),
+        Err(errno) => Err(Stage1Error::Mask {
+            path: path.to_path_buf(),
+            errno,
+        }),
     }
 }
 
-fn proc_and_sys(spec: &PodSpec) -> Result<(), String> {
+fn proc_and_sys(spec: &PodSpec) -> Result<(), Stage1Error> {
     let root = &spec.rootfs;
     let proc = root.join("proc");
     dir(&proc)?;
@@ -188,19 +204,11 @@ fn proc_and_sys(spec: &PodSpec) -> Result<(), String> {
     // process is in the pod's namespaces and before /proc/sys turns read-only.
     for s in &spec.sysctls {
         let p = s.path(&proc);
-        fs::write(&p, &s.value).map_err(|e| {
-            let why = if e.kind() == std::io::ErrorKind::NotFound {
-                "no such setting in the pod's namespaces".to_string()
-            } else {
-                e.to_string()
-            };
-            let shown = s.path(Path::new("/proc"));
-            format!(
-                "--sysctl={}={}: cannot write {}: {why}",
-                s.key,
-                s.value,
-                shown.display()
-            )
+        fs::write(&p, &s.value).map_err(|source| Stage1Error::SysctlWrite {
+            key: s.key.clone(),
+            value: s.value.clone(),
+            path: s.path(Path::new("/proc")),
+            source,
         })?;
     }
     let sys = root.join("sys");
@@ -217,7 +225,7 @@ fn proc_and_sys(spec: &PodSpec) -> Result<(), String> {
     Ok(())
 }
 
-pub fn setup_root(spec: &PodSpec) -> Result<(), String> {
+pub fn setup_root(spec: &PodSpec) -> Result<(), Stage1Error> {
     m(
         None,
         Path::new("/"),
@@ -235,10 +243,18 @@ pub fn setup_root(spec: &PodSpec) -> Result<(), String> {
     )?;
     dev(root)?;
     proc_and_sys(spec)?;
-    unistd::chdir(root).map_err(|e| format!("cannot enter {}: {e}", root.display()))?;
-    nix::unistd::pivot_root(".", ".")
-        .map_err(|e| format!("pivot_root into {}: {e}", root.display()))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("cannot detach the host root: {e}"))?;
-    unistd::chdir("/").map_err(|e| e.to_string())?;
+    unistd::chdir(root).map_err(|errno| Stage1Error::Chdir {
+        path: root.clone(),
+        errno,
+    })?;
+    nix::unistd::pivot_root(".", ".").map_err(|errno| Stage1Error::PivotRoot {
+        path: root.clone(),
+        errno,
+    })?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(Stage1Error::DetachRoot)?;
+    unistd::chdir("/").map_err(|errno| Stage1Error::Chdir {
+        path: "/".into(),
+        errno,
+    })?;
     Ok(())
 }

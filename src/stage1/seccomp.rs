@@ -605,7 +605,7 @@ pub struct Filter {
 
 impl Filter {
     /// Docker's default profile for an app holding `caps`.
-    pub fn default_profile(caps: &[Capability]) -> Result<Filter, String> {
+    pub fn default_profile(caps: &[Capability]) -> Result<Filter, super::FlagError> {
         let mut program = vec![
             stmt(LD_ABS, ARCH),
             jump(JEQ, AUDIT_ARCH, 1, 0),
@@ -614,10 +614,7 @@ impl Filter {
         ];
         search(&runs(&rules(caps)), &mut program);
         if program.len() >= libc::BPF_MAXINSNS as usize {
-            return Err(format!(
-                "the seccomp filter is too large ({} instructions)",
-                program.len()
-            ));
+            return Err(super::FlagError::SeccompTooLarge(program.len()));
         }
         Ok(Filter { program })
     }

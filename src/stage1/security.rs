@@ -7,7 +7,7 @@ use std::fmt;
 
 use ::caps::Capability;
 
-use super::{caps, seccomp};
+use super::{caps, seccomp, FlagError, Stage1Error};
 
 /// Protections turned off with `--insecure-options=a,b`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub const VALUES: &[(&str, &str)] = &[
 
 impl Insecure {
     /// Parses the values of every `--insecure-options` flag (comma lists).
-    pub fn parse(flags: &[String]) -> Result<Insecure, String> {
+    pub fn parse(flags: &[String]) -> Result<Insecure, FlagError> {
         let mut o = Insecure::default();
         for v in flags.iter().flat_map(|f| f.split(',')) {
             match v.trim() {
@@ -58,13 +58,7 @@ impl Insecure {
                         setuid: true,
                     }
                 }
-                other => {
-                    let names: Vec<&str> = VALUES.iter().map(|(n, _)| *n).collect();
-                    return Err(format!(
-                        "--insecure-options: unknown value \"{other}\"; use {}",
-                        names.join(", ")
-                    ));
-                }
+                other => return Err(FlagError::Insecure(other.to_string())),
             }
         }
         Ok(o)
@@ -112,7 +106,7 @@ pub struct AppSecurity {
 }
 
 impl AppSecurity {
-    pub fn new(caps: Vec<Capability>, insecure: &Insecure) -> Result<AppSecurity, String> {
+    pub fn new(caps: Vec<Capability>, insecure: &Insecure) -> Result<AppSecurity, FlagError> {
         let seccomp = if insecure.seccomp {
             None
         } else {
@@ -129,16 +123,14 @@ impl AppSecurity {
     /// The filter goes in while the process still has CAP_SYS_ADMIN (so it
     /// does not depend on `no_new_privs`), and before the capabilities are
     /// dropped: the calls that drop them are allowed by the filter.
-    pub fn apply(&self) -> Result<(), String> {
+    pub fn apply(&self) -> Result<(), Stage1Error> {
         if self.no_new_privs {
-            nix::sys::prctl::set_no_new_privs()
-                .map_err(|e| format!("cannot set no_new_privs: {e}"))?;
+            nix::sys::prctl::set_no_new_privs().map_err(Stage1Error::NoNewPrivs)?;
         }
         if let Some(f) = &self.seccomp {
-            f.install()
-                .map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
+            f.install().map_err(Stage1Error::Seccomp)?;
         }
-        caps::apply(&self.caps).map_err(|e| format!("cannot set capabilities: {e}"))
+        caps::apply(&self.caps).map_err(Stage1Error::Caps)
     }
 }
 
@@ -155,7 +147,7 @@ mod tests {
         assert!(r.paths && r.seccomp && r.setuid && !r.image);
         assert_eq!(Insecure::parse(&["all".into()]).unwrap().names().len(), 4);
         assert_eq!(Insecure::parse(&[]).unwrap().to_string(), "none");
-        let e = Insecure::parse(&["sekomp".into()]).unwrap_err();
+        let e = Insecure::parse(&["sekomp".into()]).unwrap_err().to_string();
         assert!(e.contains("\"sekomp\"") && e.contains("seccomp"), "{e}");
         assert_eq!(Insecure::from_names(&o.names()), o);
     }

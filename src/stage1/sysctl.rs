@@ -6,6 +6,21 @@
 
 use std::path::PathBuf;
 
+/// Why a `--sysctl` value is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SysctlProblem {
+    #[error("expected KEY=VALUE")]
+    NotKeyValue,
+    #[error("not a sysctl name (dot-separated letters, digits, '_' and '-')")]
+    BadName,
+    #[error("the value must be one line of at most 4096 bytes")]
+    BadValue,
+    #[error("with --net=host this would change the host's network settings; network sysctls need the pod's own network namespace")]
+    HostNetwork,
+    #[error("not scoped to the pod's namespaces, so it would change the host; allowed: net.* (not with --net=host), {}, fs.mqueue.*, kernel.domainname{}", IPC.join(", "), if *.0 { "; use --hostname" } else { "" })]
+    NotScoped(bool),
+}
+
 /// One validated setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sysctl {
@@ -29,11 +44,14 @@ const IPC: &[&str] = &[
 impl Sysctl {
     /// Parses one `--sysctl` value. `own_netns` is false for `--net=host`,
     /// whose network settings are the host's.
-    pub fn parse(arg: &str, own_netns: bool) -> Result<Sysctl, String> {
-        let flag = format!("--sysctl={arg}");
+    pub fn parse(arg: &str, own_netns: bool) -> Result<Sysctl, super::FlagError> {
+        let refuse = |problem| super::FlagError::Sysctl {
+            arg: arg.to_string(),
+            problem,
+        };
         let (key, value) = arg
             .split_once('=')
-            .ok_or_else(|| format!("{flag}: expected KEY=VALUE"))?;
+            .ok_or_else(|| refuse(SysctlProblem::NotKeyValue))?;
         let key = key.trim().replace('/', ".");
         let valid_name = !key.is_empty()
             && key.split('.').all(|s| {
@@ -42,36 +60,20 @@ impl Sysctl {
                         .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             });
         if !valid_name {
-            return Err(format!(
-                "{flag}: not a sysctl name (dot-separated letters, digits, '_' and '-')"
-            ));
+            return Err(refuse(SysctlProblem::BadName));
         }
         if value.len() > 4096 || value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(format!(
-                "{flag}: the value must be one line of at most 4096 bytes"
-            ));
+            return Err(refuse(SysctlProblem::BadValue));
         }
         if key.starts_with("net.") {
             if !own_netns {
-                return Err(format!(
-                    "{flag}: with --net=host this would change the host's network settings; \
-                     network sysctls need the pod's own network namespace"
-                ));
+                return Err(refuse(SysctlProblem::HostNetwork));
             }
         } else if !(IPC.contains(&key.as_str())
             || key.starts_with("fs.mqueue.")
             || key == "kernel.domainname")
         {
-            let hint = if key == "kernel.hostname" {
-                "; use --hostname"
-            } else {
-                ""
-            };
-            return Err(format!(
-                "{flag}: not scoped to the pod's namespaces, so it would change the host; \
-                 allowed: net.* (not with --net=host), {}, fs.mqueue.*, kernel.domainname{hint}",
-                IPC.join(", ")
-            ));
+            return Err(refuse(SysctlProblem::NotScoped(key == "kernel.hostname")));
         }
         Ok(Sysctl {
             key,
@@ -114,7 +116,9 @@ mod tests {
         ] {
             assert!(Sysctl::parse(bad, true).is_err(), "{bad}");
         }
-        let e = Sysctl::parse("net.ipv4.ip_forward=1", false).unwrap_err();
+        let e = Sysctl::parse("net.ipv4.ip_forward=1", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--net=host"), "{e}");
     }
 }

@@ -54,6 +54,23 @@ pub fn configure_iface(
     Ok(())
 }
 
+/// Why CHECK finds the pod's interface differs from the result.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("interface {0} not found in the container netns")]
+    NoInterface(String),
+    #[error("interface {ifname} lacks address {missing} (has {have:?})")]
+    NoAddress {
+        ifname: String,
+        missing: String,
+        have: Vec<String>,
+    },
+    #[error("route {0} not found in the container netns")]
+    NoRoute(String),
+}
+
 /// CHECK: the interface carries the result's addresses for `iface`, and
 /// the routes of the result exist.
 pub fn verify_iface(
@@ -61,23 +78,22 @@ pub fn verify_iface(
     ifname: &str,
     res: &CniResult,
     iface: usize,
-) -> Result<(), String> {
+) -> Result<(), VerifyError> {
     let link = nl
-        .link_by_name(ifname)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("interface {ifname} not found in the container netns"))?;
-    let have = nl.addresses(link.index).map_err(|e| e.to_string())?;
+        .link_by_name(ifname)?
+        .ok_or_else(|| VerifyError::NoInterface(ifname.to_string()))?;
+    let have = nl.addresses(link.index)?;
     for ip in res
         .ips
         .iter()
         .filter(|i| i.interface.is_none_or(|n| n == iface))
     {
         if !have.contains(&ip.address) {
-            return Err(format!(
-                "interface {ifname} lacks address {} (has {:?})",
-                ip.address,
-                have.iter().map(ToString::to_string).collect::<Vec<_>>()
-            ));
+            return Err(VerifyError::NoAddress {
+                ifname: ifname.to_string(),
+                missing: ip.address.to_string(),
+                have: have.iter().map(ToString::to_string).collect(),
+            });
         }
     }
     let mut v4 = None;
@@ -89,21 +105,18 @@ pub fn verify_iface(
             &mut v6
         };
         if table.is_none() {
-            *table = Some(
-                nl.routes(r.dst.addr().is_ipv6())
-                    .map_err(|e| e.to_string())?,
-            );
+            *table = Some(nl.routes(r.dst.addr().is_ipv6())?);
         }
         let found = table.as_ref().is_some_and(|t: &Vec<Route>| {
             t.iter()
                 .any(|k| k.dst == r.dst && (r.gw.is_none() || k.gw == r.gw))
         });
         if !found {
-            return Err(format!(
-                "route {}{} not found in the container netns",
+            return Err(VerifyError::NoRoute(format!(
+                "{}{}",
                 r.dst,
                 r.gw.map(|g| format!(" via {g}")).unwrap_or_default()
-            ));
+            )));
         }
     }
     Ok(())

@@ -159,8 +159,8 @@ pub fn peer_on_host(
     let hl = match host.link_by_index(peer) {
         Ok(l) => l,
         Err(e) if e.is_not_found() => return Ok(None),
-        // `link_by_index` reports "no such link" as Other.
-        Err(NetlinkError::Other(_)) => return Ok(None),
+        // `link_by_index` reports a missing link as NoLink.
+        Err(NetlinkError::NoLink { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
     Ok((hl.peer == Some(pl.index) && is_ours(req, &hl)).then_some(hl))

@@ -538,21 +538,32 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// its address) and once more as a link-layer broadcast from the leased
 /// address, which needs neither address nor route; a server ignores the
 /// second copy.
-fn release(link: &Link, id: &Identity, lease: &Lease) -> Result<(), String> {
+fn release(link: &Link, id: &Identity, lease: &Lease) -> Result<(), ReleaseError> {
     let udp = UdpTransport::open(link)
-        .map_err(|e| e.to_string())
-        .and_then(|udp| client::release(&udp, id, lease).map_err(|e| e.to_string()));
+        .map_err(ReleaseError::from)
+        .and_then(|udp| Ok(client::release(&udp, id, lease)?));
     let raw = RawTransport::open(link, lease.address.addr())
-        .map_err(|e| e.to_string())
+        .map_err(ReleaseError::from)
         .and_then(|raw| {
-            let sent = client::release(&raw, id, lease).map_err(|e| e.to_string());
+            let sent = client::release(&raw, id, lease);
             close_later(raw);
-            sent
+            Ok(sent?)
         });
     match (udp, raw) {
-        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        (Err(udp), Err(raw)) => Err(ReleaseError::Both(Box::new(udp), Box::new(raw))),
         _ => Ok(()),
     }
+}
+
+/// Why a DHCPRELEASE could not be sent (by either way).
+#[derive(Debug, thiserror::Error)]
+enum ReleaseError {
+    #[error(transparent)]
+    Link(#[from] super::link::LinkError),
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    #[error("{0}; {1}")]
+    Both(Box<ReleaseError>, Box<ReleaseError>),
 }
 
 /// Releases a saved lease from a short-lived thread in its namespace.

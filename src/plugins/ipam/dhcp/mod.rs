@@ -145,7 +145,18 @@ impl Plugin for DhcpPlugin {
 const USAGE: &str = "usage: dhcp daemon [--socket-path=PATH] [--pidfile=PATH] [--lease-dir=DIR]\n\
     (without arguments: the CNI IPAM plugin, driven by CNI_* variables)";
 
-fn daemon_options(args: &[String]) -> Result<daemon::Options, String> {
+/// Why the daemon's command line is refused; each shows the usage.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum UsageError {
+    #[error("{USAGE}")]
+    Help,
+    #[error("{0} needs a value\n{USAGE}")]
+    NoValue(String),
+    #[error("unknown argument {0}\n{USAGE}")]
+    Unknown(String),
+}
+
+fn daemon_options(args: &[String]) -> Result<daemon::Options, UsageError> {
     let mut opts = daemon::Options {
         socket_path: rpc::DEFAULT_SOCKET.into(),
         pidfile: None,
@@ -158,20 +169,20 @@ fn daemon_options(args: &[String]) -> Result<daemon::Options, String> {
             None => (a.as_str(), None),
         };
         if flag == "-h" || flag == "--help" {
-            return Err(USAGE.into());
+            return Err(UsageError::Help);
         }
         let mut value = || {
             inline
                 .clone()
                 .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+                .ok_or_else(|| UsageError::NoValue(flag.to_string()))
         };
         match flag {
             // The single-dash spellings are the reference daemon's.
             "--socket-path" | "-socketpath" => opts.socket_path = value()?.into(),
             "--pidfile" | "-pidfile" => opts.pidfile = Some(value()?.into()),
             "--lease-dir" => opts.lease_dir = value()?.into(),
-            _ => return Err(format!("unknown argument {a}\n{USAGE}")),
+            _ => return Err(UsageError::Unknown(a.to_string())),
         }
     }
     Ok(opts)

@@ -1,0 +1,262 @@
+//! `rkt run`, as named steps: [`Plan::new`] checks every flag and loads
+//! the image (nothing exists yet); [`create_pod`] makes the pod directory;
+//! from there one [`Teardown`] guard owns the pod while [`attach_networks`],
+//! the pod's `/etc` files, [`register_metadata`] and [`start_app`] run; the
+//! guard releases everything however the run ends.
+
+mod plan;
+mod teardown;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
+
+use clap::Args;
+use nix::sys::signal::{self, SigHandler, Signal};
+use tracing::debug;
+
+use super::Global;
+use crate::error::Error;
+use crate::lock::FileLock;
+use crate::metadata;
+use crate::netns::{self, Netns};
+use crate::networking::{self, netd};
+use crate::pod::manifest::NetRecord;
+use crate::pod::{time, Pod};
+use crate::stage1::{self, PodSpec};
+
+pub use plan::{Plan, RunFlagError};
+use teardown::Teardown;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Networks to attach: names (comma lists or repeated), `name:K=V;K2=V2`
+    /// for CNI_ARGS, `default`, `default-restricted`, `none`, `host`, `all`.
+    #[arg(long = "net")]
+    pub net: Vec<String>,
+    /// Hand the terminal to the app.
+    #[arg(long)]
+    pub interactive: bool,
+    /// The pod's hostname [default: rkt-<uuid>].
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Run this instead of the image's entrypoint.
+    #[arg(long)]
+    pub exec: Option<String>,
+    /// DNS servers (IP[,IP], repeatable), `host` (the host's resolv.conf) or
+    /// `none` (no resolv.conf written).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// DNS resolver options (e.g. ndots:2).
+    #[arg(long = "dns-opt")]
+    pub dns_opt: Vec<String>,
+    /// DNS domain.
+    #[arg(long = "dns-domain")]
+    pub dns_domain: Option<String>,
+    /// /etc/hosts entries `IP=HOST[,HOST...]` (repeatable), or `host`.
+    #[arg(long = "hosts-entry")]
+    pub hosts_entry: Vec<String>,
+    /// Capabilities the app keeps, replacing the default set.
+    #[arg(long = "caps-retain")]
+    pub caps_retain: Option<String>,
+    /// Capabilities taken from the app's set.
+    #[arg(long = "caps-remove")]
+    pub caps_remove: Option<String>,
+    /// Protections to turn off (comma list, repeatable): image, paths,
+    /// seccomp, setuid, all-run, all. `rkt status` shows them.
+    #[arg(long = "insecure-options", value_name = "LIST")]
+    pub insecure_options: Vec<String>,
+    /// A kernel setting of the pod's own namespaces, `KEY=VALUE` (repeatable):
+    /// net.* (not with --net=host), IPC limits, fs.mqueue.*, kernel.domainname.
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Pod annotations `K=V` (repeatable), served by the metadata service.
+    #[arg(long = "annotation", value_name = "K=V")]
+    pub annotation: Vec<String>,
+    /// Register the pod with the metadata service when it runs.
+    #[arg(long = "mds-register", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub mds_register: bool,
+    /// The image: an OCI layout directory, an OCI or docker-save archive, or a root filesystem directory.
+    pub image: String,
+    /// Arguments for the app.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+static POD_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_to_pod(sig: libc::c_int) {
+    let pid = POD_PID.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; the pid is our own child.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+struct Phase(Instant, &'static str);
+impl Drop for Phase {
+    fn drop(&mut self) {
+        debug!(
+            phase = self.1,
+            elapsed_ms = self.0.elapsed().as_secs_f64() * 1e3,
+            "phase"
+        );
+    }
+}
+fn phase(name: &'static str) -> Phase {
+    Phase(Instant::now(), name)
+}
+
+pub fn run(g: &Global, a: RunArgs) -> Result<i32, Error> {
+    let total = phase("total");
+    let plan = Plan::new(g, &a)?;
+    let (pod, _lock) = create_pod(g, &plan)?;
+    let mut pod = Teardown::new(g, pod);
+    let result = launch(g, &plan, &mut pod);
+    let code = pod.finish(result)?;
+    drop(total);
+    log_peak_memory();
+    Ok(code)
+}
+
+/// The pod directory appears with its manifest and our lock on it.
+fn create_pod(g: &Global, plan: &Plan) -> Result<(Pod, FileLock), Error> {
+    let _p = phase("pod dir");
+    g.store()
+        .create(&plan.uuid, &plan.manifest)
+        .map_err(Error::state("create the pod directory in", &g.dir))
+}
+
+/// Everything between the pod directory and the app's exit code.
+fn launch(g: &Global, plan: &Plan, pod: &mut Teardown) -> Result<i32, Error> {
+    let (netns, records) = attach_networks(g, plan, pod.pod())?;
+    {
+        let _p = phase("dns files");
+        let m = &plan.manifest;
+        networking::etc::write(pod.pod(), &m.hostname, &records, &plan.dns, &plan.hosts)?;
+    }
+    let mut env = plan.manifest.app.env.clone();
+    if let Some((token, url)) = register_metadata(plan, &records) {
+        pod.unregister_at_exit(token);
+        env.push(format!("AC_METADATA_URL={url}"));
+    }
+    start_app(plan, pod.pod(), netns, env)
+}
+
+/// The pod's network namespace and its networks, attached in order. A
+/// concurrent `rkt gc` waits until every ADD result is recorded, so it
+/// never releases a lease of this pod.
+fn attach_networks(
+    g: &Global,
+    plan: &Plan,
+    pod: &Pod,
+) -> Result<(Option<PathBuf>, Vec<NetRecord>), Error> {
+    if matches!(plan.selection, netd::Selection::Host) {
+        return Ok((None, Vec::new()));
+    }
+    let adding =
+        networking::live::Adding::begin().map_err(Error::state("take", networking::live::LOCK))?;
+    networking::live::register(&plan.uuid, &g.dir)
+        .map_err(Error::state("register the pod in", networking::live::DIR))?;
+    let netns = {
+        let _p = phase("netns");
+        let p = Netns::create(&netns::pod_name(&plan.uuid))?;
+        pod.write_file("netns", p.as_os_str().as_encoded_bytes())
+            .map_err(Error::state("write", pod.path("netns")))?;
+        p
+    };
+    let records = if plan.nets.is_empty() {
+        Vec::new()
+    } else {
+        let _p = phase("networks");
+        let plugin_path = g.plugin_path();
+        let ctx = networking::Context {
+            plugins: networking::Plugins {
+                path: &plugin_path,
+                timeout: plan.plugin_timeout,
+            },
+            container_id: &plan.uuid,
+            netns: &netns,
+            runtime_config: plan
+                .dns
+                .runtime_config()
+                .map(|d| [("dns".to_string(), d)].into_iter().collect())
+                .unwrap_or_default(),
+        };
+        networking::setup(pod, &ctx, &plan.nets)?
+    };
+    drop(adding);
+    Ok((Some(netns), records))
+}
+
+/// Registers the pod with the metadata service (when asked and running):
+/// the token to unregister at exit and the URL the app is given.
+fn register_metadata(plan: &Plan, records: &[NetRecord]) -> Option<(String, String)> {
+    if !plan.mds_register {
+        return None;
+    }
+    let _p = phase("metadata registration");
+    metadata::pod::register(&plan.manifest, records)
+}
+
+/// Starts the pod's process, forwards our signals to it and waits for the
+/// app's exit code.
+fn start_app(
+    plan: &Plan,
+    pod: &Pod,
+    netns: Option<PathBuf>,
+    env: Vec<String>,
+) -> Result<i32, Error> {
+    let m = &plan.manifest;
+    let spec = PodSpec {
+        rootfs: pod.path("rootfs"),
+        upper: pod.path("upper"),
+        work: pod.path("work"),
+        lowers: plan.image.lowers.clone(),
+        hostname: m.hostname.clone(),
+        netns,
+        exec: m.app.exec.clone(),
+        env,
+        working_dir: m.app.working_dir.clone(),
+        interactive: plan.interactive,
+        security: plan.security.clone(),
+        sysctls: plan.sysctls.clone(),
+        mask_paths: !plan.insecure.paths,
+    };
+    for dir in [&spec.rootfs, &spec.work] {
+        std::fs::create_dir_all(dir).map_err(Error::state("create", dir))?;
+    }
+    let in_pod = |source| Error::Pod {
+        pod: plan.uuid.clone(),
+        source,
+    };
+    let start = phase("app start");
+    let started = stage1::start(&spec).map_err(in_pod)?;
+    POD_PID.store(started.pid.as_raw(), Ordering::Relaxed);
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only calls kill(2) on our child.
+        let _ = unsafe { signal::signal(s, SigHandler::Handler(forward_to_pod)) };
+    }
+    let record = |rel: &str, data: String| {
+        pod.write_file(rel, data.as_bytes())
+            .map_err(Error::state("write", pod.path(rel)))
+    };
+    record("pid", started.pid.to_string())?;
+    record("started", time::now().to_string())?;
+    let exec_result = started.wait_exec();
+    drop(start);
+    let code = started.wait();
+    exec_result.map_err(in_pod)?;
+    Ok(code)
+}
+
+/// `--debug`: the runtime's peak memory.
+fn log_peak_memory() {
+    if let Ok(usage) = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) {
+        debug!(maxrss_kb = usage.max_rss(), "rkt peak memory");
+    }
+}
