@@ -3,18 +3,15 @@
 //! `?` and the message stays the module's own: what failed, where, and
 //! what to do.
 
-use std::fmt::Display;
 use std::io;
 use std::path::PathBuf;
 
-use crate::{cli, cni, image, metadata, netns, networking, pod, stage1};
+use crate::{cni, image, metadata, netns, networking, pod, stage1};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    GlobalFlag(#[from] cli::GlobalFlagError),
-    #[error(transparent)]
-    RunFlag(#[from] cli::RunFlagError),
+    RunFlag(#[from] RunFlagError),
     #[error(transparent)]
     DnsFlag(#[from] networking::dns::FlagError),
     #[error(transparent)]
@@ -60,12 +57,33 @@ impl Error {
     }
 }
 
-/// Several errors as one line, `; `-separated: what a step that keeps
-/// going (teardown, rollback) reports.
-pub fn join<E: Display>(errors: &[E]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+/// A flag of `rkt run` (or a global one it reads), or the app an image
+/// names, refused before anything exists. The other flags' errors are
+/// their modules' (`networking::dns::FlagError`, `stage1::FlagError`, ...).
+#[derive(Debug, thiserror::Error)]
+pub enum RunFlagError {
+    #[error("--max-image-size={value}: {source}")]
+    MaxImageSize {
+        value: String,
+        source: image::SizeError,
+    },
+    #[error("--net-plugin-timeout={value}: {source}")]
+    PluginTimeout {
+        value: String,
+        source: pod::time::DurationError,
+    },
+    #[error(
+        "--net-plugin-timeout={0}: must be more than zero (every plugin would time out at once)"
+    )]
+    ZeroTimeout(String),
+    #[error("--hostname={0}: not a valid hostname (letters, digits, '-', '_', dot-separated labels, 64 bytes at most)")]
+    Hostname(String),
+    #[error("image {image}: no entrypoint or cmd to run; pass --exec=/path/to/program")]
+    NoCommand { image: String },
+    #[error("image {image}: argument {index} of the app ({arg:?}) contains a NUL byte, which no program can receive; fix the image's entrypoint/cmd or pass --exec")]
+    NulArgument {
+        image: String,
+        index: usize,
+        arg: String,
+    },
 }

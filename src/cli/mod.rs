@@ -7,14 +7,13 @@ mod metadata;
 mod run;
 mod stop;
 
-pub use run::RunFlagError;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
+use crate::error::RunFlagError;
 use crate::networking;
 use crate::pod::{Pod, Store};
 
@@ -87,25 +86,6 @@ pub fn init_tracing(debug: bool) {
         .try_init();
 }
 
-/// A global flag's value, refused.
-#[derive(Debug, thiserror::Error)]
-pub enum GlobalFlagError {
-    #[error("--max-image-size={value}: {source}")]
-    MaxImageSize {
-        value: String,
-        source: crate::image::SizeError,
-    },
-    #[error("--net-plugin-timeout={value}: {source}")]
-    PluginTimeout {
-        value: String,
-        source: crate::pod::time::DurationError,
-    },
-    #[error(
-        "--net-plugin-timeout={0}: must be more than zero (every plugin would time out at once)"
-    )]
-    ZeroTimeout(String),
-}
-
 /// The one line a failed command prints: the error and its causes, each
 /// once. Typed errors already end with their cause's text (`cannot create
 /// X: File exists`); a context added on top does not, so its cause follows.
@@ -159,25 +139,25 @@ impl Global {
         out
     }
 
-    pub fn max_image_size(&self) -> Result<u64, GlobalFlagError> {
+    pub fn max_image_size(&self) -> Result<u64, RunFlagError> {
         crate::image::parse_size(&self.max_image_size).map_err(|source| {
-            GlobalFlagError::MaxImageSize {
+            RunFlagError::MaxImageSize {
                 value: self.max_image_size.clone(),
                 source,
             }
         })
     }
 
-    pub fn plugin_timeout(&self) -> Result<Duration, GlobalFlagError> {
+    pub fn plugin_timeout(&self) -> Result<Duration, RunFlagError> {
         let value = || self.net_plugin_timeout.clone();
         let t = crate::pod::time::parse_duration(&self.net_plugin_timeout).map_err(|source| {
-            GlobalFlagError::PluginTimeout {
+            RunFlagError::PluginTimeout {
                 value: value(),
                 source,
             }
         })?;
         if t.is_zero() {
-            return Err(GlobalFlagError::ZeroTimeout(value()));
+            return Err(RunFlagError::ZeroTimeout(value()));
         }
         Ok(t)
     }

@@ -105,7 +105,7 @@ pub fn rm(g: &Global, a: RmArgs) -> Result<i32> {
                 return Err(anyhow!(
                     "pod {}: {}; fix the cause and retry, or remove the pod anyway with `rkt rm --force {}`",
                     pod.uuid,
-                    crate::error::join(&released.problems),
+                    crate::networking::join(&released.problems),
                     pod.uuid
                 ));
             }

@@ -155,6 +155,22 @@ pub trait Plugin {
     }
 }
 
+/// 16 bytes of SHA-256 over an attachment's container ID and interface, in
+/// hex: a short, fixed-size name for the attachment (the CNI spec's
+/// identity of one: container ID and interface), for what a plugin names
+/// after it on the host (veth aliases, firewall state).
+pub fn attachment_hash(container_id: &str, ifname: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(container_id.as_bytes());
+    h.update([0]);
+    h.update(ifname.as_bytes());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Interface names: 1-15 bytes, no `/`, `:`, whitespace, not `.` or `..`.
 pub fn valid_ifname(s: &str) -> bool {
     !s.is_empty()

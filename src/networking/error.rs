@@ -2,11 +2,10 @@
 //! error names the network, the plugin and the verb, as the user needs
 //! them to find the config or plugin at fault.
 
-use std::fmt;
+use std::fmt::{self, Display};
 
 use crate::cni::exec::ExecError;
 use crate::cni::{codes, CniError};
-use crate::error::join;
 use crate::netns::NetnsError;
 
 /// Why one plugin call failed.
@@ -124,4 +123,14 @@ pub enum GivenUp {
     Forced(CallError),
     #[error("{0}; rkt gc removes it once the pod is gone")]
     NetnsForced(NetnsError),
+}
+
+/// Several errors as one line, `; `-separated: what a step that keeps
+/// going (teardown, rollback) reports.
+pub fn join<E: Display>(errors: &[E]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -10,7 +10,7 @@ pub mod preflight;
 mod release;
 
 pub use error::{
-    CallError, CallFailure, GivenUp, ReleaseProblem, SetupCause, SetupError, GIVEN_UP,
+    join, CallError, CallFailure, GivenUp, ReleaseProblem, SetupCause, SetupError, GIVEN_UP,
 };
 pub use release::{release, Released};
 

@@ -25,7 +25,7 @@ use crate::pod::manifest::NetRecord;
 use crate::pod::{time, Pod};
 use crate::stage1::{self, PodSpec};
 
-pub use plan::{Plan, RunFlagError};
+use plan::Plan;
 use teardown::Teardown;
 
 #[derive(Debug, Args)]

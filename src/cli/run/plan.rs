@@ -9,7 +9,7 @@ use ::caps::Capability;
 
 use super::{phase, RunArgs};
 use crate::cli::Global;
-use crate::error::Error;
+use crate::error::{Error, RunFlagError};
 use crate::image::{self, Image};
 use crate::metadata;
 use crate::netns;
@@ -19,21 +19,6 @@ use crate::pod::time;
 use crate::stage1::caps;
 use crate::stage1::security::{AppSecurity, Insecure};
 use crate::stage1::sysctl::Sysctl;
-
-/// A `rkt run` flag or image the runtime refuses before creating anything.
-#[derive(Debug, thiserror::Error)]
-pub enum RunFlagError {
-    #[error("--hostname={0}: not a valid hostname (letters, digits, '-', '_', dot-separated labels, 64 bytes at most)")]
-    Hostname(String),
-    #[error("image {image}: no entrypoint or cmd to run; pass --exec=/path/to/program")]
-    NoCommand { image: String },
-    #[error("image {image}: argument {index} of the app ({arg:?}) contains a NUL byte, which no program can receive; fix the image's entrypoint/cmd or pass --exec")]
-    NulArgument {
-        image: String,
-        index: usize,
-        arg: String,
-    },
-}
 
 /// Everything `rkt run` will do, checked.
 pub struct Plan {

@@ -69,20 +69,6 @@ impl BaseConf {
     }
 }
 
-/// 16 bytes of SHA-256 over an attachment's container ID and interface, in
-/// hex: a short, fixed-size name for it (host veth aliases, firewall state).
-pub fn attachment_hash(container_id: &str, ifname: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(container_id.as_bytes());
-    h.update([0]);
-    h.update(ifname.as_bytes());
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Parses a plugin's typed config out of a request.
 pub fn parse_conf<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, PluginError> {
     serde_json::from_value(req.config.clone()).map_err(|e| PluginError::Config {

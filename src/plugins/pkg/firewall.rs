@@ -286,7 +286,7 @@ fn member_name(container_id: &str, ifname: &str) -> String {
     if name.len() <= 200 {
         return name;
     }
-    let hex = super::conf::attachment_hash(container_id, ifname);
+    let hex = crate::cni::skeleton::attachment_hash(container_id, ifname);
     format!("{}-{hex}", &container_id[..container_id.len().min(160)])
 }
 

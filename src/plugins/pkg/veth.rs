@@ -12,10 +12,9 @@
 //! the attachment's. Host ends made by earlier versions (`veth` and a hash
 //! of the attachment, no alias) are recognised by that name.
 
-use super::conf::attachment_hash;
 use super::error::{nl_err, PluginError};
 use crate::cni::result::Interface;
-use crate::cni::skeleton::Request;
+use crate::cni::skeleton::{attachment_hash, Request};
 use crate::netlink::link::Link;
 use crate::netlink::{Netlink, NetlinkError, Netns};
 
