@@ -1,5 +1,7 @@
 //! `rkt stop` and `rkt rm`.
 
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -45,17 +47,12 @@ pub fn stop(g: &Global, a: StopArgs) -> Result<i32> {
                 .pid()
                 .ok_or_else(|| anyhow!("pod {} has no pid", pod.uuid))?;
             let sig = if a.force {
-                libc::SIGKILL
+                Signal::SIGKILL
             } else {
-                libc::SIGTERM
+                Signal::SIGTERM
             };
-            // SAFETY: signalling the pod's first process, started by rkt run.
-            if unsafe { libc::kill(pid, sig) } != 0 {
-                return Err(anyhow!(
-                    "cannot signal pod {} (pid {pid}): {}",
-                    pod.uuid,
-                    std::io::Error::last_os_error()
-                ));
+            if let Err(e) = signal::kill(Pid::from_raw(pid), sig) {
+                return Err(anyhow!("cannot signal pod {} (pid {pid}): {e}", pod.uuid));
             }
             // Wait until its runtime has torn it down (it releases the lock).
             let deadline = Instant::now() + Duration::from_secs(30);

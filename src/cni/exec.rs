@@ -94,11 +94,14 @@ pub fn find_plugin(ty: &str, path: &[PathBuf]) -> Result<PathBuf, ExecError> {
     })
 }
 
+/// Failure only means blocking reads.
 fn set_nonblocking(fd: i32) {
-    // SAFETY: fcntl on a pipe fd we own; failure only means blocking reads.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK),
+        );
     }
 }
 
@@ -192,8 +195,8 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
         let now = Instant::now();
         if now >= deadline {
             // We started this child in its own group: kill the group and reap it.
-            // SAFETY: kill(2) on the process group we created.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
             return Err(ExecError::Timeout {

@@ -306,9 +306,8 @@ mod tests {
         let mut h = tar::Header::new_gnu();
         h.set_size(content.len() as u64);
         h.set_mode(0o644);
-        // SAFETY: plain getters.
-        h.set_uid(unsafe { libc::geteuid() }.into());
-        h.set_gid(unsafe { libc::getegid() }.into());
+        h.set_uid(nix::unistd::geteuid().as_raw().into());
+        h.set_gid(nix::unistd::getegid().as_raw().into());
         h.set_cksum();
         b.append_data(&mut h, "f", content).unwrap();
         b.into_inner().unwrap()

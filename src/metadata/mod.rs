@@ -67,23 +67,9 @@ impl MetadataError {
     }
 }
 
-/// Random bytes from the kernel.
+/// Random bytes from the kernel (getrandom(2), retried on EINTR).
 pub(crate) fn random_bytes(buf: &mut [u8]) -> std::io::Result<()> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let n =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        filled += n as usize;
-    }
-    Ok(())
+    getrandom::fill(buf).map_err(std::io::Error::from)
 }
 
 /// Lower-case hex of `bytes`.

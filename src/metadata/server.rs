@@ -11,7 +11,7 @@
 
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -151,13 +151,10 @@ pub fn run(opts: &Options) -> Result<(), MetadataError> {
     // std listens with a backlog of 128: a burst of connections (a flood
     // being refused) would overflow it and make every client's SYN wait a
     // second for its retry. Listening again only raises the backlog.
-    // SAFETY: listen(2) on a socket this function owns; no memory involved.
-    if unsafe { libc::listen(tcp.as_raw_fd(), TCP_BACKLOG) } != 0 {
-        warn!(
-            "cannot raise the backlog of port {}: {}",
-            opts.port,
-            std::io::Error::last_os_error()
-        );
+    let backlog =
+        nix::sys::socket::Backlog::new(TCP_BACKLOG).unwrap_or(nix::sys::socket::Backlog::MAXCONN);
+    if let Err(e) = nix::sys::socket::listen(&tcp, backlog) {
+        warn!("cannot raise the backlog of port {}: {e}", opts.port);
     }
     let (unix, activated) = match activated_socket() {
         Some(l) => (l, true),

@@ -1,4 +1,5 @@
-//! RFC 3339 timestamps (UTC) without a calendar crate.
+//! Time as the CLI shows and reads it: RFC 3339 timestamps (UTC) and
+//! duration flags, on `humantime`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,24 +13,7 @@ pub fn now() -> u64 {
 
 /// `2026-11-29T03:36:34Z` for a Unix time.
 pub fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
 /// Why a duration flag was refused.
@@ -42,49 +26,15 @@ pub enum DurationError {
 }
 
 /// Parses `30m`, `1h`, `10s`, `0s`, `1h30m`, `500ms`, or a bare `0` (rkt's
-/// documented `--grace-period=0`). Milliseconds are kept; a value that does
+/// documented `--grace-period=0`), in humantime's syntax (which also takes
+/// `1h 30m` or `2days`). Milliseconds are kept; a value that does
 /// not fit is refused, never wrapped.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
-    let bad = || DurationError::Invalid(s.to_string());
-    if s == "0" {
-        return Ok(Duration::ZERO);
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(d),
+        Err(humantime::DurationError::NumberOverflow) => Err(DurationError::TooLong(s.into())),
+        Err(_) => Err(DurationError::Invalid(s.into())),
     }
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let (mut total_ms, mut num) = (0u64, String::new());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let too_long = || DurationError::TooLong(s.to_string());
-        let n: u64 = match num.parse() {
-            Ok(n) => n,
-            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_long()),
-            Err(_) => return Err(bad()),
-        };
-        num.clear();
-        let unit_ms = match c {
-            'h' => 3_600_000,
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                1
-            }
-            'm' => 60_000,
-            's' => 1000,
-            _ => return Err(bad()),
-        };
-        total_ms = n
-            .checked_mul(unit_ms)
-            .and_then(|ms| total_ms.checked_add(ms))
-            .ok_or_else(too_long)?;
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
-    Ok(Duration::from_millis(total_ms))
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub enum Stage1Error {
     JoinNetns(NetnsError),
     #[error("cannot bring up lo in the pod: {0}")]
     Loopback(io::Error),
+    #[error("cannot tie the pod to its runtime (PR_SET_PDEATHSIG): {0}")]
+    DeathSignal(Errno),
     #[error("cannot set hostname: {0}")]
     Hostname(Errno),
     #[error("cannot set no_new_privs: {0}")]

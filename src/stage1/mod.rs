@@ -14,7 +14,7 @@ pub mod security;
 pub mod sysctl;
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -60,14 +60,16 @@ static APP_PID: AtomicI32 = AtomicI32::new(0);
 extern "C" fn forward(sig: libc::c_int) {
     let pid = APP_PID.load(Ordering::Relaxed);
     if pid > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe { libc::kill(pid, sig) };
+        // kill(2) is async-signal-safe; nix only wraps it.
+        if let Ok(sig) = Signal::try_from(sig) {
+            let _ = signal::kill(Pid::from_raw(pid), sig);
+        }
     }
 }
 
-fn report(fd: i32, msg: &str) {
-    // SAFETY: writing a buffer we own to a pipe fd we own.
-    unsafe { libc::write(fd, msg.as_ptr().cast(), msg.len()) };
+/// Sends the pod's start error to `rkt run` (read by [`Started::wait_exec`]).
+fn report(fd: BorrowedFd, msg: &str) {
+    let _ = unistd::write(fd, msg.as_bytes());
 }
 
 /// Exit code of a waited-for process, shell style (128 + signal).
@@ -79,7 +81,7 @@ pub fn exit_code(status: WaitStatus) -> Option<i32> {
     }
 }
 
-fn exec_app(spec: &PodSpec, errfd: i32) -> ! {
+fn exec_app(spec: &PodSpec, errfd: BorrowedFd) -> ! {
     let fail = |msg: String| -> ! {
         report(errfd, &msg);
         // SAFETY: leaving the forked child without running parent-owned destructors.
@@ -171,11 +173,10 @@ fn loopback_up() -> std::io::Result<()> {
     Ok(())
 }
 
-fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: i32) -> isize {
+fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: BorrowedFd) -> isize {
     let step = || -> Result<(), Stage1Error> {
         // The pod dies with its runtime; `rkt gc` then recovers what it held.
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(Stage1Error::DeathSignal)?;
         if let Some(ns) = netns {
             ns.enter_for_good().map_err(Stage1Error::JoinNetns)?;
             loopback_up().map_err(Stage1Error::Loopback)?;
@@ -208,8 +209,8 @@ fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: i32) -> isize {
         // SAFETY: the handler only calls kill(2).
         let _ = unsafe { signal::signal(s, SigHandler::Handler(forward)) };
     }
-    // SAFETY: closing our copy of the error pipe so the parent sees EOF once the app execs.
-    unsafe { libc::close(errfd) };
+    // Our copy of the error pipe closes, so the parent sees EOF once the app execs.
+    let _ = unistd::close(errfd.as_raw_fd());
     loop {
         match waitpid(None, None) {
             Ok(status) if status.pid() == Some(app) => {
@@ -232,7 +233,7 @@ pub fn start(spec: &PodSpec) -> Result<Started, Stage1Error> {
         None => None,
     };
     let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Stage1Error::Pipe)?;
-    let wr_fd = wr.as_raw_fd();
+    let wr_fd = wr.as_fd();
     let mut stack = vec![0u8; 1 << 20];
     let flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
@@ -331,7 +332,7 @@ pub fn enter(
     let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Stage1Error::Pipe)?;
     // SAFETY: the runtime is single-threaded here; the child execs at once.
     match unsafe { unistd::fork() } {
-        Ok(unistd::ForkResult::Child) => exec_app(&spec, wr.as_raw_fd()),
+        Ok(unistd::ForkResult::Child) => exec_app(&spec, wr.as_fd()),
         Ok(unistd::ForkResult::Parent { child }) => {
             drop(wr);
             let started = Started {

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use clap::Args;
 use nix::sys::signal::{self, SigHandler, Signal};
+use nix::unistd::Pid;
 use tracing::debug;
 
 use super::Global;
@@ -92,8 +93,10 @@ static POD_PID: AtomicI32 = AtomicI32::new(0);
 extern "C" fn forward_to_pod(sig: libc::c_int) {
     let pid = POD_PID.load(Ordering::Relaxed);
     if pid > 0 {
-        // SAFETY: kill is async-signal-safe; the pid is our own child.
-        unsafe { libc::kill(pid, sig) };
+        // kill(2) is async-signal-safe; nix only wraps it.
+        if let Ok(sig) = Signal::try_from(sig) {
+            let _ = signal::kill(Pid::from_raw(pid), sig);
+        }
     }
 }
 

@@ -5,9 +5,15 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::ifaddrs::getifaddrs;
+use nix::net::if_::{if_nametoindex, InterfaceFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn};
 
 use crate::netns::{Netns, NetnsError};
 
@@ -48,14 +54,17 @@ fn ifreq(ifname: &str) -> libc::ifreq {
     req
 }
 
-fn ctl_socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh, valid descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// A socket of `family`, close-on-exec, owned.
+fn new_socket(
+    family: AddressFamily,
+    protocol: Option<socket::SockProtocol>,
+) -> io::Result<OwnedFd> {
+    Ok(socket::socket(
+        family,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        protocol,
+    )?)
 }
 
 /// An interface in the current thread's network namespace.
@@ -69,40 +78,26 @@ pub struct Link {
 impl Link {
     /// Looks the interface up by name in the current namespace.
     pub fn find(ifname: &str, netns: &str) -> Result<Link, LinkError> {
-        let io_err = |what: &'static str| {
-            let ifname = ifname.to_string();
-            move |source| LinkError::Io {
-                ifname,
-                what,
-                source,
-            }
+        let io_err = |what: &'static str, source: io::Error| LinkError::Io {
+            ifname: ifname.to_string(),
+            what,
+            source,
         };
-        let sock = ctl_socket().map_err(io_err("socket"))?;
-        let mut req = ifreq(ifname);
-        // SAFETY: SIOCGIFINDEX with a valid ifreq.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFINDEX, &mut req) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENODEV) {
+        let index = match if_nametoindex(ifname) {
+            Ok(i) => i as i32,
+            Err(Errno::ENODEV) => {
                 return Err(LinkError::NoInterface {
                     ifname: ifname.into(),
                     netns: netns.into(),
-                });
+                })
             }
-            return Err(io_err("SIOCGIFINDEX")(e));
-        }
-        // SAFETY: the kernel filled the ifindex member of the union.
-        let index = unsafe { req.ifr_ifru.ifru_ifindex };
-        let mut req = ifreq(ifname);
-        // SAFETY: SIOCGIFHWADDR with a valid ifreq.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) } != 0 {
-            return Err(io_err("SIOCGIFHWADDR")(io::Error::last_os_error()));
-        }
-        // SAFETY: the kernel filled the hwaddr member of the union.
-        let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
-        let mut mac = [0u8; 6];
-        for (m, d) in mac.iter_mut().zip(data.iter()) {
-            *m = *d as u8;
-        }
+            Err(e) => return Err(io_err("if_nametoindex", e.into())),
+        };
+        let mac = getifaddrs()
+            .map_err(|e| io_err("getifaddrs", e.into()))?
+            .filter(|a| a.interface_name == ifname)
+            .find_map(|a| a.address?.as_link_addr()?.addr())
+            .unwrap_or_default();
         Ok(Link {
             ifname: ifname.into(),
             index,
@@ -110,14 +105,13 @@ impl Link {
         })
     }
 
-    fn flags(&self, sock: &OwnedFd) -> Result<libc::c_short, LinkError> {
-        let mut req = ifreq(&self.ifname);
-        // SAFETY: SIOCGIFFLAGS with a valid ifreq.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
-            return Err(self.io("SIOCGIFFLAGS", io::Error::last_os_error()));
-        }
-        // SAFETY: the kernel filled the flags member of the union.
-        Ok(unsafe { req.ifr_ifru.ifru_flags })
+    /// The interface's flags (IFF_UP, IFF_RUNNING, ...).
+    fn flags(&self) -> Result<InterfaceFlags, LinkError> {
+        getifaddrs()
+            .map_err(|e| self.io("getifaddrs", e.into()))?
+            .find(|a| a.interface_name == self.ifname)
+            .map(|a| a.flags)
+            .ok_or_else(|| self.io("getifaddrs", Errno::ENODEV.into()))
     }
 
     fn io(&self, what: &'static str, source: io::Error) -> LinkError {
@@ -131,19 +125,19 @@ impl Link {
     /// Sets the interface up if it is down, then waits (polling every
     /// millisecond) until it has a carrier, so the first DISCOVER is not lost.
     pub fn up_and_wait_carrier(&self, timeout: Duration) -> Result<(), LinkError> {
-        let sock = ctl_socket().map_err(|e| self.io("socket", e))?;
-        let flags = self.flags(&sock)?;
-        if flags & libc::IFF_UP as libc::c_short == 0 {
+        let flags = self.flags()?;
+        if !flags.contains(InterfaceFlags::IFF_UP) {
+            let sock = new_socket(AddressFamily::Inet, None).map_err(|e| self.io("socket", e))?;
             let mut req = ifreq(&self.ifname);
-            req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
-            // SAFETY: SIOCSIFFLAGS with a valid ifreq.
+            req.ifr_ifru.ifru_flags = (flags | InterfaceFlags::IFF_UP).bits() as libc::c_short;
+            // SAFETY: SIOCSIFFLAGS with a valid ifreq (no wrapper in nix).
             if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } != 0 {
                 return Err(self.io("set up (SIOCSIFFLAGS)", io::Error::last_os_error()));
             }
         }
         let start = Instant::now();
         loop {
-            if self.flags(&sock)? & libc::IFF_RUNNING as libc::c_short != 0 {
+            if self.flags()?.contains(InterfaceFlags::IFF_RUNNING) {
                 return Ok(());
             }
             if start.elapsed() >= timeout {
@@ -158,29 +152,21 @@ impl Link {
 }
 
 /// Waits until `fd` is readable or `deadline` passes; true when readable.
-fn wait_readable(fd: RawFd, deadline: Instant) -> io::Result<bool> {
+fn wait_readable(fd: BorrowedFd, deadline: Instant) -> io::Result<bool> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Ok(false);
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if rc > 0 {
-            return Ok(true);
+        let ms = left.as_millis().clamp(1, u16::MAX as u128) as u16;
+        match poll(
+            &mut [PollFd::new(fd, PollFlags::POLLIN)],
+            PollTimeout::from(ms),
+        ) {
+            Ok(0) => {}
+            Ok(_) => return Ok(true),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -223,15 +209,11 @@ impl RawTransport {
         // Protocol 0: no packets until bind() names protocol and interface
         // (a socket opened with a protocol would be re-hooked on bind,
         // which waits for an RCU grace period).
-        // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(link.io("packet socket", io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a fresh, valid descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd =
+            new_socket(AddressFamily::Packet, None).map_err(|e| link.io("packet socket", e))?;
         let sa = sockaddr_ll(link.index, false);
-        // SAFETY: bind with a valid sockaddr_ll and its size.
+        // SAFETY: bind with a valid sockaddr_ll and its size (nix cannot
+        // build a link-layer address).
         let rc = unsafe {
             libc::bind(
                 fd.as_raw_fd(),
@@ -318,7 +300,7 @@ impl Transport for RawTransport {
     fn send(&self, payload: &[u8], dst: Ipv4Addr) -> io::Result<()> {
         let pkt = ip_udp_packet(self.src, dst, payload);
         let sa = sockaddr_ll(self.ifindex, true);
-        // SAFETY: sendto with a valid buffer and sockaddr_ll.
+        // SAFETY: sendto with a valid buffer and sockaddr_ll (see `open`).
         let rc = unsafe {
             libc::sendto(
                 self.fd.as_raw_fd(),
@@ -337,27 +319,13 @@ impl Transport for RawTransport {
 
     fn recv(&self, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
         let mut buf = vec![0u8; 2048];
-        while wait_readable(self.fd.as_raw_fd(), deadline)? {
-            // SAFETY: recv into a buffer of the given length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
+        while wait_readable(self.fd.as_fd(), deadline)? {
+            let n = match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) {
-                    continue;
-                }
-                return Err(e);
-            }
-            if let Some(p) = dhcp_payload(&buf[..n as usize]) {
+            if let Some(p) = dhcp_payload(&buf[..n]) {
                 return Ok(Some(p.to_vec()));
             }
         }
@@ -373,60 +341,24 @@ pub struct UdpTransport {
 
 impl UdpTransport {
     pub fn open(link: &Link) -> Result<Self, LinkError> {
-        // SAFETY: plain socket(2) call; the fd is owned right away.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_UDP,
-            )
-        };
-        if fd < 0 {
-            return Err(link.io("udp socket", io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a fresh, valid descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
-        for opt in [libc::SO_REUSEADDR, libc::SO_BROADCAST] {
-            // SAFETY: setsockopt with an int option.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as u32,
-                )
-            };
-        }
-        // SAFETY: SO_BINDTODEVICE with the interface name and its length.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_BINDTODEVICE,
-                link.ifname.as_ptr().cast(),
-                link.ifname.len() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(link.io("SO_BINDTODEVICE", io::Error::last_os_error()));
-        }
-        // SAFETY: plain old data; all-zero is valid.
-        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-        sa.sin_family = libc::AF_INET as u16;
-        sa.sin_port = 68u16.to_be();
-        // SAFETY: bind 0.0.0.0:68 with a valid sockaddr_in.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const libc::sockaddr_in as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_in>() as u32,
-            )
-        };
-        if rc != 0 {
-            return Err(link.io("bind udp port 68", io::Error::last_os_error()));
-        }
+        let fd = new_socket(AddressFamily::Inet, Some(socket::SockProtocol::Udp))
+            .map_err(|e| link.io("udp socket", e))?;
+        let set = |what, r: nix::Result<()>| r.map_err(|e| link.io(what, e.into()));
+        set(
+            "SO_REUSEADDR",
+            socket::setsockopt(&fd, sockopt::ReuseAddr, &true),
+        )?;
+        set(
+            "SO_BROADCAST",
+            socket::setsockopt(&fd, sockopt::Broadcast, &true),
+        )?;
+        let dev = std::ffi::OsString::from(&link.ifname);
+        set(
+            "SO_BINDTODEVICE",
+            socket::setsockopt(&fd, sockopt::BindToDevice, &dev),
+        )?;
+        let any = SockaddrIn::new(0, 0, 0, 0, 68);
+        set("bind udp port 68", socket::bind(fd.as_raw_fd(), &any))?;
         let sock = UdpSocket::from(fd);
         sock.set_nonblocking(true)
             .map_err(|e| link.io("udp socket non-blocking", e))?;
@@ -442,7 +374,7 @@ impl Transport for UdpTransport {
 
     fn recv(&self, deadline: Instant) -> io::Result<Option<Vec<u8>>> {
         let mut buf = vec![0u8; 2048];
-        while wait_readable(self.sock.as_raw_fd(), deadline)? {
+        while wait_readable(self.sock.as_fd(), deadline)? {
             match self.sock.recv(&mut buf) {
                 Ok(n) => return Ok(Some(buf[..n].to_vec())),
                 Err(e)
