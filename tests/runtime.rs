@@ -3,54 +3,58 @@
 
 mod common;
 
-use common::{plugin_sets, Host};
+use common::{ipv4_addrs, plugin_sets, Addr, Host};
 
 /// Acceptance 1, the default network: eth0 in 172.16.28.0/24, a default route via
 /// the gateway, a lease holding the pod UUID while the pod runs, gone after.
 #[test]
 fn default_network() {
     for (set, flags) in plugin_sets() {
-        let o = Host::new()
-            .global(flags)
-            .run(
-                r#"
-rkt run --net=default "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr show eth0; ip route; sleep 30' > out &
-wait_running
-uuid=$(rkt list --full --no-legend | awk '{print $1}')
-echo "UUID=$uuid"
-echo "LEASE=$(head -n1 /var/lib/cni/networks/default/172.16.28.* | tr -d '\r')"
-rkt stop $uuid > /dev/null
-wait $! || true
-cat out
-echo "AFTER=$(ls /var/lib/cni/networks/default | grep -c 172.16.28 || true)"
-"#,
-            )
-            .ok();
-        let uuid = o.value("UUID").unwrap();
-        assert_eq!(uuid.len(), 36, "{set}: {o:?}");
-        assert_eq!(
-            o.value("LEASE").as_deref(),
-            Some(uuid.as_str()),
-            "{set}: {}",
-            o.stdout
-        );
-        assert!(o.stdout.contains("inet 172.16.28."), "{set}: {}", o.stdout);
+        let host = Host::new().global(flags).start();
+        let img = host.image();
+        let pod = host.rkt_spawn(&[
+            "run",
+            "--net=default",
+            &img,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "ip -o -4 addr show eth0; ip route; sleep 30",
+        ]);
+        let uuid = host.wait_running(1).remove(0);
+        assert_eq!(uuid.len(), 36, "{set}");
+        let leases: Vec<String> = host
+            .ls("/var/lib/cni/networks/default")
+            .into_iter()
+            .filter(|f| f.starts_with("172.16.28."))
+            .collect();
+        assert_eq!(leases.len(), 1, "{set}: {leases:?}");
+        let lease = host.read(&format!("/var/lib/cni/networks/default/{}", leases[0]));
+        assert_eq!(lease.lines().next(), Some(uuid.as_str()), "{set}");
+        host.rkt(&["stop", &uuid]).ok();
+        let out = pod.wait_with_output().expect("rkt run");
+        let out = String::from_utf8_lossy(&out.stdout);
+        let addrs = ipv4_addrs(&out);
         assert!(
-            o.stdout.contains("default via 172.16.28.1 dev eth0"),
-            "{set}: {}",
-            o.stdout
+            addrs.len() == 1
+                && addrs[0].ifname == "eth0"
+                && addrs[0].cidr.starts_with("172.16.28."),
+            "{set}: {out}"
         );
-        assert_eq!(
-            o.value("AFTER").as_deref(),
-            Some("0"),
-            "{set}: {}",
-            o.stdout
+        assert!(
+            out.contains("default via 172.16.28.1 dev eth0"),
+            "{set}: {out}"
         );
+        let left = host.ls("/var/lib/cni/networks/default");
+        assert!(
+            !left.iter().any(|f| f.starts_with("172.16.28.")),
+            "{set}: {left:?}"
+        );
+        host.finish();
     }
 }
 
-const SEED_BRIDGE: &str = r#"cat > /etc/rkt/net.d/custom_rkt_bridge.conf <<'JSON'
-{
+const SEED_BRIDGE: &str = r#"{
     "cniVersion": "0.2.0",
     "name": "customrktbridge",
     "type": "bridge",
@@ -65,7 +69,6 @@ const SEED_BRIDGE: &str = r#"cat > /etc/rkt/net.d/custom_rkt_bridge.conf <<'JSON
         ]
     }
 }
-JSON
 "#;
 
 /// Acceptance 2, the seed walkthrough: eth0 10.11.0.2/16 on the bridge,
@@ -73,42 +76,58 @@ JSON
 #[test]
 fn seed_walkthrough() {
     for (set, flags) in plugin_sets() {
-        let o = Host::new()
-            .global(flags)
-            .run(&format!(
-                r#"{SEED_BRIDGE}
-rkt run --net=customrktbridge "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr; sleep 30' > out &
-wait_running
-rkt list --full --no-legend > list
-echo "LEASE=$(head -n1 /var/lib/cni/networks/customrktbridge/10.11.0.2 | tr -d '\r')"
-echo "RLEASE=$(head -n1 /var/lib/cni/networks/default-restricted/172.17.0.2 | tr -d '\r')"
-rkt stop $(awk '{{print $1}}' list) > /dev/null
-wait $! || true
-cat out list
-echo "UUID=$(awk '{{print $1}}' list)"
-"#
-            ))
-            .ok();
-        let uuid = o.value("UUID").unwrap();
-        assert_eq!(uuid.len(), 36, "{set}: {}", o.stdout);
+        let host = Host::new().global(flags).start();
+        host.net_conf("custom_rkt_bridge.conf", SEED_BRIDGE);
+        let img = host.image();
+        let pod = host.rkt_spawn(&[
+            "run",
+            "--net=customrktbridge",
+            &img,
+            "--exec=/bin/sh",
+            "--",
+            "-c",
+            "ip -o -4 addr; sleep 30",
+        ]);
+        let uuid = host.wait_running(1).remove(0);
+        let list = host.rkt(&["list", "--full", "--no-legend"]).ok().stdout;
+        let lease = |net: &str, ip: &str| {
+            host.read(&format!("/var/lib/cni/networks/{net}/{ip}"))
+                .lines()
+                .next()
+                .map(str::to_string)
+        };
+        assert_eq!(
+            lease("customrktbridge", "10.11.0.2"),
+            Some(uuid.clone()),
+            "{set}"
+        );
+        assert_eq!(
+            lease("default-restricted", "172.17.0.2"),
+            Some(uuid.clone()),
+            "{set}"
+        );
+        host.rkt(&["stop", &uuid]).ok();
+        let out = pod.wait_with_output().expect("rkt run");
+        let addrs = ipv4_addrs(&String::from_utf8_lossy(&out.stdout));
+        let want = |ifname: &str, cidr: &str| Addr {
+            ifname: ifname.into(),
+            cidr: cidr.into(),
+        };
         assert!(
-            o.stdout.contains("eth0    inet 10.11.0.2/16"),
-            "{set}: {}",
-            o.stdout
+            addrs.contains(&want("eth0", "10.11.0.2/16")),
+            "{set}: {addrs:?}"
         );
         assert!(
-            o.stdout.contains("eth1    inet 172.17.0.2/16"),
-            "{set}: {}",
-            o.stdout
+            addrs.contains(&want("eth1", "172.17.0.2/16")),
+            "{set}: {addrs:?}"
         );
         assert!(
-            o.stdout
-                .contains("customrktbridge:ip4=10.11.0.2, default-restricted:ip4=172.17.0.2"),
-            "{set}: {}",
-            o.stdout
+            list.contains(&uuid)
+                && list
+                    .contains("customrktbridge:ip4=10.11.0.2, default-restricted:ip4=172.17.0.2"),
+            "{set}: {list}"
         );
-        assert_eq!(o.value("LEASE"), Some(uuid.clone()), "{set}");
-        assert_eq!(o.value("RLEASE"), Some(uuid), "{set}");
+        host.finish();
     }
 }
 
@@ -118,46 +137,54 @@ echo "UUID=$(awk '{{print $1}}' list)"
 #[test]
 fn special_networks_and_args() {
     for (set, flags) in plugin_sets() {
-        let o = Host::new()
-            .global(flags)
-            .run(&format!(
-                r#"{SEED_BRIDGE}
-rkt run --net=default-restricted "$IMG" --exec=/bin/sh -- -c 'echo ROUTES=$(ip route | tr "\n" "|"); ping -c1 -W2 172.17.0.1 >/dev/null && echo PING=ok'
-rkt run --net=none "$IMG" --exec=/bin/sh -- -c 'echo LINKS=$(ls /sys/class/net | tr "\n" " ")'
-ip link add hostside0 type veth peer name hostside1
-rkt run --net=host "$IMG" --exec=/bin/sh -- -c 'echo HOSTLINKS=$(ls /sys/class/net | tr "\n" " ")'
-ip link del hostside0
-rkt run --net=customrktbridge:IP=10.11.0.77 "$IMG" --exec=/bin/sh -- -c 'echo ARGIP=$(ip -o -4 addr show eth0 | awk "{{print \$4}}")'
-rkt gc --grace-period=0s >/dev/null
-"#
-            ))
+        let host = Host::new().global(flags).start();
+        host.net_conf("custom_rkt_bridge.conf", SEED_BRIDGE);
+        let routes = host
+            .in_pod("default-restricted", &["/bin/ip", "-4", "route"])
             .ok();
-        let routes = o.value("ROUTES").unwrap();
-        assert!(!routes.contains("default"), "{set}: {routes}");
-        for r in routes.split('|').filter(|r| !r.is_empty()) {
+        assert!(!routes.stdout.is_empty(), "{set}");
+        for r in routes.lines() {
             assert!(
                 r.starts_with("172.17."),
                 "{set}: route beyond 172.17.0.0/16: {r}"
             );
         }
+        host.in_pod(
+            "default-restricted",
+            &["/bin/ping", "-c1", "-W2", "172.17.0.1"],
+        )
+        .ok();
+        let links = host.in_pod("none", &["/bin/ls", "/sys/class/net"]).ok();
+        assert_eq!(links.lines(), vec!["lo"], "{set}");
+        host.exec(&[
+            "ip",
+            "link",
+            "add",
+            "hostside0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "hostside1",
+        ])
+        .ok();
+        let links = host.in_pod("host", &["/bin/ls", "/sys/class/net"]).ok();
+        assert!(links.lines().contains(&"hostside1"), "{set}: {links:?}");
+        host.exec(&["ip", "link", "del", "hostside0"]).ok();
+        let arg = host
+            .in_pod(
+                "customrktbridge:IP=10.11.0.77",
+                &["/bin/ip", "-o", "-4", "addr", "show", "eth0"],
+            )
+            .ok();
+        let addrs = ipv4_addrs(&arg.stdout);
         assert_eq!(
-            o.value("PING").as_deref(),
-            Some("ok"),
-            "{set}: {}",
-            o.stdout
-        );
-        assert_eq!(
-            o.value("LINKS").as_deref().map(str::trim),
-            Some("lo"),
-            "{set}"
-        );
-        assert!(o.value("HOSTLINKS").unwrap().contains("hostside1"), "{set}");
-        assert_eq!(
-            o.value("ARGIP").as_deref(),
+            addrs.first().map(|a| a.cidr.as_str()),
             Some("10.11.0.77/16"),
-            "{set}: {}",
-            o.stdout
+            "{set}: {arg:?}"
         );
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        host.finish();
     }
 }
 
@@ -215,57 +242,37 @@ rkt run --net=chain "$IMG" --exec=/bin/sh -- -c 'echo CHAIN=$(ip -o -4 addr show
 #[test]
 fn failure_in_the_middle_rolls_back() {
     for (set, flags) in plugin_sets() {
-        let o = Host::new()
-            .global(flags)
-            .run(
-                r#"cat > /etc/rkt/net.d/10-good.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"good","type":"ptp","ipMasq":true,"ipam":{"type":"host-local","subnet":"10.40.0.0/24"}}
-JSON
-cat > /etc/rkt/net.d/20-missing.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"missing","type":"nosuchplugin"}
-JSON
-cat > /etc/rkt/net.d/30-failing.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"failing","type":"ptp","ipam":{"type":"host-local","subnet":"10.41.0.0/24","rangeStart":"10.41.0.10","rangeEnd":"10.41.0.20"}}
-JSON
-set +e
-rkt run --net=good,missing "$IMG" --exec=/bin/true 2> err1; echo "RC1=$?"
-rkt run --net=good,failing:IP=10.41.0.99 "$IMG" --exec=/bin/true 2> err2; echo "RC2=$?"
-set -e
-echo "LINES1=$(wc -l < err1)"; echo "ERR1=$(cat err1)"
-echo "LINES2=$(wc -l < err2)"; echo "ERR2=$(cat err2)"
-echo "PODS=$(rkt list --no-legend | wc -l)"
-"#,
-            )
-            .ok();
-        assert_ne!(o.value("RC1").as_deref(), Some("0"), "{set}");
-        assert_ne!(o.value("RC2").as_deref(), Some("0"), "{set}");
-        assert_eq!(
-            o.value("LINES1").as_deref(),
-            Some("1"),
-            "{set}: {}",
-            o.stdout
+        let host = Host::new().global(flags).start();
+        host.net_conf(
+            "10-good.conf",
+            r#"{"cniVersion":"1.0.0","name":"good","type":"ptp","ipMasq":true,"ipam":{"type":"host-local","subnet":"10.40.0.0/24"}}"#,
         );
-        assert_eq!(
-            o.value("LINES2").as_deref(),
-            Some("1"),
-            "{set}: {}",
-            o.stdout
+        host.net_conf(
+            "20-missing.conf",
+            r#"{"cniVersion":"1.0.0","name":"missing","type":"nosuchplugin"}"#,
         );
-        let e1 = o.value("ERR1").unwrap();
+        host.net_conf(
+            "30-failing.conf",
+            r#"{"cniVersion":"1.0.0","name":"failing","type":"ptp","ipam":{"type":"host-local","subnet":"10.41.0.0/24","rangeStart":"10.41.0.10","rangeEnd":"10.41.0.20"}}"#,
+        );
+        for (net, want) in [
+            ("good,missing", ["network \"missing\"", "nosuchplugin"]),
+            (
+                "good,failing:IP=10.41.0.99",
+                ["network \"failing\"", "plugin ptp"],
+            ),
+        ] {
+            let o = host.in_pod(net, &["/bin/true"]);
+            let line = o.fails_with(254, want[0]);
+            assert!(line.contains(want[1]), "{set}: {line}");
+            assert_eq!(o.stderr.lines().count(), 1, "{set}: one line: {}", o.stderr);
+        }
+        let list = host.rkt(&["list", "--no-legend"]).ok();
         assert!(
-            e1.contains("network \"missing\"") && e1.contains("nosuchplugin"),
-            "{set}: {e1}"
+            list.stdout.trim().is_empty(),
+            "{set}: a failed pod is not kept: {list:?}"
         );
-        let e2 = o.value("ERR2").unwrap();
-        assert!(
-            e2.contains("network \"failing\"") && e2.contains("plugin ptp"),
-            "{set}: {e2}"
-        );
-        assert_eq!(
-            o.value("PODS").as_deref(),
-            Some("0"),
-            "{set}: a failed pod is not kept"
-        );
+        host.finish();
     }
 }
 

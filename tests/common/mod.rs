@@ -9,8 +9,9 @@
 
 pub mod image;
 
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 /// The `rkt` binary under test.
 pub fn rkt_bin() -> PathBuf {
@@ -49,9 +50,10 @@ impl Outcome {
     }
 }
 
-/// Runs before every script: the throwaway host's own filesystem and `lo`,
-/// and helpers scripts can use.
-const PRELUDE: &str = r#"
+/// Runs once when a throwaway host starts: its own filesystem and `lo`.
+/// Everything outside the tmpfs state directories, the checkout included,
+/// is read-only inside the host: a test cannot write anywhere else.
+const SETUP: &str = r#"
 set -u
 # tmpfs over the state directories and /tmp. When the checkout itself lives
 # under one of them (CI may clone into /tmp), it is bound back in place
@@ -68,8 +70,17 @@ for d in /etc/rkt /var/lib/rkt /var/lib/cni /run /tmp; do
   esac
 done
 mkdir -p /etc/rkt/net.d /run/netns
-cd /tmp
+mount -o remount,bind,ro / || { echo "cannot make / read-only in the test host" >&2; exit 1; }
+case "$REPO/" in
+  /tmp/*|/run/*|/var/lib/rkt/*|/var/lib/cni/*|/etc/rkt/*) mount -o remount,bind,ro "$REPO" ;;
+esac
 ip link set lo up
+"#;
+
+/// Helpers every script can use.
+const HELPERS: &str = r#"
+set -u
+cd /tmp
 rkt() { "$RKT_BIN" $RKT_GLOBAL "$@"; }
 fail() { echo "FAIL: $*"; exit 1; }
 # How many rkt-cni nftables tables exist once the background removal of the
@@ -172,11 +183,27 @@ impl Host {
         self
     }
 
+    /// What every command in the host sees.
+    fn environment(&self, cmd: &mut Command, img: &std::path::Path) {
+        cmd.env("RKT_BIN", rkt_bin())
+            .env("REPO", env!("CARGO_MANIFEST_DIR"))
+            .env("RKT_GLOBAL", &self.global)
+            .env("IMG", img)
+            .env("BIN_DIR", rkt_bin().parent().expect("bin dir"))
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+    }
+
     /// Runs the script; asserts that nothing leaked.
     pub fn run(&self, script: &str) -> Outcome {
         let img = image::busybox_rootfs();
         let full = format!(
-            "{PRELUDE}\n{LEAK_CHECK}\n( set -e\n{script}\n)\nrc=$?\necho '--- leak check'\nleak_check\nexit $rc\n"
+            "{SETUP}\n{HELPERS}\n{LEAK_CHECK}\n( set -e\n{script}\n)\nrc=$?\necho '--- leak check'\nleak_check\nexit $rc\n"
         );
         let mut cmd = Command::new("unshare");
         cmd.args([
@@ -192,43 +219,285 @@ impl Host {
             "bash",
             "-c",
             &full,
-        ])
-        .env("RKT_BIN", rkt_bin())
-        .env("REPO", env!("CARGO_MANIFEST_DIR"))
-        .env("RKT_GLOBAL", &self.global)
-        .env("IMG", &img)
-        .env("BIN_DIR", rkt_bin().parent().expect("bin dir"))
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        );
-        for (k, v) in &self.envs {
-            cmd.env(k, v);
-        }
+        ]);
+        self.environment(&mut cmd, &img);
         let out = cmd
             .output()
             .expect("run unshare (tests need root and util-linux)");
-        let o = Outcome {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
+        let o = Outcome::of(out);
         if self.check_leaks {
-            let leaks: Vec<&str> = o
-                .stdout
-                .lines()
-                .filter(|l| l.starts_with("LEAK:"))
-                .collect();
-            assert!(
-                leaks.is_empty(),
-                "leftovers after the test:\n{}\n--- stdout\n{}\n--- stderr\n{}",
-                leaks.join("\n"),
-                o.stdout,
-                o.stderr
-            );
+            o.assert_no_leaks();
         }
         o
     }
+
+    /// Starts the host and keeps it for a test written in Rust: each
+    /// [`Session`] call runs one command inside it.
+    pub fn start(self) -> Session {
+        let img = image::busybox_rootfs();
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--net",
+            "--pid",
+            "--ipc",
+            "--uts",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            &format!("{SETUP}\necho READY\nread -r _ || true\n"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+        self.environment(&mut cmd, &img);
+        let mut child = cmd
+            .spawn()
+            .expect("run unshare (tests need root and util-linux)");
+        let mut ready = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut ready)
+            .expect("read the host's READY");
+        assert_eq!(ready.trim(), "READY", "the throwaway host did not start");
+        let unshare = child.id();
+        let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+            .expect("the host's init");
+        let init: u32 = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the host's init pid");
+        Session {
+            stdin: child.stdin.take(),
+            child,
+            init,
+            host: self,
+            img,
+        }
+    }
+}
+
+impl Outcome {
+    fn of(out: std::process::Output) -> Outcome {
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn assert_no_leaks(&self) {
+        let leaks: Vec<&str> = self
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("LEAK:"))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "leftovers after the test:\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            leaks.join("\n"),
+            self.stdout,
+            self.stderr
+        );
+    }
+
+    /// Panics with the transcript unless the command failed with exit
+    /// code `code` and its stderr's last line contains `msg`; returns
+    /// that line.
+    pub fn fails_with(&self, code: i32, msg: &str) -> String {
+        let last = self.stderr.lines().last().unwrap_or("").to_string();
+        assert!(
+            self.code == code && last.contains(msg),
+            "expected exit {code} and {msg:?}, got {}: {last}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        last
+    }
+
+    /// The lines of stdout.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+/// A running throwaway host (see [`Host::start`]). Dropping it ends it;
+/// [`Session::finish`] also checks that nothing was left behind.
+pub struct Session {
+    host: Host,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// The host's init, in our PID namespace: what `nsenter` targets.
+    init: u32,
+    img: PathBuf,
+}
+
+/// An interface's address, as the pod or host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr {
+    pub ifname: String,
+    pub cidr: String,
+}
+
+impl Session {
+    /// A command inside the host's namespaces.
+    fn command(&self, argv: &[&str]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.args([
+            "--target",
+            &self.init.to_string(),
+            "--mount",
+            "--net",
+            "--pid",
+            "--ipc",
+            "--uts",
+            "--wd=/tmp",
+            "--",
+        ])
+        .args(argv);
+        self.host.environment(&mut cmd, &self.img);
+        cmd
+    }
+
+    /// The busybox image's path (inside the host too).
+    pub fn image(&self) -> String {
+        self.img.display().to_string()
+    }
+
+    /// Runs `argv` in the host and waits for it.
+    pub fn exec(&self, argv: &[&str]) -> Outcome {
+        Outcome::of(self.command(argv).output().expect("run nsenter"))
+    }
+
+    /// Runs `rkt` (with the host's global flags) and waits for it.
+    pub fn rkt(&self, args: &[&str]) -> Outcome {
+        let bin = rkt_bin().display().to_string();
+        let mut argv: Vec<&str> = vec![&bin];
+        argv.extend(self.host.global.split_whitespace());
+        argv.extend(args);
+        self.exec(&argv)
+    }
+
+    /// Starts `rkt` in the background; the caller waits for it.
+    pub fn rkt_spawn(&self, args: &[&str]) -> Child {
+        let bin = rkt_bin().display().to_string();
+        let mut argv: Vec<&str> = vec![&bin];
+        argv.extend(self.host.global.split_whitespace());
+        argv.extend(args);
+        self.command(&argv)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run nsenter")
+    }
+
+    /// Runs `argv` in a pod of the busybox image on `net`.
+    pub fn in_pod(&self, net: &str, argv: &[&str]) -> Outcome {
+        let net = format!("--net={net}");
+        let exec = format!("--exec={}", argv[0]);
+        let img = self.image();
+        let mut args = vec!["run", &net, &img, &exec, "--"];
+        args.extend(&argv[1..]);
+        self.rkt(&args)
+    }
+
+    /// A shell script in the host, with the harness's helpers.
+    pub fn sh(&self, script: &str) -> Outcome {
+        self.exec(&["bash", "-c", &format!("{HELPERS}\nset -e\n{script}")])
+    }
+
+    /// Writes a file inside the host.
+    pub fn write(&self, path: &str, content: &str) {
+        let mut child = self
+            .command(&["sh", "-c", "cat > \"$1\"", "write", path])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run nsenter");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(content.as_bytes())
+            .expect("write the file's content");
+        assert!(child.wait().expect("wait").success(), "cannot write {path}");
+    }
+
+    /// A network config in `/etc/rkt/net.d`.
+    pub fn net_conf(&self, file: &str, json: &str) {
+        self.write(&format!("/etc/rkt/net.d/{file}"), json);
+    }
+
+    /// A file's content inside the host.
+    pub fn read(&self, path: &str) -> String {
+        self.exec(&["cat", path]).ok().stdout
+    }
+
+    /// File names in a directory of the host (none when it is missing).
+    pub fn ls(&self, dir: &str) -> Vec<String> {
+        let o = self.exec(&["ls", "-1", dir]);
+        o.stdout.lines().map(str::to_string).collect()
+    }
+
+    /// The UUIDs of the host's pods in `state` (running, exited, ...).
+    pub fn pods(&self, state: &str) -> Vec<String> {
+        self.rkt(&["list", "--full", "--no-legend"])
+            .ok()
+            .stdout
+            .lines()
+            .filter(|l| l.split_whitespace().any(|w| w == state))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    }
+
+    /// Waits up to 20 s until `n` pods run; their UUIDs.
+    pub fn wait_running(&self, n: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let pods = self.pods("running");
+            if pods.len() >= n {
+                return pods;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("fewer than {n} running pods after 20 s");
+    }
+
+    /// Ends the host after checking that nothing was left behind.
+    pub fn finish(mut self) {
+        let o = self.exec(&["bash", "-c", &format!("{LEAK_CHECK}\nleak_check")]);
+        o.assert_no_leaks();
+        self.end();
+    }
+
+    fn end(&mut self) {
+        // Closing its stdin ends the host's init, and with it everything
+        // left in its PID namespace.
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// IPv4 addresses in `ip -o -4 addr` output.
+pub fn ipv4_addrs(ip_output: &str) -> Vec<Addr> {
+    ip_output
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let at = w.iter().position(|x| *x == "inet")?;
+            Some(Addr {
+                ifname: w.get(1)?.to_string(),
+                cidr: w.get(at + 1)?.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Both plugin sets: the bundled plugins (found beside `rkt`) and the
