@@ -11,17 +11,26 @@ pub mod ptp;
 
 use pkg::{firewall, teardown};
 
-/// A bundled plugin binary's `main`: the CNI skeleton, or, when started as
-/// its own detached copy ([`pkg::detached`]), the background removal of a
-/// network's nftables state or of a link.
-pub fn main(plugin: &dyn crate::cni::skeleton::Plugin) -> ! {
+/// When this process is a plugin's detached copy ([`pkg::detached`]): does
+/// its background work (the removal of a network's nftables state or of a
+/// link) and returns the exit code. `None` for an ordinary start.
+pub fn detached_work() -> Option<i32> {
     if let Some(network) = std::env::var_os(firewall::CLEANUP_ENV) {
         let ok = firewall::cleanup(&network.to_string_lossy()).is_ok();
-        std::process::exit(if ok { 0 } else { 1 });
+        return Some(if ok { 0 } else { 1 });
     }
     if let Some(link) = std::env::var_os(teardown::DELETE_ENV) {
         let ok = teardown::finish_delete(&link.to_string_lossy()).is_ok();
-        std::process::exit(if ok { 0 } else { 1 });
+        return Some(if ok { 0 } else { 1 });
+    }
+    None
+}
+
+/// A bundled plugin binary's `main`: the CNI skeleton, or the work of a
+/// detached copy ([`detached_work`]).
+pub fn main(plugin: &dyn crate::cni::skeleton::Plugin) -> ! {
+    if let Some(code) = detached_work() {
+        std::process::exit(code);
     }
     crate::cni::skeleton::main(plugin)
 }
