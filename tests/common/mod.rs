@@ -381,25 +381,44 @@ impl Session {
         self.exec(&argv)
     }
 
-    /// Starts `rkt` in the background; the caller waits for it.
-    pub fn rkt_spawn(&self, args: &[&str]) -> Child {
-        let bin = rkt_bin().display().to_string();
-        let mut argv: Vec<&str> = vec![&bin];
-        argv.extend(self.host.global.split_whitespace());
-        argv.extend(args);
-        self.command(&argv)
+    /// Starts `argv` in the host in the background; the caller waits for
+    /// it (or kills it: it is ours).
+    pub fn spawn(&self, argv: &[&str]) -> Child {
+        self.command(argv)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("run nsenter")
     }
 
+    /// Starts `rkt` in the background; the caller waits for it.
+    pub fn rkt_spawn(&self, args: &[&str]) -> Child {
+        let bin = rkt_bin().display().to_string();
+        let mut argv: Vec<&str> = vec![&bin];
+        argv.extend(self.host.global.split_whitespace());
+        argv.extend(args);
+        self.spawn(&argv)
+    }
+
+    /// `rkt list --format=json`, parsed.
+    pub fn list_json(&self) -> serde_json::Value {
+        let o = self.rkt(&["list", "--format=json"]).ok();
+        serde_json::from_str(&o.stdout).expect("rkt list --format=json is JSON")
+    }
+
     /// Runs `argv` in a pod of the busybox image on `net`.
     pub fn in_pod(&self, net: &str, argv: &[&str]) -> Outcome {
+        self.in_pod_with(net, &[], argv)
+    }
+
+    /// [`Session::in_pod`] with more `rkt run` flags.
+    pub fn in_pod_with(&self, net: &str, flags: &[&str], argv: &[&str]) -> Outcome {
         let net = format!("--net={net}");
         let exec = format!("--exec={}", argv[0]);
         let img = self.image();
-        let mut args = vec!["run", &net, &img, &exec, "--"];
+        let mut args = vec!["run", net.as_str()];
+        args.extend(flags);
+        args.extend([img.as_str(), exec.as_str(), "--"]);
         args.extend(&argv[1..]);
         self.rkt(&args)
     }
