@@ -4,14 +4,10 @@
 
 mod common;
 
-use common::Host;
+use common::{ours, reference, Cni, Host, Session};
+use serde_json::Value;
 
-/// Calls `$1` (plugin path) with CNI_COMMAND `$2`, container `$3`, config `$4`, CNI_ARGS `$5`.
-const CALL: &str = r#"
-call() {
-  echo "$4" | CNI_COMMAND=$2 CNI_CONTAINERID=$3 CNI_NETNS=/run/netns/x CNI_IFNAME=eth0 CNI_ARGS="${5:-}" CNI_PATH=/usr/lib/cni "$1" | tr -d '\n'
-}
-"#;
+const VERSIONS: [&str; 5] = ["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0"];
 
 fn conf(version: &str, dir: &str) -> String {
     format!(
@@ -19,43 +15,89 @@ fn conf(version: &str, dir: &str) -> String {
     )
 }
 
+fn json(o: &common::Outcome) -> Value {
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {o:?}"))
+}
+
+/// ADD of `container` with `bin`; the result.
+fn add(host: &Session, bin: &str, container: &str, config: &str) -> Value {
+    json(&host.cni(&Cni::new(bin, "ADD", container), config).ok())
+}
+
+fn del(host: &Session, bin: &str, container: &str, config: &str) {
+    host.cni(&Cni::new(bin, "DEL", container), config).ok();
+}
+
+/// The IPv4 addresses a result gives.
+fn v4(result: &Value) -> Vec<String> {
+    result["ips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["address"].as_str())
+        .filter(|a| a.starts_with("10."))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Lease files (named as addresses) in a network's directory.
+fn leases(host: &Session, dir: &str) -> Vec<String> {
+    host.ls(dir)
+        .into_iter()
+        .filter(|f| f.starts_with("10.") || f.starts_with("fd00"))
+        .collect()
+}
+
 /// Same results and the same files from ours and the reference, in every
 /// spec version the reference speaks; requested addresses; exhaustion.
 #[test]
 fn same_as_the_reference() {
-    let mut script = String::from(CALL);
-    for v in ["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0"] {
+    let host = Host::new().start();
+    for v in VERSIONS {
+        let mut seen: Vec<(Value, Value, String, Vec<(String, String)>)> = Vec::new();
         for (who, bin) in [
-            ("ours", "$BIN_DIR/host-local"),
-            ("ref", "/usr/lib/cni/host-local"),
+            ("ours", ours("host-local")),
+            ("ref", reference("host-local")),
         ] {
-            let c = conf(v, &format!("/tmp/{who}-{v}"));
-            script.push_str(&format!(
-                "echo \"R_{who}_{v}=$(call {bin} ADD c1 '{c}')\"\necho \"Q_{who}_{v}=$(call {bin} ADD c2 '{c}' 'IgnoreUnknown=1;IP=10.90.0.12')\"\ncall {bin} ADD c3 '{c}' > /dev/null\necho \"X_{who}_{v}=$(call {bin} ADD c4 '{c}' | grep -c 'no IP addresses available')\"\necho \"F_{who}_{v}=$(cd /tmp/{who}-{v}/hl && for f in *; do printf '%s:%s;' \"$f\" \"$(cat $f | tr '\\r\\n' '|_')\"; done)\"\ncall {bin} DEL c1 '{c}'; call {bin} DEL c2 '{c}'; call {bin} DEL c3 '{c}'\necho \"E_{who}_{v}=$(ls /tmp/{who}-{v}/hl | grep -c '^[0-9f]' || true)\"\n"
-            ));
-        }
-    }
-    let o = Host::new().run(&script).ok();
-    for v in ["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0"] {
-        for key in ["R", "Q", "X", "F", "E"] {
-            let ours = o.value(&format!("{key}_ours_{v}")).unwrap();
-            let reference = o.value(&format!("{key}_ref_{v}")).unwrap();
-            if key == "R" || key == "Q" {
-                let a: serde_json::Value =
-                    serde_json::from_str(&ours).unwrap_or_else(|e| panic!("{v} {ours}: {e}"));
-                let b: serde_json::Value = serde_json::from_str(&reference).unwrap();
-                assert_eq!(a, b, "{key} {v}\nours {ours}\nref  {reference}");
-            } else {
-                assert_eq!(ours, reference, "{key} {v}");
+            let dir = format!("/tmp/{who}-{v}");
+            let c = conf(v, &dir);
+            let first = add(&host, &bin, "c1", &c);
+            let asked = json(
+                &host
+                    .cni(
+                        &Cni::new(&bin, "ADD", "c2").args("IgnoreUnknown=1;IP=10.90.0.12"),
+                        &c,
+                    )
+                    .ok(),
+            );
+            add(&host, &bin, "c3", &c);
+            let exhausted = host.cni(&Cni::new(&bin, "ADD", "c4"), &c);
+            let files: Vec<(String, String)> = host
+                .ls(&format!("{dir}/hl"))
+                .into_iter()
+                .map(|f| {
+                    let content = host.read(&format!("{dir}/hl/{f}"));
+                    (f, content)
+                })
+                .collect();
+            for c_id in ["c1", "c2", "c3"] {
+                del(&host, &bin, c_id, &c);
             }
+            assert!(leases(&host, &format!("{dir}/hl")).is_empty(), "{who} {v}");
+            seen.push((first, asked, exhausted.stdout, files));
         }
-        assert_eq!(
-            o.value(&format!("X_ours_{v}")).as_deref(),
-            Some("1"),
-            "exhausted in {v}"
+        let (o, r) = (&seen[0], &seen[1]);
+        assert_eq!(o.0, r.0, "first ADD, {v}");
+        assert_eq!(o.1, r.1, "requested address, {v}");
+        assert!(
+            o.2.contains("no IP addresses available"),
+            "exhausted in {v}: {}",
+            o.2
         );
-        assert_eq!(o.value(&format!("E_ours_{v}")).as_deref(), Some("0"));
+        assert!(r.2.contains("no IP addresses available"), "{v}");
+        assert_eq!(o.3, r.3, "lease files, {v}");
     }
+    host.finish();
 }
 
 /// One shared directory: leases written by either are honoured by the
@@ -64,27 +106,27 @@ fn same_as_the_reference() {
 fn shares_a_directory_with_the_reference() {
     let c = conf("1.0.0", "/tmp/shared")
         .replace("\"rangeEnd\":\"10.90.0.12\"", "\"rangeEnd\":\"10.90.0.40\"");
-    let o = Host::new()
-        .run(&format!(
-            r#"{CALL}
-for i in 0 1 2 3 4 5 6 7; do
-  if [ $((i % 2)) = 0 ]; then bin=/usr/lib/cni/host-local; else bin=$BIN_DIR/host-local; fi
-  call $bin ADD c$i '{c}' | grep -oE '"address": ?"10\.90\.0\.[0-9]+' | tr -d ' ' >> addrs
-done
-echo "DISTINCT=$(sort -u addrs | wc -l)"
-call $BIN_DIR/host-local DEL c0 '{c}'
-call /usr/lib/cni/host-local DEL c1 '{c}'
-echo "LEFT=$(ls /tmp/shared/hl | grep -c '^10\.')"
-for i in 2 3 4 5 6 7; do
-  if [ $((i % 2)) = 0 ]; then call $BIN_DIR/host-local DEL c$i '{c}'; else call /usr/lib/cni/host-local DEL c$i '{c}'; fi
-done
-echo "END=$(ls /tmp/shared/hl | grep -c '^10\.' || true)"
-"#
-        ))
-        .ok();
-    assert_eq!(o.value("DISTINCT").as_deref(), Some("8"), "{}", o.stdout);
-    assert_eq!(o.value("LEFT").as_deref(), Some("6"));
-    assert_eq!(o.value("END").as_deref(), Some("0"));
+    let host = Host::new().start();
+    let bins = [reference("host-local"), ours("host-local")];
+    let mut addrs = Vec::new();
+    for i in 0..8 {
+        addrs.extend(v4(&add(&host, &bins[i % 2], &format!("c{i}"), &c)));
+    }
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 8, "{addrs:?}");
+    // Each frees what the other allocated.
+    del(&host, &bins[1], "c0", &c);
+    del(&host, &bins[0], "c1", &c);
+    let left = leases(&host, "/tmp/shared/hl");
+    assert_eq!(left.iter().filter(|f| f.starts_with("10.")).count(), 6);
+    for i in 2..8 {
+        del(&host, &bins[(i + 1) % 2], &format!("c{i}"), &c);
+    }
+    assert!(leases(&host, "/tmp/shared/hl")
+        .iter()
+        .all(|f| !f.starts_with("10.")));
+    host.finish();
 }
 
 /// 32 parallel ADDs into one network: 32 distinct addresses.
@@ -94,101 +136,106 @@ fn concurrent_allocations() {
         "\"rangeEnd\":\"10.90.0.12\"",
         "\"rangeEnd\":\"10.90.0.200\"",
     );
-    let o = Host::new()
-        .run(&format!(
-            r#"{CALL}
-for i in $(seq 32); do call $BIN_DIR/host-local ADD c$i '{c}' > out.$i & done
-wait
-echo "DISTINCT=$(cat out.* | grep -o '"address":"10\.90\.0\.[0-9]*' | sort -u | wc -l)"
-for i in $(seq 32); do call $BIN_DIR/host-local DEL c$i '{c}'; done
-"#
-        ))
-        .ok();
-    assert_eq!(o.value("DISTINCT").as_deref(), Some("32"));
+    let host = Host::new().start();
+    let bin = ours("host-local");
+    let mut addrs: Vec<String> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..32)
+            .map(|i| {
+                let (host, bin, c) = (&host, &bin, &c);
+                s.spawn(move || v4(&add(host, bin, &format!("c{i}"), c)))
+            })
+            .collect();
+        calls.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 32, "{addrs:?}");
+    for i in 0..32 {
+        del(&host, &bin, &format!("c{i}"), &c);
+    }
+    host.finish();
 }
 
 /// `rkt gc` releases, through the CNI GC verb, a lease whose container no
 /// longer exists, and keeps those of running pods.
 #[test]
 fn gc_releases_leaked_leases() {
-    let o = Host::new()
-        .run(
-            r#"rkt run --net=default "$IMG" --exec=/bin/sleep -- 30 >/dev/null 2>&1 &
-wait_running
-mkdir -p /var/lib/cni/networks/default
-printf 'deadbeef-dead\r\neth0' > /var/lib/cni/networks/default/172.16.28.200
-echo "GC=$(rkt gc | tr '\n' ' ')"
-echo "STALE=$(ls /var/lib/cni/networks/default | grep -c 172.16.28.200 || true)"
-echo "LIVE=$(ls /var/lib/cni/networks/default | grep -c '^172' || true)"
-rkt stop $(rkt list --full --no-legend | awk '{print $1}') > /dev/null
-wait
-rkt gc --grace-period=0s > /dev/null
-"#,
-        )
-        .ok();
+    let host = Host::new().start();
+    let img = host.image();
+    let pod = host.rkt_spawn(&[
+        "run",
+        "--net=default",
+        &img,
+        "--exec=/bin/sleep",
+        "--",
+        "30",
+    ]);
+    let uuid = host.wait_running(1).remove(0);
+    host.write(
+        "/var/lib/cni/networks/default/172.16.28.200",
+        "deadbeef-dead\r\neth0",
+    );
+    let gc = host.rkt(&["gc"]).ok();
     assert!(
-        o.value("GC")
-            .unwrap()
+        gc.stdout
             .contains("Released 1 leaked lease(s) of network \"default\""),
-        "{}",
-        o.stdout
+        "{gc:?}"
     );
-    assert_eq!(o.value("STALE").as_deref(), Some("0"));
-    assert_eq!(
-        o.value("LIVE").as_deref(),
-        Some("1"),
-        "the running pod keeps its lease"
-    );
+    let left: Vec<String> = host
+        .ls("/var/lib/cni/networks/default")
+        .into_iter()
+        .filter(|f| f.starts_with("172"))
+        .collect();
+    assert_eq!(left.len(), 1, "the running pod keeps its lease: {left:?}");
+    assert_ne!(left[0], "172.16.28.200");
+    host.rkt(&["stop", &uuid]).ok();
+    pod.wait_with_output().expect("rkt run");
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// loopback: lo up with the same result as the reference, in every version.
 #[test]
 fn loopback_like_the_reference() {
-    let mut script = String::new();
-    for v in ["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0"] {
-        for (who, bin) in [
-            ("ours", "$BIN_DIR/loopback"),
-            ("ref", "/usr/lib/cni/loopback"),
-        ] {
-            script.push_str(&format!(
-                "ip netns add lo-{who}\necho '{{\"cniVersion\":\"{v}\",\"name\":\"lo\",\"type\":\"loopback\"}}' > c\n\
-                 echo \"L_{who}_{v}=$(CNI_COMMAND=ADD CNI_CONTAINERID=c CNI_NETNS=/run/netns/lo-{who} CNI_IFNAME=lo CNI_PATH=/usr/lib/cni {bin} < c | tr -d '\\n' | sed 's/lo-{who}/NS/')\"\n\
-                 echo \"U_{who}_{v}=$(ip -n lo-{who} -o link show lo | grep -c ',UP' || true)\"\n\
-                 CNI_COMMAND=DEL CNI_CONTAINERID=c CNI_NETNS=/run/netns/lo-{who} CNI_IFNAME=lo CNI_PATH=/usr/lib/cni {bin} < c\n\
-                 echo \"D_{who}_{v}=$(ip -n lo-{who} -o link show lo | grep -c ',UP' || true)\"\nip netns del lo-{who}\n"
-            ));
+    let host = Host::new().start();
+    let lo_up = |ns: &str| {
+        host.exec(&["ip", "-n", ns, "-o", "link", "show", "lo"])
+            .ok()
+            .stdout
+            .contains(",UP")
+    };
+    for v in VERSIONS {
+        let config = format!(r#"{{"cniVersion":"{v}","name":"lo","type":"loopback"}}"#);
+        let mut results = Vec::new();
+        for (who, bin) in [("ours", ours("loopback")), ("ref", reference("loopback"))] {
+            let ns = format!("lo-{who}");
+            let path = format!("/run/netns/{ns}");
+            host.exec(&["ip", "netns", "add", &ns]).ok();
+            let call = |command| Cni::new(&bin, command, "c").netns(&path).ifname("lo");
+            let added = host.cni(&call("ADD"), &config).ok();
+            assert!(lo_up(&ns), "{who} {v}: lo up after ADD");
+            host.cni(&call("DEL"), &config).ok();
+            assert!(!lo_up(&ns), "{who} {v}: lo down after DEL");
+            host.exec(&["ip", "netns", "del", &ns]).ok();
+            results.push(added.stdout.replace(&ns, "NS"));
         }
-    }
-    let o = Host::new().run(&script).ok();
-    for v in ["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0"] {
-        for k in ["L", "U", "D"] {
-            let (a, b) = (
-                o.value(&format!("{k}_ours_{v}")).unwrap(),
-                o.value(&format!("{k}_ref_{v}")).unwrap(),
-            );
-            // The reference prints a 1.x-shaped result labelled 0.1.0 / 0.2.0;
-            // ours answers in the 0.1.0 / 0.2.0 format the spec defines.
-            if k == "L" && matches!(v, "0.1.0" | "0.2.0") {
-                let a: serde_json::Value = serde_json::from_str(&a).unwrap();
-                assert_eq!(a["ip4"]["ip"], "127.0.0.1/8", "{v}");
-                continue;
-            }
-            if k == "L" {
-                // The reference also leaves out the ips' "version" that 0.3.x /
-                // 0.4.0 results carry; compare without it.
-                let a = a
-                    .replace(",\"version\":\"4\"", "")
-                    .replace(",\"version\":\"6\"", "");
-                let a: serde_json::Value =
-                    serde_json::from_str(&a).unwrap_or_else(|e| panic!("{v}: {a}: {e}"));
-                let b: serde_json::Value = serde_json::from_str(&b).unwrap();
-                assert_eq!(a, b, "{v}");
-            } else {
-                assert_eq!(a, b, "{k} {v}");
-            }
+        let a: Value = serde_json::from_str(&results[0]).unwrap();
+        // The reference prints a 1.x-shaped result labelled 0.1.0 / 0.2.0;
+        // ours answers in the 0.1.0 / 0.2.0 format the spec defines.
+        if matches!(v, "0.1.0" | "0.2.0") {
+            assert_eq!(a["ip4"]["ip"], "127.0.0.1/8", "{v}");
+            continue;
         }
-        assert_eq!(o.value(&format!("U_ours_{v}")).as_deref(), Some("1"));
+        // The reference also leaves out the ips' "version" that 0.3.x /
+        // 0.4.0 results carry; compare without it.
+        let mut a = a;
+        for ip in a["ips"].as_array_mut().into_iter().flatten() {
+            ip.as_object_mut().unwrap().remove("version");
+        }
+        let b: Value = serde_json::from_str(&results[1]).unwrap();
+        assert_eq!(a, b, "{v}");
     }
+    host.finish();
 }
 
 /// Symlinks in the lease directory are never followed: a symlinked
@@ -199,38 +246,51 @@ fn loopback_like_the_reference() {
 #[test]
 fn symlinks_in_the_lease_directory_are_not_followed() {
     let c = conf("1.0.0", "/tmp/sym");
-    let o = Host::new()
-        .run(&format!(
-            r#"{CALL}
-mkdir -p /tmp/sym/hl /tmp/outside
-echo keep > /tmp/canary-last; echo keep > /tmp/canary-lease
-ln -s /tmp/canary-last /tmp/sym/hl/last_reserved_ip.0
-ln -s /tmp/canary-lease /tmp/sym/hl/10.90.0.10
-ln -s /tmp/created-by-lock /tmp/sym/hl/lock
-ln -s /tmp/outside /tmp/sym/hl/.attach
-echo "ADD=$(call $BIN_DIR/host-local ADD c1 '{c}' | grep -oE '"address": ?"10\.90\.0\.[0-9]+' | tr -d ' ')"
-echo "LAST=$(cat /tmp/canary-last)"
-echo "LEASE=$(cat /tmp/canary-lease)"
-echo "LOCKTARGET=$(ls /tmp/created-by-lock 2>/dev/null | wc -l)"
-echo "OUTSIDE=$(ls /tmp/outside | wc -l)"
-echo "SYMLINKS=$(find /tmp/sym/hl -type l | wc -l)"
-echo "HELD=$(cat /tmp/sym/hl/10.90.0.10 | tr '\r\n' '|_')"
-echo "REF=$(call /usr/lib/cni/host-local ADD c2 '{c}' | grep -oE '"address": ?"10\.90\.0\.[0-9]+' | tr -d ' ')"
-call $BIN_DIR/host-local DEL c1 '{c}'; call /usr/lib/cni/host-local DEL c2 '{c}'
-echo "LEFT=$(ls /tmp/sym/hl | grep -c '^10\.' || true)"
-"#
-        ))
+    let host = Host::new().start();
+    host.write("/tmp/canary-last", "keep\n");
+    host.write("/tmp/canary-lease", "keep\n");
+    host.exec(&["mkdir", "-p", "/tmp/sym/hl", "/tmp/outside"])
         .ok();
-    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
-    assert_eq!(v("ADD"), "\"address\":\"10.90.0.10", "{}", o.stdout);
-    assert_eq!(v("LAST"), "keep", "written through the symlink");
-    assert_eq!(v("LEASE"), "keep", "written through the symlink");
-    assert_eq!(v("LOCKTARGET"), "0", "the lock symlink was followed");
-    assert_eq!(v("OUTSIDE"), "0", "a hint was written through .attach");
-    assert_eq!(v("SYMLINKS"), "0", "{}", o.stdout);
-    assert_eq!(v("HELD"), "c1|_eth0");
-    assert_eq!(v("REF"), "\"address\":\"10.90.0.11", "{}", o.stdout);
-    assert_eq!(v("LEFT"), "0");
+    for (target, link) in [
+        ("/tmp/canary-last", "last_reserved_ip.0"),
+        ("/tmp/canary-lease", "10.90.0.10"),
+        ("/tmp/created-by-lock", "lock"),
+        ("/tmp/outside", ".attach"),
+    ] {
+        host.exec(&["ln", "-s", target, &format!("/tmp/sym/hl/{link}")])
+            .ok();
+    }
+    let ours_bin = ours("host-local");
+    let ref_bin = reference("host-local");
+    assert_eq!(v4(&add(&host, &ours_bin, "c1", &c)), ["10.90.0.10/24"]);
+    assert_eq!(
+        host.read("/tmp/canary-last"),
+        "keep\n",
+        "written through the symlink"
+    );
+    assert_eq!(
+        host.read("/tmp/canary-lease"),
+        "keep\n",
+        "written through the symlink"
+    );
+    assert!(
+        host.ls("/tmp/created-by-lock").is_empty(),
+        "the lock symlink was followed"
+    );
+    assert!(
+        host.ls("/tmp/outside").is_empty(),
+        "a hint was written through .attach"
+    );
+    let links = host.exec(&["find", "/tmp/sym/hl", "-type", "l"]).ok();
+    assert!(links.stdout.is_empty(), "{links:?}");
+    assert_eq!(host.read("/tmp/sym/hl/10.90.0.10"), "c1\r\neth0");
+    assert_eq!(v4(&add(&host, &ref_bin, "c2", &c)), ["10.90.0.11/24"]);
+    del(&host, &ours_bin, "c1", &c);
+    del(&host, &ref_bin, "c2", &c);
+    assert!(leases(&host, "/tmp/sym/hl")
+        .iter()
+        .all(|f| !f.starts_with("10.")));
+    host.finish();
 }
 
 /// GC (CNI 1.1) releases leases it cannot attribute: content that is not
@@ -241,30 +301,35 @@ echo "LEFT=$(ls /tmp/sym/hl | grep -c '^10\.' || true)"
 #[test]
 fn gc_releases_corrupt_leases() {
     let gc = r#"{"cniVersion":"1.1.0","name":"hl","ipam":{"type":"host-local","dataDir":"/tmp/gc","subnet":"10.90.0.0/24"},"cni.dev/valid-attachments":[{"containerID":"keep","ifname":"eth0"},{"containerID":"old","ifname":"eth0"}]}"#;
-    let o = Host::new()
-        .run(&format!(
-            r#"mkdir -p /tmp/gc/hl/10.90.0.9
-cd /tmp/gc/hl
-printf 'keep\r\neth0' > 10.90.0.2
-printf 'old' > 10.90.0.3
-printf 'gone\r\neth0' > 10.90.0.4
-printf '\377\376\r\neth0' > 10.90.0.5
-ln -s /nonexistent 10.90.0.6
-printf '10.90.0.4' > last_reserved_ip.0
-touch lock notalease
-cd /tmp
-echo '{gc}' | CNI_COMMAND=GC CNI_PATH=/usr/lib/cni "$BIN_DIR/host-local" && echo GC=ok
-echo "FILES=$(ls -A /tmp/gc/hl | tr '\n' ' ')"
-"#
-        ))
+    let host = Host::new().start();
+    let dir = "/tmp/gc/hl";
+    host.exec(&["mkdir", "-p", &format!("{dir}/10.90.0.9")])
         .ok();
-    assert_eq!(o.value("GC").as_deref(), Some("ok"), "{}", o.stdout);
+    for (name, content) in [
+        ("10.90.0.2", &b"keep\r\neth0"[..]),
+        ("10.90.0.3", b"old"),
+        ("10.90.0.4", b"gone\r\neth0"),
+        ("10.90.0.5", b"\xff\xfe\r\neth0"),
+        ("last_reserved_ip.0", b"10.90.0.4"),
+        ("lock", b""),
+        ("notalease", b""),
+    ] {
+        host.write(&format!("{dir}/{name}"), content);
+    }
+    host.exec(&["ln", "-s", "/nonexistent", &format!("{dir}/10.90.0.6")])
+        .ok();
+    host.cni(&Cni::new(&ours("host-local"), "GC", ""), gc).ok();
     assert_eq!(
-        o.value("FILES").unwrap().trim(),
-        "10.90.0.2 10.90.0.3 last_reserved_ip.0 lock notalease",
-        "{}",
-        o.stdout
+        host.exec(&["ls", "-A", dir]).ok().lines(),
+        [
+            "10.90.0.2",
+            "10.90.0.3",
+            "last_reserved_ip.0",
+            "lock",
+            "notalease"
+        ]
     );
+    host.finish();
 }
 
 /// DEL releases by container ID and interface whatever the rest of the
@@ -275,20 +340,17 @@ echo "FILES=$(ls -A /tmp/gc/hl | tr '\n' ' ')"
 fn del_releases_whatever_the_ranges_say() {
     let good = r#"{"cniVersion":"1.0.0","name":"hl","ipam":{"type":"host-local","dataDir":"/tmp/d","subnet":"10.90.0.0/24"}}"#;
     let bad = r#"{"cniVersion":"1.0.0","name":"hl","ipam":{"type":"host-local","dataDir":"/tmp/d","subnet":"10.90.0.0/24","gateway":"10.99.0.1","rangeStart":"10.91.0.1"}}"#;
-    let o = Host::new()
-        .run(&format!(
-            r#"{CALL}
-call $BIN_DIR/host-local ADD c1 '{good}' > /dev/null
-echo "HELD=$(ls /tmp/d/hl | grep -c '^10\.')"
-echo "BADADD=$(call $BIN_DIR/host-local ADD c2 '{bad}')"
-call $BIN_DIR/host-local DEL c1 '{bad}' && echo DEL=ok
-echo "LEFT=$(ls /tmp/d/hl | grep -c '^10\.' || true)"
-"#
-        ))
-        .ok();
-    assert_eq!(o.value("HELD").as_deref(), Some("1"));
-    let add: serde_json::Value = serde_json::from_str(&o.value("BADADD").unwrap()).unwrap();
-    assert_eq!(add["code"], 7, "ADD still refuses the config: {add}");
-    assert_eq!(o.value("DEL").as_deref(), Some("ok"), "{}", o.stdout);
-    assert_eq!(o.value("LEFT").as_deref(), Some("0"));
+    let host = Host::new().start();
+    let bin = ours("host-local");
+    add(&host, &bin, "c1", good);
+    assert_eq!(leases(&host, "/tmp/d/hl").len(), 1);
+    let refused = host.cni(&Cni::new(&bin, "ADD", "c2"), bad);
+    assert_eq!(
+        json(&refused)["code"],
+        7,
+        "ADD still refuses the config: {refused:?}"
+    );
+    del(&host, &bin, "c1", bad);
+    assert!(leases(&host, "/tmp/d/hl").is_empty());
+    host.finish();
 }

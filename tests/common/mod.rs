@@ -372,6 +372,38 @@ impl Session {
         Outcome::of(self.command(argv).output().expect("run nsenter"))
     }
 
+    /// Runs `argv` in the host with `input` on its stdin.
+    pub fn exec_input(&self, argv: &[&str], input: &[u8]) -> Outcome {
+        let mut child = self
+            .command(argv)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run nsenter");
+        let mut stdin = child.stdin.take().expect("stdin");
+        // A program that exits without reading its input is not our error.
+        let _ = stdin.write_all(input);
+        drop(stdin);
+        Outcome::of(child.wait_with_output().expect("wait"))
+    }
+
+    /// Calls a CNI plugin binary as a runtime would.
+    pub fn cni(&self, call: &Cni, config: &str) -> Outcome {
+        let env = [
+            format!("CNI_COMMAND={}", call.command),
+            format!("CNI_CONTAINERID={}", call.container),
+            format!("CNI_NETNS={}", call.netns),
+            format!("CNI_IFNAME={}", call.ifname),
+            format!("CNI_ARGS={}", call.args),
+            format!("CNI_PATH={REFERENCE_DIR}"),
+        ];
+        let mut argv: Vec<&str> = vec!["env"];
+        argv.extend(env.iter().map(String::as_str));
+        argv.push(call.plugin);
+        self.exec_input(&argv, config.as_bytes())
+    }
+
     /// Runs `rkt` (with the host's global flags) and waits for it.
     pub fn rkt(&self, args: &[&str]) -> Outcome {
         let bin = rkt_bin().display().to_string();
@@ -428,20 +460,19 @@ impl Session {
         self.exec(&["bash", "-c", &format!("{HELPERS}\nset -e\n{script}")])
     }
 
-    /// Writes a file inside the host.
-    pub fn write(&self, path: &str, content: &str) {
-        let mut child = self
-            .command(&["sh", "-c", "cat > \"$1\"", "write", path])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("run nsenter");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(content.as_bytes())
-            .expect("write the file's content");
-        assert!(child.wait().expect("wait").success(), "cannot write {path}");
+    /// Writes a file inside the host (its directory is made).
+    pub fn write(&self, path: &str, content: impl AsRef<[u8]>) {
+        self.exec_input(
+            &[
+                "sh",
+                "-c",
+                "mkdir -p \"$(dirname \"$1\")\" && cat > \"$1\"",
+                "write",
+                path,
+            ],
+            content.as_ref(),
+        )
+        .ok();
     }
 
     /// A network config in `/etc/rkt/net.d`.
@@ -501,6 +532,64 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         self.end();
+    }
+}
+
+/// Where Debian's containernetworking-plugins (the reference) live.
+pub const REFERENCE_DIR: &str = "/usr/lib/cni";
+
+/// Our plugin binary `name`.
+pub fn ours(name: &str) -> String {
+    rkt_bin()
+        .parent()
+        .expect("bin dir")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The reference plugin binary `name`.
+pub fn reference(name: &str) -> String {
+    format!("{REFERENCE_DIR}/{name}")
+}
+
+/// One CNI call's environment (see [`Session::cni`]).
+#[derive(Debug, Clone)]
+pub struct Cni<'a> {
+    pub plugin: &'a str,
+    pub command: &'a str,
+    pub container: &'a str,
+    pub netns: &'a str,
+    pub ifname: &'a str,
+    pub args: &'a str,
+}
+
+impl<'a> Cni<'a> {
+    /// `command` of `plugin` for `container`, interface eth0.
+    pub fn new(plugin: &'a str, command: &'a str, container: &'a str) -> Self {
+        Cni {
+            plugin,
+            command,
+            container,
+            netns: "/run/netns/x",
+            ifname: "eth0",
+            args: "",
+        }
+    }
+
+    pub fn netns(mut self, netns: &'a str) -> Self {
+        self.netns = netns;
+        self
+    }
+
+    pub fn ifname(mut self, ifname: &'a str) -> Self {
+        self.ifname = ifname;
+        self
+    }
+
+    pub fn args(mut self, args: &'a str) -> Self {
+        self.args = args;
+        self
     }
 }
 
