@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use common::{plugin_sets, Host};
 
 /// 20 pods started while two `rkt gc` loops run: gc never releases the
@@ -13,52 +15,68 @@ use common::{plugin_sets, Host};
 /// pod got the same address and took the first one's host route).
 #[test]
 fn gc_never_releases_the_lease_of_a_starting_pod() {
-    let o = Host::new()
-        .run(
-            r#"( while [ ! -e stop ]; do rkt gc --grace-period=0s > /dev/null 2>&1; done ) &
-g1=$!
-( while [ ! -e stop ]; do rkt gc --grace-period=0s > /dev/null 2>&1; done ) &
-g2=$!
-for i in $(seq 20); do
-  rkt run --net=default "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr show eth0 | awk "{print \$4}" > /tmp/addr; sleep 30' > /dev/null 2>&1 &
-done
-wait_running 20
-touch stop
-wait $g1 $g2
-for u in $(rkt list --full --no-legend | awk '{print $1}'); do
-  a=$(rkt enter $u cat /tmp/addr 2>/dev/null)
-  for _ in $(seq 50); do [ -n "$a" ] && break; sleep 0.1; a=$(rkt enter $u cat /tmp/addr 2>/dev/null); done
-  ip=${a%/*}
-  echo "POD $u $ip LEASE=$(head -n1 /var/lib/cni/networks/default/$ip 2>/dev/null | tr -d '\r')"
-done
-echo "LEASES=$(ls /var/lib/cni/networks/default | grep -c '^172' || true)"
-for u in $(rkt list --full --no-legend | awk '{print $1}'); do rkt stop $u > /dev/null; done
-wait
-rkt gc --grace-period=0s > /dev/null
-"#,
-        )
-        .ok();
-    let pods: Vec<Vec<&str>> = o
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("POD "))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(pods.len(), 20, "{}", o.stdout);
-    let mut addrs: Vec<&str> = pods.iter().map(|p| p[2]).collect();
+    let host = Host::new().start();
+    let img = host.image();
+    let stop = AtomicBool::new(false);
+    let pods = std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    host.rkt(&["gc", "--grace-period=0s"]);
+                }
+            });
+        }
+        let pods: Vec<_> = (0..20)
+            .map(|_| {
+                host.rkt_spawn(&[
+                    "run",
+                    "--net=default",
+                    &img,
+                    "--exec=/bin/sh",
+                    "--",
+                    "-c",
+                    "ip -o -4 addr show eth0 | awk '{print $4}' > /tmp/addr; sleep 30",
+                ])
+            })
+            .collect();
+        host.wait_running(20);
+        stop.store(true, Ordering::Relaxed);
+        pods
+    });
+    let uuids = host.pods("running");
+    assert_eq!(uuids.len(), 20);
+    let mut addrs = Vec::new();
+    for uuid in &uuids {
+        let mut addr = String::new();
+        for _ in 0..50 {
+            addr = host.rkt(&["enter", uuid, "cat", "/tmp/addr"]).stdout;
+            if !addr.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let ip = addr.trim().split('/').next().unwrap().to_string();
+        let lease = host.read(&format!("/var/lib/cni/networks/default/{ip}"));
+        assert_eq!(
+            lease.lines().next(),
+            Some(uuid.as_str()),
+            "pod {uuid} lost its lease"
+        );
+        addrs.push(ip);
+    }
     addrs.sort();
     addrs.dedup();
-    assert_eq!(addrs.len(), 20, "two pods share an address: {}", o.stdout);
-    for p in &pods {
-        assert_eq!(
-            p[3].strip_prefix("LEASE="),
-            Some(p[1]),
-            "pod {} lost its lease: {}",
-            p[1],
-            o.stdout
-        );
+    assert_eq!(addrs.len(), 20, "two pods share an address: {addrs:?}");
+    let leases = host.ls("/var/lib/cni/networks/default");
+    assert_eq!(leases.iter().filter(|f| f.starts_with("172")).count(), 20);
+    for uuid in &uuids {
+        host.rkt(&["stop", uuid]).ok();
     }
-    assert_eq!(o.value("LEASES").as_deref(), Some("20"), "{}", o.stdout);
+    for pod in pods {
+        pod.wait_with_output().expect("rkt run");
+    }
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// `rkt --dir=<another store> gc` leaves the pods of the default store
@@ -66,41 +84,40 @@ rkt gc --grace-period=0s > /dev/null
 #[test]
 fn another_stores_gc_touches_nothing() {
     for (set, flags) in plugin_sets() {
-        let o = Host::new()
-            .global(flags)
-            .run(
-                r#"rkt run --net=default "$IMG" --exec=/bin/sleep -- 30 &
-wait_running
-uuid=$(rkt list --full --no-legend | awk '{print $1}')
-mkdir -p /var/lib/rkt/other
-rkt --dir=/var/lib/rkt/other gc --grace-period=0s
-echo "NETNS=$(ls /run/netns | grep -c "rkt-$uuid")"
-echo "LEASE=$(grep -l "$uuid" /var/lib/cni/networks/default/172.* | wc -l)"
-rkt enter $uuid ping -c1 -W2 172.16.28.1 > /dev/null && echo "PING=ok"
-rkt stop $uuid > /dev/null
-wait
-rkt gc --grace-period=0s > /dev/null
-"#,
-            )
+        let host = Host::new().global(flags).start();
+        let img = host.image();
+        let pod = host.rkt_spawn(&[
+            "run",
+            "--net=default",
+            &img,
+            "--exec=/bin/sleep",
+            "--",
+            "30",
+        ]);
+        let uuid = host.wait_running(1).remove(0);
+        host.exec(&["mkdir", "-p", "/var/lib/rkt/other"]).ok();
+        host.rkt(&["--dir=/var/lib/rkt/other", "gc", "--grace-period=0s"])
             .ok();
-        assert_eq!(
-            o.value("NETNS").as_deref(),
-            Some("1"),
-            "{set}: {}",
-            o.stdout
+        assert!(
+            host.ls("/run/netns").contains(&format!("rkt-{uuid}")),
+            "{set}: the pod's netns"
         );
-        assert_eq!(
-            o.value("LEASE").as_deref(),
-            Some("1"),
-            "{set}: {}",
-            o.stdout
-        );
-        assert_eq!(
-            o.value("PING").as_deref(),
-            Some("ok"),
-            "{set}: {}",
-            o.stdout
-        );
+        let held = host
+            .ls("/var/lib/cni/networks/default")
+            .into_iter()
+            .filter(|f| f.starts_with("172."))
+            .filter(|f| {
+                host.read(&format!("/var/lib/cni/networks/default/{f}"))
+                    .contains(&uuid)
+            })
+            .count();
+        assert_eq!(held, 1, "{set}: the pod's lease");
+        host.rkt(&["enter", &uuid, "ping", "-c1", "-W2", "172.16.28.1"])
+            .ok();
+        host.rkt(&["stop", &uuid]).ok();
+        pod.wait_with_output().expect("rkt run");
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        host.finish();
     }
 }
 
@@ -109,55 +126,52 @@ rkt gc --grace-period=0s > /dev/null
 /// the built-in default included; distinct subnets still work.
 #[test]
 fn networks_sharing_addresses_are_refused() {
-    let o = Host::new()
-        .run(
-            r#"cat > /etc/rkt/net.d/10-a.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"a","type":"ptp","ipam":{"type":"host-local","subnet":"10.50.0.0/24"}}
-JSON
-cat > /etc/rkt/net.d/20-b.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"b","type":"bridge","bridge":"br-b","ipam":{"type":"host-local","subnet":"10.50.0.0/16"}}
-JSON
-cat > /etc/rkt/net.d/30-c.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"c","type":"ptp","ipam":{"type":"host-local","subnet":"172.16.28.128/25"}}
-JSON
-cat > /etc/rkt/net.d/40-d.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"d","type":"ptp","ipam":{"type":"host-local","subnet":"10.51.0.0/24"}}
-JSON
-for net in a b default; do
-  set +e; rkt run --net=$net "$IMG" --exec=/bin/true 2> err; rc=$?; set -e
-  echo "REFUSED_$net=$rc $(cat err)"
-done
-rkt run --net=d "$IMG" --exec=/bin/sh -- -c 'echo "D=$(ip -o -4 addr show eth0 | awk "{print \$4}")"'
-echo "PODS=$(find /var/lib/rkt/pods -mindepth 2 -maxdepth 2 | wc -l)"
-echo "LINKS=$(ip -o link | grep -c -v ' lo:')"
-rkt gc --grace-period=0s > /dev/null
-"#,
-        )
-        .ok();
-    let a = o.value("REFUSED_a").unwrap();
-    assert!(a.starts_with("254 rkt: network \"a\""), "{a}");
+    let host = Host::new().start();
+    for (file, json) in [
+        (
+            "10-a.conf",
+            r#"{"cniVersion":"1.0.0","name":"a","type":"ptp","ipam":{"type":"host-local","subnet":"10.50.0.0/24"}}"#,
+        ),
+        (
+            "20-b.conf",
+            r#"{"cniVersion":"1.0.0","name":"b","type":"bridge","bridge":"br-b","ipam":{"type":"host-local","subnet":"10.50.0.0/16"}}"#,
+        ),
+        (
+            "30-c.conf",
+            r#"{"cniVersion":"1.0.0","name":"c","type":"ptp","ipam":{"type":"host-local","subnet":"172.16.28.128/25"}}"#,
+        ),
+        (
+            "40-d.conf",
+            r#"{"cniVersion":"1.0.0","name":"d","type":"ptp","ipam":{"type":"host-local","subnet":"10.51.0.0/24"}}"#,
+        ),
+    ] {
+        host.net_conf(file, json);
+    }
+    let a = host
+        .in_pod("a", &["/bin/true"])
+        .fails_with(254, "rkt: network \"a\"");
     assert!(
         a.contains("overlaps subnet 10.50.0.0/16 of network \"b\"")
             && a.contains("20-b.conf")
             && a.contains("same addresses"),
         "{a}"
     );
-    let b = o.value("REFUSED_b").unwrap();
-    assert!(b.starts_with("254 ") && b.contains("network \"a\""), "{b}");
-    let d = o.value("REFUSED_default").unwrap();
-    assert!(
-        d.starts_with("254 ") && d.contains("network \"c\"") && d.contains("172.16.28.0/24"),
-        "{d}"
-    );
-    assert_eq!(
-        o.value("D").as_deref(),
-        Some("10.51.0.2/24"),
-        "{}",
-        o.stdout
-    );
-    // Refused runs created nothing: no pod, no link (the one pod that ran
-    // was collected, and the leak check covers its netns and lease).
-    assert_eq!(o.value("PODS").as_deref(), Some("1"), "{}", o.stdout);
+    host.in_pod("b", &["/bin/true"])
+        .fails_with(254, "network \"a\"");
+    let d = host
+        .in_pod("default", &["/bin/true"])
+        .fails_with(254, "network \"c\"");
+    assert!(d.contains("172.16.28.0/24"), "{d}");
+    // Refused runs created nothing: no pod, no link.
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    let links = host.exec(&["ip", "-o", "link"]).ok();
+    assert_eq!(links.lines().len(), 1, "only lo: {links:?}");
+    let ok = host
+        .in_pod("d", &["/bin/ip", "-o", "-4", "addr", "show", "eth0"])
+        .ok();
+    assert_eq!(common::ipv4_addrs(&ok.stdout)[0].cidr, "10.51.0.2/24");
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// DNS values a network returns are checked before they reach the pod's
@@ -168,44 +182,32 @@ rkt gc --grace-period=0s > /dev/null
 #[test]
 fn dns_values_cannot_inject_resolv_conf_lines() {
     for (set, flags) in plugin_sets() {
-        let o = Host::new()
-            .global(flags)
-            .run(
-                r#"cat > /etc/rkt/net.d/evil.conf <<'JSON'
-{"cniVersion":"1.0.0","name":"evil","type":"ptp","ipam":{"type":"host-local","subnet":"10.52.0.0/24"},
+        let host = Host::new().global(flags).start();
+        host.net_conf(
+            "evil.conf",
+            r#"{"cniVersion":"1.0.0","name":"evil","type":"ptp","ipam":{"type":"host-local","subnet":"10.52.0.0/24"},
  "dns":{"nameservers":["10.52.0.53","10.52.0.54\nnameserver 6.6.6.6","dns.example"],
         "domain":"evil.test\nnameserver 6.6.6.6",
         "search":["ok.test","bad domain","x\noptions debug"],
-        "options":["ndots:2","attempts:1\nnameserver 6.6.6.6"]}}
-JSON
-rkt run --net=evil "$IMG" --exec=/bin/cat -- /etc/resolv.conf > resolv 2> err
-sed 's/^/RESOLV: /' resolv
-echo "WARNED=$(grep -c 'cannot go in resolv.conf' err)"
-rkt gc --grace-period=0s > /dev/null
-"#,
-            )
-            .ok();
-        let resolv: Vec<&str> = o
-            .stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix("RESOLV: "))
-            .collect();
+        "options":["ndots:2","attempts:1\nnameserver 6.6.6.6"]}}"#,
+        );
+        let o = host.in_pod("evil", &["/bin/cat", "/etc/resolv.conf"]).ok();
         assert_eq!(
-            resolv,
+            o.lines(),
             [
                 "# Generated by rkt from network \"evil\"",
                 "search ok.test",
                 "nameserver 10.52.0.53",
                 "options ndots:2",
             ],
-            "{set}: {}",
-            o.stdout
+            "{set}: {o:?}"
         );
         assert_eq!(
-            o.value("WARNED").as_deref(),
-            Some("1"),
-            "{set}: {}",
-            o.stdout
+            o.stderr.matches("cannot go in resolv.conf").count(),
+            1,
+            "{set}: {o:?}"
         );
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        host.finish();
     }
 }
