@@ -76,107 +76,382 @@ rkt gc --grace-period=0s >/dev/null
 #[test]
 fn concurrent_runs() {
     for (set, flags) in plugin_sets() {
-        let o = Host::new()
-            .global(flags)
-            .run(
-                r#"pids=""
-for i in $(seq 32); do
-  rkt run --net=default "$IMG" --exec=/bin/sh -- -c 'ip -o -4 addr show eth0 | awk "{print \$4}"' > out.$i 2> err.$i &
-  pids="$pids $!"
-done
-ok=0
-for p in $pids; do wait $p && ok=$((ok+1)); done
-cat err.* | head -5
-echo "OK=$ok"
-echo "DISTINCT=$(cat out.* | sort -u | grep -c 172.16.28.)"
-rkt gc --grace-period=0s >/dev/null
-"#,
-            )
-            .ok();
-        assert_eq!(o.value("OK").as_deref(), Some("32"), "{set}: {}", o.stdout);
-        assert_eq!(
-            o.value("DISTINCT").as_deref(),
-            Some("32"),
-            "{set}: {}",
-            o.stdout
-        );
+        let host = Host::new().global(flags).start();
+        let img = host.image();
+        let runs: Vec<_> = (0..32)
+            .map(|_| {
+                host.rkt_spawn(&[
+                    "run",
+                    "--net=default",
+                    &img,
+                    "--exec=/bin/ip",
+                    "--",
+                    "-o",
+                    "-4",
+                    "addr",
+                    "show",
+                    "eth0",
+                ])
+            })
+            .collect();
+        let mut addrs = Vec::new();
+        for run in runs {
+            let out = run.wait_with_output().expect("rkt run");
+            assert!(
+                out.status.success(),
+                "{set}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            addrs.extend(common::ipv4_addrs(&String::from_utf8_lossy(&out.stdout)));
+        }
+        let mut cidrs: Vec<&str> = addrs.iter().map(|a| a.cidr.as_str()).collect();
+        cidrs.sort();
+        cidrs.dedup();
+        assert_eq!(cidrs.len(), 32, "{set}: {cidrs:?}");
+        assert!(cidrs.iter().all(|c| c.starts_with("172.16.28.")), "{set}");
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        host.finish();
     }
+}
+/// One bad input: files and commands that set it up, a pod holding an
+/// address when the case needs one, `rkt run`'s arguments (the busybox
+/// image and `--exec=/bin/true` follow unless `own_image`), and what the
+/// one error line must say.
+struct Case {
+    name: &'static str,
+    confs: &'static [(&'static str, &'static str)],
+    prep: &'static [&'static [&'static str]],
+    holder: Option<(&'static str, &'static str)>,
+    args: &'static [&'static str],
+    own_image: bool,
+    want: &'static [&'static str],
+}
+
+const fn case(
+    name: &'static str,
+    args: &'static [&'static str],
+    want: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        confs: &[],
+        prep: &[],
+        holder: None,
+        args,
+        own_image: false,
+        want,
+    }
+}
+
+const fn conf(mut c: Case, confs: &'static [(&'static str, &'static str)]) -> Case {
+    c.confs = confs;
+    c
 }
 
 /// Every bad input: a non-zero exit, one line naming the file, network,
 /// flag or value, and no leftovers (the harness checks).
 #[test]
 fn bad_input_table() {
-    // (name, setup script, rkt run arguments, expected substrings of the error line)
-    let cases: &[(&str, &str, &str, &[&str])] = &[
-        ("malformed JSON", "echo '{' > /etc/rkt/net.d/bad.conf", "--net=default", &["/etc/rkt/net.d/bad.conf", "malformed JSON"]),
-        ("missing name", r#"echo '{"type":"ptp"}' > /etc/rkt/net.d/noname.conf"#, "--net=default", &["noname.conf", "missing \"name\""]),
-        ("missing type", r#"echo '{"name":"x"}' > /etc/rkt/net.d/notype.conf"#, "--net=x", &["notype.conf", "missing \"type\""]),
-        ("unknown plugin type", r#"echo '{"cniVersion":"1.0.0","name":"u","type":"nosuch"}' > /etc/rkt/net.d/u.conf"#, "--net=u", &["network \"u\"", "plugin \"nosuch\" not found"]),
-        ("plugin not executable", r#"mkdir -p /tmp/p && echo '#!/bin/sh' > /tmp/p/notexec && chmod 644 /tmp/p/notexec && echo '{"cniVersion":"1.0.0","name":"ne","type":"notexec"}' > /etc/rkt/net.d/ne.conf"#, "--net-plugin-path=/tmp/p --net=ne", &["network \"ne\"", "/tmp/p/notexec is not executable"]),
-        ("unsupported cniVersion", r#"echo '{"cniVersion":"9.9.9","name":"v","type":"ptp"}' > /etc/rkt/net.d/v.conf"#, "--net=default", &["v.conf", "unsupported cniVersion \"9.9.9\""]),
-        ("subnet host bits", r#"echo '{"cniVersion":"1.0.0","name":"hb","type":"ptp","ipam":{"type":"host-local","subnet":"10.70.0.1/24"}}' > /etc/rkt/net.d/hb.conf"#, "--net=hb", &["network \"hb\"", "host bits set", "10.70.0.0/24"]),
-        ("subnet too small", r#"echo '{"cniVersion":"1.0.0","name":"ts","type":"ptp","ipam":{"type":"host-local","subnet":"10.71.0.0/31"}}' > /etc/rkt/net.d/ts.conf"#, "--net=ts", &["network \"ts\"", "too small"]),
-        ("overlapping ranges", r#"echo '{"cniVersion":"1.0.0","name":"ov","type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"10.72.0.0/16"}],[{"subnet":"10.72.1.0/24"}]]}}' > /etc/rkt/net.d/ov.conf"#, "--net=ov", &["network \"ov\"", "overlap"]),
-        ("reversed range", r#"echo '{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","rangeStart":"10.79.0.200","rangeEnd":"10.79.0.100"}}' > /etc/rkt/net.d/rs.conf"#, "--net=rs", &["network \"rs\"", "rangeStart 10.79.0.200 is after rangeEnd 10.79.0.100"]),
-        ("exhausted range", r#"echo '{"cniVersion":"1.0.0","name":"ex","type":"ptp","ipam":{"type":"host-local","subnet":"10.73.0.0/24","rangeStart":"10.73.0.5","rangeEnd":"10.73.0.5"}}' > /etc/rkt/net.d/ex.conf
-rkt run --net=ex "$IMG" --exec=/bin/sleep -- 1.5 >/dev/null 2>&1 & holder=$!
-for i in $(seq 50); do [ -e /var/lib/cni/networks/ex/10.73.0.5 ] && break; sleep 0.1; done"#, "--net=ex", &["network \"ex\"", "plugin ptp", "10.73.0.5"]),
-        ("requested IP outside the range", r#"echo '{"cniVersion":"1.0.0","name":"ro","type":"ptp","ipam":{"type":"host-local","subnet":"10.74.0.0/24"}}' > /etc/rkt/net.d/ro.conf"#, "--net=ro:IP=10.75.0.9", &["network \"ro\"", "plugin ptp", "10.75.0.9"]),
-        ("requested IP taken", r#"echo '{"cniVersion":"1.0.0","name":"rt","type":"ptp","ipam":{"type":"host-local","subnet":"10.76.0.0/24"}}' > /etc/rkt/net.d/rt.conf
-rkt run --net=rt "$IMG" --exec=/bin/sleep -- 1.5 >/dev/null 2>&1 & holder=$!
-for i in $(seq 50); do [ -e /var/lib/cni/networks/rt/10.76.0.2 ] && break; sleep 0.1; done"#, "--net=rt:IP=10.76.0.2", &["network \"rt\"", "plugin ptp", "10.76.0.2"]),
-        ("malformed --net args", "", "--net=default:IP", &["--net=default:IP", "KEY=VALUE"]),
-        ("--net args key twice", "", "'--net=default:IP=172.16.28.9;IP=172.16.28.10'", &["--net=default:IP=172.16.28.9;IP=172.16.28.10", "key \"IP\" is given twice"]),
-        ("duplicate network names", r#"echo '{"name":"dup","type":"ptp"}' > /etc/rkt/net.d/a.conf; echo '{"name":"dup","type":"bridge"}' > /etc/rkt/net.d/b.conf"#, "--net=dup", &["\"dup\" is defined twice", "a.conf", "b.conf"]),
-        ("unknown network name", "", "--net=nosuchnet", &["unknown network \"nosuchnet\"", "default-restricted"]),
-        ("network name escaping", r#"echo '{"name":"../../etc","type":"ptp"}' > /etc/rkt/net.d/esc.conf"#, "--net=default", &["esc.conf", "network name \"../../etc\" is invalid"]),
-        ("network selected escaping", "", "--net=../x", &["--net=../x", "not a valid network name"]),
-        ("subnet overlaps a host route", r#"ip link add lan0 type veth peer name lan1; ip addr add 10.80.0.1/16 dev lan0; ip link set lan0 up
-echo '{"cniVersion":"1.0.0","name":"hr","type":"ptp","ipam":{"type":"host-local","subnet":"10.80.1.0/24"}}' > /etc/rkt/net.d/hr.conf"#, "--net=hr", &["network \"hr\"", "10.80.1.0/24", "overlaps the host route 10.80.0.0/16 dev lan0"]),
-        ("missing image", "", "--net=default --exec=/bin/true /nonexistent/image", &["/nonexistent/image"]),
-        ("corrupt image", "mkdir -p /tmp/ci/blobs/sha256 && echo '{' > /tmp/ci/index.json && echo '{}' > /tmp/ci/oci-layout", "--net=default --exec=/bin/true /tmp/ci", &["/tmp/ci", "index.json", "corrupt"]),
+    let cases = [
+        conf(
+            case(
+                "malformed JSON",
+                &["--net=default"],
+                &["/etc/rkt/net.d/bad.conf", "malformed JSON"],
+            ),
+            &[("bad.conf", "{")],
+        ),
+        conf(
+            case(
+                "missing name",
+                &["--net=default"],
+                &["noname.conf", "missing \"name\""],
+            ),
+            &[("noname.conf", r#"{"type":"ptp"}"#)],
+        ),
+        conf(
+            case(
+                "missing type",
+                &["--net=x"],
+                &["notype.conf", "missing \"type\""],
+            ),
+            &[("notype.conf", r#"{"name":"x"}"#)],
+        ),
+        conf(
+            case(
+                "unknown plugin type",
+                &["--net=u"],
+                &["network \"u\"", "plugin \"nosuch\" not found"],
+            ),
+            &[(
+                "u.conf",
+                r#"{"cniVersion":"1.0.0","name":"u","type":"nosuch"}"#,
+            )],
+        ),
+        Case {
+            prep: &[
+                &["mkdir", "-p", "/tmp/p"],
+                &["touch", "/tmp/p/notexec"],
+                &["chmod", "644", "/tmp/p/notexec"],
+            ],
+            ..conf(
+                case(
+                    "plugin not executable",
+                    &["--net-plugin-path=/tmp/p", "--net=ne"],
+                    &["network \"ne\"", "/tmp/p/notexec is not executable"],
+                ),
+                &[(
+                    "ne.conf",
+                    r#"{"cniVersion":"1.0.0","name":"ne","type":"notexec"}"#,
+                )],
+            )
+        },
+        conf(
+            case(
+                "unsupported cniVersion",
+                &["--net=default"],
+                &["v.conf", "unsupported cniVersion \"9.9.9\""],
+            ),
+            &[(
+                "v.conf",
+                r#"{"cniVersion":"9.9.9","name":"v","type":"ptp"}"#,
+            )],
+        ),
+        conf(
+            case(
+                "subnet host bits",
+                &["--net=hb"],
+                &["network \"hb\"", "host bits set", "10.70.0.0/24"],
+            ),
+            &[(
+                "hb.conf",
+                r#"{"cniVersion":"1.0.0","name":"hb","type":"ptp","ipam":{"type":"host-local","subnet":"10.70.0.1/24"}}"#,
+            )],
+        ),
+        conf(
+            case(
+                "subnet too small",
+                &["--net=ts"],
+                &["network \"ts\"", "too small"],
+            ),
+            &[(
+                "ts.conf",
+                r#"{"cniVersion":"1.0.0","name":"ts","type":"ptp","ipam":{"type":"host-local","subnet":"10.71.0.0/31"}}"#,
+            )],
+        ),
+        conf(
+            case(
+                "overlapping ranges",
+                &["--net=ov"],
+                &["network \"ov\"", "overlap"],
+            ),
+            &[(
+                "ov.conf",
+                r#"{"cniVersion":"1.0.0","name":"ov","type":"ptp","ipam":{"type":"host-local","ranges":[[{"subnet":"10.72.0.0/16"}],[{"subnet":"10.72.1.0/24"}]]}}"#,
+            )],
+        ),
+        conf(
+            case(
+                "reversed range",
+                &["--net=rs"],
+                &[
+                    "network \"rs\"",
+                    "rangeStart 10.79.0.200 is after rangeEnd 10.79.0.100",
+                ],
+            ),
+            &[(
+                "rs.conf",
+                r#"{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","rangeStart":"10.79.0.200","rangeEnd":"10.79.0.100"}}"#,
+            )],
+        ),
+        Case {
+            holder: Some(("ex", "/var/lib/cni/networks/ex/10.73.0.5")),
+            ..conf(
+                case(
+                    "exhausted range",
+                    &["--net=ex"],
+                    &["network \"ex\"", "plugin ptp", "10.73.0.5"],
+                ),
+                &[(
+                    "ex.conf",
+                    r#"{"cniVersion":"1.0.0","name":"ex","type":"ptp","ipam":{"type":"host-local","subnet":"10.73.0.0/24","rangeStart":"10.73.0.5","rangeEnd":"10.73.0.5"}}"#,
+                )],
+            )
+        },
+        conf(
+            case(
+                "requested IP outside the range",
+                &["--net=ro:IP=10.75.0.9"],
+                &["network \"ro\"", "plugin ptp", "10.75.0.9"],
+            ),
+            &[(
+                "ro.conf",
+                r#"{"cniVersion":"1.0.0","name":"ro","type":"ptp","ipam":{"type":"host-local","subnet":"10.74.0.0/24"}}"#,
+            )],
+        ),
+        Case {
+            holder: Some(("rt", "/var/lib/cni/networks/rt/10.76.0.2")),
+            ..conf(
+                case(
+                    "requested IP taken",
+                    &["--net=rt:IP=10.76.0.2"],
+                    &["network \"rt\"", "plugin ptp", "10.76.0.2"],
+                ),
+                &[(
+                    "rt.conf",
+                    r#"{"cniVersion":"1.0.0","name":"rt","type":"ptp","ipam":{"type":"host-local","subnet":"10.76.0.0/24"}}"#,
+                )],
+            )
+        },
+        case(
+            "malformed --net args",
+            &["--net=default:IP"],
+            &["--net=default:IP", "KEY=VALUE"],
+        ),
+        case(
+            "--net args key twice",
+            &["--net=default:IP=172.16.28.9;IP=172.16.28.10"],
+            &[
+                "--net=default:IP=172.16.28.9;IP=172.16.28.10",
+                "key \"IP\" is given twice",
+            ],
+        ),
+        conf(
+            case(
+                "duplicate network names",
+                &["--net=dup"],
+                &["\"dup\" is defined twice", "a.conf", "b.conf"],
+            ),
+            &[
+                ("a.conf", r#"{"name":"dup","type":"ptp"}"#),
+                ("b.conf", r#"{"name":"dup","type":"bridge"}"#),
+            ],
+        ),
+        case(
+            "unknown network name",
+            &["--net=nosuchnet"],
+            &["unknown network \"nosuchnet\"", "default-restricted"],
+        ),
+        conf(
+            case(
+                "network name escaping",
+                &["--net=default"],
+                &["esc.conf", "network name \"../../etc\" is invalid"],
+            ),
+            &[("esc.conf", r#"{"name":"../../etc","type":"ptp"}"#)],
+        ),
+        case(
+            "network selected escaping",
+            &["--net=../x"],
+            &["--net=../x", "not a valid network name"],
+        ),
+        Case {
+            prep: &[
+                &[
+                    "ip", "link", "add", "lan0", "type", "veth", "peer", "name", "lan1",
+                ],
+                &["ip", "addr", "add", "10.80.0.1/16", "dev", "lan0"],
+                &["ip", "link", "set", "lan0", "up"],
+            ],
+            ..conf(
+                case(
+                    "subnet overlaps a host route",
+                    &["--net=hr"],
+                    &[
+                        "network \"hr\"",
+                        "10.80.1.0/24",
+                        "overlaps the host route 10.80.0.0/16 dev lan0",
+                    ],
+                ),
+                &[(
+                    "hr.conf",
+                    r#"{"cniVersion":"1.0.0","name":"hr","type":"ptp","ipam":{"type":"host-local","subnet":"10.80.1.0/24"}}"#,
+                )],
+            )
+        },
+        Case {
+            own_image: true,
+            ..case(
+                "missing image",
+                &["--net=default", "--exec=/bin/true", "/nonexistent/image"],
+                &["/nonexistent/image"],
+            )
+        },
+        Case {
+            own_image: true,
+            prep: &[
+                &["mkdir", "-p", "/tmp/ci/blobs/sha256"],
+                &[
+                    "sh",
+                    "-c",
+                    "echo '{' > /tmp/ci/index.json && echo '{}' > /tmp/ci/oci-layout",
+                ],
+            ],
+            ..case(
+                "corrupt image",
+                &["--net=default", "--exec=/bin/true", "/tmp/ci"],
+                &["/tmp/ci", "index.json", "corrupt"],
+            )
+        },
     ];
     for (set, flags) in plugin_sets() {
-        let mut script = String::new();
-        for (i, (name, setup, args, _)) in cases.iter().enumerate() {
-            let image = if args.contains("/nonexistent") || args.contains("/tmp/ci") {
-                ""
-            } else {
-                "\"$IMG\" --exec=/bin/true"
-            };
-            script.push_str(&format!(
-                "echo '# {name}'\nholder=\n{setup}\nset +e; rkt run {args} {image} 2>err; rc=$?; set -e\necho \"RC{i}=$rc\"; echo \"LINES{i}=$(wc -l < err)\"; echo \"ERR{i}=$(cat err)\"\n[ -n \"$holder\" ] && {{ wait $holder || true; }}\nrm -f /etc/rkt/net.d/*; ip link del lan0 2>/dev/null || true\n"
-            ));
-        }
-        script.push_str("rkt gc --grace-period=0s >/dev/null 2>&1 || true\necho PODS=$(rkt list --no-legend | wc -l)\n");
-        let o = Host::new().global(flags).run(&script).ok();
-        for (i, (name, _, _, want)) in cases.iter().enumerate() {
-            assert_ne!(
-                o.value(&format!("RC{i}")).as_deref(),
-                Some("0"),
-                "{set}: {name} must fail\n{}",
-                o.stdout
-            );
+        let host = Host::new().global(flags).start();
+        let img = host.image();
+        for c in &cases {
+            for (file, json) in c.confs {
+                host.net_conf(file, json);
+            }
+            for cmd in c.prep {
+                host.exec(cmd).ok();
+            }
+            let holder = c.holder.map(|(net, lease)| {
+                let net = format!("--net={net}");
+                let pod = host.rkt_spawn(&["run", &net, &img, "--exec=/bin/sleep", "--", "1.5"]);
+                for _ in 0..50 {
+                    if host.exec(&["test", "-e", lease]).code == 0 {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                pod
+            });
+            let mut args = vec!["run"];
+            args.extend(c.args);
+            if !c.own_image {
+                args.extend([img.as_str(), "--exec=/bin/true"]);
+            }
+            let o = host.rkt(&args);
+            assert_ne!(o.code, 0, "{set}: {} must fail", c.name);
             assert_eq!(
-                o.value(&format!("LINES{i}")).as_deref(),
-                Some("1"),
-                "{set}: {name}: one line\n{}",
-                o.stdout
+                o.stderr.lines().count(),
+                1,
+                "{set}: {}: one line: {o:?}",
+                c.name
             );
-            let err = o.value(&format!("ERR{i}")).unwrap_or_default();
-            for w in *want {
+            for w in c.want {
                 assert!(
-                    err.contains(w),
-                    "{set}: {name}: error {err:?} should contain {w:?}"
+                    o.stderr.contains(w),
+                    "{set}: {}: {:?} should contain {w:?}",
+                    c.name,
+                    o.stderr
                 );
             }
-            assert!(!err.contains("panicked"), "{set}: {name}: {err}");
+            assert!(!o.stderr.contains("panicked"), "{set}: {}: {o:?}", c.name);
+            if let Some(pod) = holder {
+                pod.wait_with_output().expect("the holding pod");
+            }
+            host.exec(&[
+                "sh",
+                "-c",
+                "rm -f /etc/rkt/net.d/*; ip link del lan0 2>/dev/null || true",
+            ])
+            .ok();
         }
-        assert_eq!(o.value("PODS").as_deref(), Some("0"), "{set}");
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        assert_eq!(host.list_json(), serde_json::json!([]), "{set}");
+        host.finish();
     }
 }
-
 /// A plugin that hangs is killed after the timeout and the pod rolled back.
 #[test]
 fn hanging_plugin_is_killed() {
@@ -296,20 +571,14 @@ rkt gc --grace-period=0s >/dev/null
 /// default); `--caps-retain` gives it back.
 #[test]
 fn app_capabilities() {
-    let o = Host::new()
-        .run(
-            r#"rkt run --net=default "$IMG" --exec=/bin/sh -- -c 'ip addr add 10.9.9.9/32 dev lo 2>&1; echo "ADDR_RC=$?"; ip link set eth0 down 2>&1; echo "DOWN_RC=$?"; echo "CAPEFF=$(grep CapEff /proc/self/status | cut -f2)"'
-rkt run --net=default --caps-retain=CAP_NET_ADMIN "$IMG" --exec=/bin/sh -- -c 'ip addr add 10.9.9.9/32 dev lo; echo "RETAIN_RC=$?"'
-rkt run --net=default --caps-remove=CAP_NET_RAW "$IMG" --exec=/bin/sh -- -c 'ping -c1 -W1 172.16.28.1 >/dev/null 2>&1; echo "NORAW_RC=$?"'
-set +e; rkt run --caps-retain=CAP_BOGUS "$IMG" --exec=/bin/true 2>err; echo "BOGUS_RC=$?"; set -e
-echo "BOGUS=$(cat err)"
-ls -ld /var/lib/rkt/pods/exited-garbage/* | awk '{print "MODE=" $1}' | head -1
-find /var/lib/rkt/pods -name pod.json -exec ls -l {} \; | awk '{print "FILEMODE=" $1}' | head -1
-rkt gc --grace-period=0s >/dev/null
-"#,
+    let host = Host::new().start();
+    let o = host
+        .in_pod(
+            "default",
+            &["/bin/sh", "-c", r#"ip addr add 10.9.9.9/32 dev lo 2>&1; echo "ADDR_RC=$?"; ip link set eth0 down 2>&1; echo "DOWN_RC=$?"; echo "CAPEFF=$(grep CapEff /proc/self/status | cut -f2)""#],
         )
         .ok();
-    assert!(o.stdout.contains("Operation not permitted"), "{}", o.stdout);
+    assert!(o.stdout.contains("Operation not permitted"), "{o:?}");
     assert_ne!(o.value("ADDR_RC").as_deref(), Some("0"));
     assert_ne!(o.value("DOWN_RC").as_deref(), Some("0"));
     let capeff = u64::from_str_radix(&o.value("CAPEFF").unwrap(), 16).unwrap();
@@ -320,17 +589,27 @@ rkt gc --grace-period=0s >/dev/null
             "{name} must not be in the default set"
         );
     }
-    assert_eq!(o.value("RETAIN_RC").as_deref(), Some("0"));
-    assert_ne!(o.value("NORAW_RC").as_deref(), Some("0"));
-    assert_ne!(o.value("BOGUS_RC").as_deref(), Some("0"));
-    assert!(o
-        .value("BOGUS")
-        .unwrap()
-        .contains("--caps-retain: unknown capability \"CAP_BOGUS\""));
-    assert_eq!(o.value("MODE").as_deref(), Some("drwx------"));
-    assert_eq!(o.value("FILEMODE").as_deref(), Some("-rw-------"));
+    host.in_pod_with(
+        "default",
+        &["--caps-retain=CAP_NET_ADMIN"],
+        &["/bin/ip", "addr", "add", "10.9.9.9/32", "dev", "lo"],
+    )
+    .ok();
+    let noraw = host.in_pod_with(
+        "default",
+        &["--caps-remove=CAP_NET_RAW"],
+        &["/bin/ping", "-c1", "-W1", "172.16.28.1"],
+    );
+    assert_ne!(noraw.code, 0, "{noraw:?}");
+    host.in_pod_with("default", &["--caps-retain=CAP_BOGUS"], &["/bin/true"])
+        .fails_with(254, "--caps-retain: unknown capability \"CAP_BOGUS\"");
+    let modes = host
+        .exec(&["sh", "-c", "stat -c %A /var/lib/rkt/pods/exited-garbage/* | head -1; find /var/lib/rkt/pods -name pod.json -exec stat -c %A {} + | head -1"])
+        .ok();
+    assert_eq!(modes.lines(), ["drwx------", "-rw-------"]);
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
-
 /// A pod on a ptp network cannot send with a source address other than its
 /// own: the host drops the forged packets before they reach it (bundled
 /// ptp sets a strict reverse-path filter on its host veth).
@@ -585,33 +864,24 @@ ip netns del canary1; ip netns del canary2; ip netns del canary3
 /// the config stays. Both used to fail, and every later `rkt rm`/`gc` too.
 #[test]
 fn ipam_error_only_the_plugin_detects_rolls_back() {
-    let o = Host::new()
-        .run(
-            r#"echo '{"cniVersion":"1.1.0","name":"gw","type":"ptp","ipam":{"type":"host-local","subnet":"10.77.0.0/24","gateway":"10.78.0.1"}}' > /etc/rkt/net.d/gw.conf
-set +e; rkt run --net=gw "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
-echo "LINES=$(wc -l < err)"; echo "ERR=$(cat err)"
-echo "PODS=$(rkt list --no-legend | wc -l)"
-for i in 1 2; do rkt gc --grace-period=0s >/dev/null 2>gc.err && echo "GC$i=0" || { echo "GC$i=$?"; cat gc.err; }; done
-rkt run --net=default "$IMG" --exec=/bin/true && echo AFTER=ok
-rkt gc --grace-period=0s >/dev/null
-"#,
-        )
-        .ok();
-    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
-    assert_ne!(v("RC"), "0");
-    assert_eq!(v("LINES"), "1", "{}", o.stdout);
-    let err = v("ERR");
-    assert!(
-        err.contains("network \"gw\"") && err.contains("gateway 10.78.0.1 is not in subnet"),
-        "{err}"
+    let host = Host::new().start();
+    host.net_conf(
+        "gw.conf",
+        r#"{"cniVersion":"1.1.0","name":"gw","type":"ptp","ipam":{"type":"host-local","subnet":"10.77.0.0/24","gateway":"10.78.0.1"}}"#,
     );
+    let o = host.in_pod("gw", &["/bin/true"]);
+    let err = o.fails_with(254, "network \"gw\"");
+    assert_eq!(o.stderr.lines().count(), 1, "{o:?}");
+    assert!(err.contains("gateway 10.78.0.1 is not in subnet"), "{err}");
     assert!(!err.contains("rolling back"), "the rollback failed: {err}");
-    assert_eq!(v("PODS"), "0", "{}", o.stdout);
-    assert_eq!(v("GC1"), "0", "{}", o.stdout);
-    assert_eq!(v("GC2"), "0", "{}", o.stdout);
-    assert_eq!(v("AFTER"), "ok");
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    for _ in 0..2 {
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+    }
+    host.in_pod("default", &["/bin/true"]).ok();
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
-
 /// A plugin that rejects its config on DEL (CNI code 7) can never be
 /// DEL'd with the config the pod was attached with; the runtime does not
 /// wedge the pod on it: a failed ADD's rollback says so and leaves no pod,
