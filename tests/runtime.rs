@@ -193,46 +193,49 @@ fn special_networks_and_args() {
 #[test]
 fn every_spec_version() {
     for (set, flags) in plugin_sets() {
-        let mut script = String::new();
         // The reference plugins (1.1.1) stop at spec 1.0.0.
         let versions: &[&str] = if set == "reference" {
             &["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0"]
         } else {
             &["0.1.0", "0.2.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
         };
+        let host = Host::new().global(flags).start();
+        let eth0 = ["/bin/ip", "-o", "-4", "addr", "show", "eth0"];
         for (i, v) in versions.iter().enumerate() {
-            script.push_str(&format!(
-                r#"cat > /etc/rkt/net.d/v{i}.conf <<'JSON'
-{{"cniVersion":"{v}","name":"v{i}","type":"ptp","ipam":{{"type":"host-local","subnet":"10.20.{i}.0/24"}}}}
-JSON
-rkt run --net=v{i} "$IMG" --exec=/bin/sh -- -c 'echo V{i}=$(ip -o -4 addr show eth0 | awk "{{print \$4}}")'
-"#
-            ));
-        }
-        script.push_str(
-            r#"cat > /etc/rkt/net.d/chain.conflist <<'JSON'
-{"cniVersion":"1.0.0","name":"chain","plugins":[
-  {"type":"ptp","ipam":{"type":"host-local","subnet":"10.30.0.0/24"}},
-  {"type":"tuning","sysctl":{"net.ipv4.conf.eth0.accept_redirects":"0"}}]}
-JSON
-rkt run --net=chain "$IMG" --exec=/bin/sh -- -c 'echo CHAIN=$(ip -o -4 addr show eth0 | awk "{print \$4}") SYSCTL=$(cat /proc/sys/net/ipv4/conf/eth0/accept_redirects)'
-"#,
-        );
-        let o = Host::new().global(flags).run(&script).ok();
-        for i in 0..versions.len() {
+            host.net_conf(
+                &format!("v{i}.conf"),
+                &format!(
+                    r#"{{"cniVersion":"{v}","name":"v{i}","type":"ptp","ipam":{{"type":"host-local","subnet":"10.20.{i}.0/24"}}}}"#
+                ),
+            );
+            let o = host.in_pod(&format!("v{i}"), &eth0).ok();
             assert_eq!(
-                o.value(&format!("V{i}")),
+                ipv4_addrs(&o.stdout).first().map(|a| a.cidr.clone()),
                 Some(format!("10.20.{i}.2/24")),
-                "{set}: {}",
-                o.stdout
+                "{set} {v}: {o:?}"
             );
         }
-        assert_eq!(
-            o.value("CHAIN").as_deref(),
-            Some("10.30.0.2/24 SYSCTL=0"),
-            "{set}: {}",
-            o.stdout
+        host.net_conf(
+            "chain.conflist",
+            r#"{"cniVersion":"1.0.0","name":"chain","plugins":[
+  {"type":"ptp","ipam":{"type":"host-local","subnet":"10.30.0.0/24"}},
+  {"type":"tuning","sysctl":{"net.ipv4.conf.eth0.accept_redirects":"0"}}]}"#,
         );
+        let chained = host.in_pod("chain", &eth0).ok();
+        assert_eq!(ipv4_addrs(&chained.stdout)[0].cidr, "10.30.0.2/24", "{set}");
+        let sysctl = host
+            .in_pod(
+                "chain",
+                &["/bin/cat", "/proc/sys/net/ipv4/conf/eth0/accept_redirects"],
+            )
+            .ok();
+        assert_eq!(
+            sysctl.stdout.trim(),
+            "0",
+            "{set}: the second plugin got the first one's result"
+        );
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        host.finish();
     }
 }
 
