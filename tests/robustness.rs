@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{plugin_sets, Host};
+use common::{ours, plugin_sets, Cni, Host};
 
 /// Kills `rkt run` with SIGKILL at a random moment during setup or while
 /// the pod runs, then runs `rkt gc`; at the end nothing is left, every
@@ -455,34 +455,45 @@ fn bad_input_table() {
 /// A plugin that hangs is killed after the timeout and the pod rolled back.
 #[test]
 fn hanging_plugin_is_killed() {
-    let o = Host::new()
-        .run(
-            r#"mkdir -p /tmp/p
-printf '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 100 & wait; fi\nexit 0\n' > /tmp/p/hang; chmod +x /tmp/p/hang
-echo '{"cniVersion":"1.0.0","name":"h","type":"hang"}' > /etc/rkt/net.d/h.conf
-start=$(date +%s%N)
-set +e; rkt --net-plugin-path=/tmp/p:$BIN_DIR:/usr/lib/cni --net-plugin-timeout=1s run --net=default,h "$IMG" --exec=/bin/true 2>err; rc=$?; set -e
-end=$(date +%s%N)
-echo "RC=$rc"; echo "ERR=$(cat err)"; echo "MS=$(( (end-start)/1000000 ))"
-echo "SLEEPERS=$(pgrep -c sleep || true)"
-echo "PODS=$(rkt list --no-legend | wc -l)"
-"#,
-        )
-        .ok();
-    assert_ne!(o.value("RC").as_deref(), Some("0"));
-    let err = o.value("ERR").unwrap();
-    assert!(
-        err.contains("network \"h\"") && err.contains("did not answer within 1.0s"),
-        "{err}"
+    let host = Host::new().start();
+    host.write(
+        "/tmp/p/hang",
+        "#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 100 & wait; fi\nexit 0\n",
     );
-    let ms: u64 = o.value("MS").unwrap().parse().unwrap();
-    assert!(ms < 5000, "killed after the timeout, not after {ms} ms");
-    assert_eq!(
-        o.value("SLEEPERS").as_deref(),
-        Some("0"),
+    host.exec(&["chmod", "+x", "/tmp/p/hang"]).ok();
+    host.net_conf(
+        "h.conf",
+        r#"{"cniVersion":"1.0.0","name":"h","type":"hang"}"#,
+    );
+    let path = format!(
+        "--net-plugin-path=/tmp/p:{}:{}",
+        common::rkt_bin().parent().unwrap().display(),
+        common::REFERENCE_DIR
+    );
+    let img = host.image();
+    let start = std::time::Instant::now();
+    let o = host.rkt(&[
+        &path,
+        "--net-plugin-timeout=1s",
+        "run",
+        "--net=default,h",
+        &img,
+        "--exec=/bin/true",
+    ]);
+    let took = start.elapsed();
+    let err = o.fails_with(254, "network \"h\"");
+    assert!(err.contains("did not answer within 1.0s"), "{err}");
+    assert!(
+        took.as_millis() < 5000,
+        "killed after the timeout, not after {took:?}"
+    );
+    assert_ne!(
+        host.exec(&["pgrep", "sleep"]).code,
+        0,
         "the plugin's children die with it"
     );
-    assert_eq!(o.value("PODS").as_deref(), Some("0"));
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.finish();
 }
 
 /// The plugin timeout covers the whole call: a plugin that never reads a
@@ -687,39 +698,31 @@ echo "AFTER_GC=$(rkt list --no-legend | wc -l)"
 /// spec's codes, and create nothing.
 #[test]
 fn plugins_refuse_escaping_names() {
-    let o = Host::new()
-        .run(
-            r#"ip netns add esc
-c='{"cniVersion":"1.0.0","name":"esc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
-bad='{"cniVersion":"1.0.0","name":"../../etc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}'
-run() { echo "$2" | CNI_COMMAND=ADD CNI_CONTAINERID="$1" CNI_NETNS=/run/netns/esc CNI_IFNAME="${3:-eth0}" CNI_ARGS="${5:-}" CNI_PATH=$BIN_DIR "$BIN_DIR/$4" | tr -d '\n'; }
-for p in ptp host-local; do
-  echo "ID_$p=$(run ../../tmp/x "$c" eth0 $p)"
-  echo "IF_$p=$(run ok "$c" ../x $p)"
-  echo "NET_$p=$(run ok "$bad" eth0 $p)"
-  echo "ARGS_$p=$(run ok "$c" eth0 $p 'IgnoreUnknown=1;IP=10.88.0.5;IP=10.88.0.6')"
-done
-echo "DIRS=$(ls /var/lib/cni/networks 2>/dev/null | wc -l)"
-ip netns del esc
-"#,
-        )
-        .ok();
+    let host = Host::new().start();
+    host.exec(&["ip", "netns", "add", "esc"]).ok();
+    let c = r#"{"cniVersion":"1.0.0","name":"esc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}"#;
+    let bad = r#"{"cniVersion":"1.0.0","name":"../../etc","type":"ptp","ipam":{"type":"host-local","subnet":"10.88.0.0/24"}}"#;
     for p in ["ptp", "host-local"] {
-        let id: serde_json::Value =
-            serde_json::from_str(&o.value(&format!("ID_{p}")).unwrap()).unwrap();
+        let bin = ours(p);
+        let answer = |call: Cni, config: &str| -> serde_json::Value {
+            let o = host.cni(&call.netns("/run/netns/esc"), config);
+            assert_ne!(o.code, 0, "{p}: {o:?}");
+            serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{p}: {e}: {o:?}"))
+        };
+        let id = answer(Cni::new(&bin, "ADD", "../../tmp/x"), c);
         assert_eq!(id["code"], 4, "{p}: {id}");
         assert!(
             id["msg"].as_str().unwrap().contains("CNI_CONTAINERID"),
             "{p}: {id}"
         );
-        let ifname: serde_json::Value =
-            serde_json::from_str(&o.value(&format!("IF_{p}")).unwrap()).unwrap();
+        let ifname = answer(Cni::new(&bin, "ADD", "ok").ifname("../x"), c);
         assert_eq!(ifname["code"], 4, "{p}: {ifname}");
-        let net: serde_json::Value =
-            serde_json::from_str(&o.value(&format!("NET_{p}")).unwrap()).unwrap();
+        let net = answer(Cni::new(&bin, "ADD", "ok"), bad);
         assert_eq!(net["code"], 7, "{p}: {net}");
-        let args: serde_json::Value =
-            serde_json::from_str(&o.value(&format!("ARGS_{p}")).unwrap()).unwrap();
+        let args = answer(
+            Cni::new(&bin, "ADD", "ok").args("IgnoreUnknown=1;IP=10.88.0.5;IP=10.88.0.6"),
+            c,
+        );
         assert_eq!(args["code"], 4, "{p}: {args}");
         assert!(
             args["msg"]
@@ -729,12 +732,12 @@ ip netns del esc
             "{p}: {args}"
         );
     }
-    assert_eq!(
-        o.value("DIRS").as_deref(),
-        Some("0"),
-        "nothing created: {}",
-        o.stdout
+    assert!(
+        host.ls("/var/lib/cni/networks").is_empty(),
+        "nothing created"
     );
+    host.exec(&["ip", "netns", "del", "esc"]).ok();
+    host.finish();
 }
 
 /// An `ipam.type` that is a path (absolute, or climbing out of CNI_PATH
@@ -743,52 +746,49 @@ ip netns del esc
 /// with code 7. The canary plugin at the path would leave /tmp/PWNED.
 #[test]
 fn ipam_type_path_is_never_executed() {
-    let o = Host::new()
-        .run(
-            r#"printf '#!/bin/sh\ntouch /tmp/PWNED\necho "{\\"cniVersion\\":\\"1.0.0\\",\\"ips\\":[{\\"address\\":\\"10.5.0.2/24\\",\\"gateway\\":\\"10.5.0.1\\"}]}"\n' > /tmp/evil
-chmod +x /tmp/evil
-ip netns add x
-ip link add m0 type veth peer name m1
-i=0
-for t in /tmp/evil ../../../../../../../../../../../../tmp/evil; do
-  i=$((i+1))
-  c='{"cniVersion":"1.0.0","name":"e","type":"ptp","master":"m0","ipam":{"type":"'$t'","subnet":"10.5.0.0/24"}}'
-  for p in ptp bridge macvlan; do
-    echo "PLUGIN_${p}_$i=$(echo "$c" | CNI_COMMAND=ADD CNI_CONTAINERID=abc CNI_NETNS=/run/netns/x CNI_IFNAME=eth0 CNI_PATH=$BIN_DIR $BIN_DIR/$p | tr -d '\n')"
-  done
-  echo "$c" > /etc/rkt/net.d/e.conf
-  set +e; rkt run --net=e "$IMG" --exec=/bin/true 2>err; echo "RC_$i=$?"; set -e
-  echo "LINES_$i=$(wc -l < err)"; echo "ERR_$i=$(cat err)"
-done
-echo "PWNED=$(ls /tmp/PWNED 2>/dev/null | wc -l)"
-ip netns del x
-ip link del m0
-echo "PODS=$(rkt list --no-legend | wc -l)"
-"#,
-        )
-        .ok();
-    for i in ["1", "2"] {
+    let host = Host::new().start();
+    host.write(
+        "/tmp/evil",
+        "#!/bin/sh\ntouch /tmp/PWNED\necho '{\"cniVersion\":\"1.0.0\",\"ips\":[{\"address\":\"10.5.0.2/24\",\"gateway\":\"10.5.0.1\"}]}'\n",
+    );
+    host.exec(&["chmod", "+x", "/tmp/evil"]).ok();
+    host.exec(&["ip", "netns", "add", "x"]).ok();
+    host.exec(&[
+        "ip", "link", "add", "m0", "type", "veth", "peer", "name", "m1",
+    ])
+    .ok();
+    for t in ["/tmp/evil", "../../../../../../../../../../../../tmp/evil"] {
+        let c = format!(
+            r#"{{"cniVersion":"1.0.0","name":"e","type":"ptp","master":"m0","ipam":{{"type":"{t}","subnet":"10.5.0.0/24"}}}}"#
+        );
         for p in ["ptp", "bridge", "macvlan"] {
-            let v: serde_json::Value =
-                serde_json::from_str(&o.value(&format!("PLUGIN_{p}_{i}")).unwrap()).unwrap();
-            assert_eq!(v["code"], 7, "{p} {i}: {v}");
+            let bin = ours(p);
+            let o = host.cni(&Cni::new(&bin, "ADD", "abc"), &c);
+            let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+            assert_eq!(v["code"], 7, "{p} {t}: {v}");
             assert!(
                 v["msg"].as_str().unwrap().contains("IPAM type"),
-                "{p} {i}: {v}"
+                "{p} {t}: {v}"
             );
         }
-        assert_ne!(o.value(&format!("RC_{i}")).as_deref(), Some("0"));
-        assert_eq!(o.value(&format!("LINES_{i}")).as_deref(), Some("1"));
-        let err = o.value(&format!("ERR_{i}")).unwrap();
+        host.net_conf("e.conf", &c);
+        let o = host.in_pod("e", &["/bin/true"]);
+        let err = o.fails_with(254, "/etc/rkt/net.d/e.conf");
+        assert_eq!(o.stderr.lines().count(), 1, "{o:?}");
         assert!(
-            err.contains("/etc/rkt/net.d/e.conf")
-                && err.contains("IPAM type")
-                && err.contains("is invalid"),
+            err.contains("IPAM type") && err.contains("is invalid"),
             "{err}"
         );
     }
-    assert_eq!(o.value("PWNED").as_deref(), Some("0"), "{}", o.stdout);
-    assert_eq!(o.value("PODS").as_deref(), Some("0"));
+    assert_ne!(
+        host.exec(&["test", "-e", "/tmp/PWNED"]).code,
+        0,
+        "the canary ran"
+    );
+    host.exec(&["ip", "netns", "del", "x"]).ok();
+    host.exec(&["ip", "link", "del", "m0"]).ok();
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.finish();
 }
 
 /// What is in `pods/run/` but is not a pod (a file, a directory not named
