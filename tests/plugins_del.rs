@@ -5,74 +5,116 @@
 
 mod common;
 
-use common::Host;
+use std::time::Duration;
 
-const PRELUDE: &str = r#"
-CONF='{"cniVersion":"1.0.0","name":"deltest","type":"ptp","ipam":{"type":"host-local","subnet":"10.70.0.0/24"}}'
-cni() { CNI_COMMAND=$1 CNI_CONTAINERID=ctr CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni CNI_ARGS="${ARGS:-}" "$BIN_DIR/ptp"; }
-"#;
+use common::{ours, Cni, Host, Session};
+use serde_json::Value;
+
+const CONF: &str = r#"{"cniVersion":"1.0.0","name":"deltest","type":"ptp","ipam":{"type":"host-local","subnet":"10.70.0.0/24"}}"#;
+const TEARDOWN: &str = "IgnoreUnknown=1;RKT_NETNS_TEARDOWN=true";
+
+/// `command` of our ptp for container `ctr` in netns `pod`.
+fn call<'a>(bin: &'a str, command: &'a str) -> Cni<'a> {
+    Cni::new(bin, command, "ctr").netns("/run/netns/pod")
+}
+
+/// The host's veths, by name.
+fn veths(host: &Session) -> Vec<String> {
+    host.exec(&["ip", "-o", "link", "show", "type", "veth"])
+        .ok()
+        .lines()
+        .iter()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+/// Waits up to `tries` x 20 ms until `cond` holds.
+fn eventually(tries: u32, cond: impl Fn() -> bool) -> bool {
+    for _ in 0..tries {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+fn leases(host: &Session) -> usize {
+    host.ls("/var/lib/cni/networks/deltest")
+        .iter()
+        .filter(|f| f.starts_with("10."))
+        .count()
+}
+
+fn host_routes(host: &Session) -> usize {
+    host.exec(&["ip", "route"])
+        .ok()
+        .lines()
+        .iter()
+        .filter(|l| l.contains("10.70.0"))
+        .count()
+}
 
 #[test]
 fn netns_teardown_mode_leaves_the_pair_to_the_kernel() {
-    let o = Host::new()
-        .run(&format!(
-            r#"{PRELUDE}
-ip netns add pod
-cni ADD <<<"$CONF" >/dev/null
-veth=$(ip -o link show type veth | awk -F': ' '{{print $2}}' | cut -d@ -f1)
-ARGS="IgnoreUnknown=1;RKT_NETNS_TEARDOWN=true" cni DEL <<<"$CONF"
-echo "STATE=$(ip -o link show "$veth" | grep -o 'state [A-Z]*')"
-echo "HOSTROUTES=$(ip route | grep -c 10.70.0 || true)"
-echo "LEASES=$(ls /var/lib/cni/networks/deltest | grep -c '^10' || true)"
-ip netns del pod
-for i in $(seq 1 50); do ip link show "$veth" >/dev/null 2>&1 || break; sleep 0.1; done
-echo "REAPED=$(ip link show "$veth" >/dev/null 2>&1 && echo no || echo yes)"
-cni DEL <<<"$CONF"
-echo "DEL_AFTER_NETNS=ok"
-"#
-        ))
-        .ok();
-    assert_eq!(
-        o.value("STATE").as_deref(),
-        Some("state DOWN"),
-        "{}",
-        o.stdout
+    let host = Host::new().start();
+    let ptp = ours("ptp");
+    host.exec(&["ip", "netns", "add", "pod"]).ok();
+    host.cni(&call(&ptp, "ADD"), CONF).ok();
+    let veth = veths(&host).remove(0);
+    host.cni(&call(&ptp, "DEL").args(TEARDOWN), CONF).ok();
+    let state = host.exec(&["ip", "-o", "link", "show", &veth]).ok();
+    assert!(state.stdout.contains("state DOWN"), "{state:?}");
+    assert_eq!(host_routes(&host), 0);
+    assert_eq!(leases(&host), 0);
+    host.exec(&["ip", "netns", "del", "pod"]).ok();
+    assert!(
+        eventually(250, || !veths(&host).contains(&veth)),
+        "the kernel reaps the pair with the netns"
     );
-    assert_eq!(o.value("HOSTROUTES").as_deref(), Some("0"), "{}", o.stdout);
-    assert_eq!(o.value("LEASES").as_deref(), Some("0"), "{}", o.stdout);
-    assert_eq!(o.value("REAPED").as_deref(), Some("yes"), "{}", o.stdout);
-    assert!(o.stdout.contains("DEL_AFTER_NETNS=ok"));
+    // DEL after the netns is gone still succeeds.
+    host.cni(&call(&ptp, "DEL"), CONF).ok();
+    host.finish();
 }
 
 #[test]
 fn check_notices_a_missing_address_and_readd_replaces_a_stale_pair() {
-    let o = Host::new()
-        .run(&format!(
-            r#"{PRELUDE}
-ip netns add pod
-res=$(cni ADD <<<"$CONF")
-full=$(jq -c --argjson p "$res" '. + {{prevResult: $p}}' <<<"$CONF")
-cni CHECK <<<"$full" && echo "CHECK1=ok"
-ip -n pod addr flush dev eth0
-if out=$(cni CHECK <<<"$full"); then echo "CHECK2=ok"; else echo "CHECK2=$(echo "$out" | jq -r .msg)"; fi
-# DEL in netns-teardown mode, then ADD again into the surviving netns.
-ARGS="IgnoreUnknown=1;RKT_NETNS_TEARDOWN=true" cni DEL <<<"$full"
-cni ADD <<<"$CONF" >/dev/null && echo "READD=ok"
-echo "ADDR=$(ip -n pod -o -4 addr show eth0 | awk '{{print $4}}')"
-cni DEL <<<"$CONF"
-ip netns del pod
-"#
-        ))
+    let host = Host::new().start();
+    let ptp = ours("ptp");
+    host.exec(&["ip", "netns", "add", "pod"]).ok();
+    let res: Value = serde_json::from_str(&host.cni(&call(&ptp, "ADD"), CONF).ok().stdout).unwrap();
+    let mut full: Value = serde_json::from_str(CONF).unwrap();
+    full["prevResult"] = res;
+    let full = full.to_string();
+    host.cni(&call(&ptp, "CHECK"), &full).ok();
+    host.exec(&["ip", "-n", "pod", "addr", "flush", "dev", "eth0"])
         .ok();
-    assert_eq!(o.value("CHECK1").as_deref(), Some("ok"), "{}", o.stdout);
-    let c2 = o.value("CHECK2").unwrap_or_default();
-    assert!(c2.contains("lacks address 10.70.0.2/24"), "{}", o.stdout);
-    assert_eq!(o.value("READD").as_deref(), Some("ok"), "{}", o.stdout);
+    let check = host.cni(&call(&ptp, "CHECK"), &full);
+    assert_ne!(check.code, 0);
+    let msg: Value = serde_json::from_str(&check.stdout).unwrap();
     assert!(
-        o.value("ADDR").unwrap_or_default().starts_with("10.70.0."),
-        "{}",
-        o.stdout
+        msg["msg"]
+            .as_str()
+            .unwrap()
+            .contains("lacks address 10.70.0.2/24"),
+        "{msg}"
     );
+    // DEL in netns-teardown mode, then ADD again into the surviving netns.
+    host.cni(&call(&ptp, "DEL").args(TEARDOWN), &full).ok();
+    host.cni(&call(&ptp, "ADD"), CONF).ok();
+    let addr = host
+        .exec(&["ip", "-n", "pod", "-o", "-4", "addr", "show", "eth0"])
+        .ok();
+    assert!(
+        common::ipv4_addrs(&addr.stdout)[0]
+            .cidr
+            .starts_with("10.70.0."),
+        "{addr:?}"
+    );
+    host.cni(&call(&ptp, "DEL"), CONF).ok();
+    host.exec(&["ip", "netns", "del", "pod"]).ok();
+    host.finish();
 }
 
 /// A plain DEL detaches at once and leaves the kernel's slow veth delete to
@@ -81,39 +123,57 @@ ip netns del pod
 /// soon after, and an attachment added again meanwhile is left alone.
 #[test]
 fn plain_del_detaches_at_once_and_deletes_in_the_background() {
-    let o = Host::new()
-        .run(&format!(
-            r#"{PRELUDE}
-ip netns add pod
-cni ADD <<<"$CONF" >/dev/null
-veth=$(ip -o link show type veth | awk -F': ' '{{print $2}}' | cut -d@ -f1)
-cni DEL <<<"$CONF"
-echo "HOSTROUTES=$(ip route | grep -c 10.70.0 || true)"
-echo "LEASES=$(ls /var/lib/cni/networks/deltest | grep -c '^10' || true)"
-# Another attachment takes eth0 in the same netns right away.
-CNI_COMMAND=ADD CNI_CONTAINERID=other CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$CONF" >/dev/null && echo "OTHER=ok"
-for i in $(seq 1 100); do ip link show "$veth" >/dev/null 2>&1 || break; sleep 0.02; done
-echo "GONE=$(ip link show "$veth" >/dev/null 2>&1 && echo no || echo yes)"
-echo "PODLINKS=$(ip -n pod -o link show type veth | wc -l)"
-CNI_COMMAND=DEL CNI_CONTAINERID=other CNI_NETNS=/run/netns/pod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$BIN_DIR/ptp" <<<"$CONF"
-# The same attachment added again before the background delete ran.
-for i in 1 2 3 4 5; do cni ADD <<<"$CONF" >/dev/null; cni DEL <<<"$CONF"; done
-cni ADD <<<"$CONF" >/dev/null
-sleep 0.5
-echo "READDED=$(ip -n pod -o link show eth0 | grep -c 'state UP' || true)"
-# The host end has a new random name: the one veth up on the host.
-echo "HOSTEND=$(ip -o link show type veth | grep -c 'state UP' || true)"
-cni DEL <<<"$CONF"
-ip netns del pod
-"#
-        ))
+    let host = Host::new().start();
+    let ptp = ours("ptp");
+    host.exec(&["ip", "netns", "add", "pod"]).ok();
+    host.cni(&call(&ptp, "ADD"), CONF).ok();
+    let veth = veths(&host).remove(0);
+    host.cni(&call(&ptp, "DEL"), CONF).ok();
+    assert_eq!(host_routes(&host), 0);
+    assert_eq!(leases(&host), 0);
+    // Another attachment takes eth0 in the same netns right away.
+    let other = Cni::new(&ptp, "ADD", "other").netns("/run/netns/pod");
+    host.cni(&other, CONF).ok();
+    assert!(
+        eventually(100, || !veths(&host).contains(&veth)),
+        "{veth} stays"
+    );
+    let pod_links = host
+        .exec(&["ip", "-n", "pod", "-o", "link", "show", "type", "veth"])
         .ok();
-    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
-    assert_eq!(v("HOSTROUTES"), "0");
-    assert_eq!(v("LEASES"), "0");
-    assert_eq!(v("OTHER"), "ok", "{}", o.stderr);
-    assert_eq!(v("GONE"), "yes");
-    assert_eq!(v("PODLINKS"), "1", "only the other attachment's eth0");
-    assert_eq!(v("READDED"), "1", "the background delete took a new pair");
-    assert_eq!(v("HOSTEND"), "1");
+    assert_eq!(
+        pod_links.lines().len(),
+        1,
+        "only the other attachment's eth0"
+    );
+    host.cni(
+        &Cni {
+            command: "DEL",
+            ..other
+        },
+        CONF,
+    )
+    .ok();
+    // The same attachment added again before the background delete ran.
+    for _ in 0..5 {
+        host.cni(&call(&ptp, "ADD"), CONF).ok();
+        host.cni(&call(&ptp, "DEL"), CONF).ok();
+    }
+    host.cni(&call(&ptp, "ADD"), CONF).ok();
+    std::thread::sleep(Duration::from_millis(500));
+    let eth0 = host
+        .exec(&["ip", "-n", "pod", "-o", "link", "show", "eth0"])
+        .ok();
+    assert!(
+        eth0.stdout.contains("state UP"),
+        "the background delete took a new pair"
+    );
+    // The host end has a new random name: the one veth up on the host.
+    let up = host
+        .exec(&["ip", "-o", "link", "show", "type", "veth"])
+        .ok();
+    assert_eq!(up.stdout.matches("state UP").count(), 1, "{up:?}");
+    host.cni(&call(&ptp, "DEL"), CONF).ok();
+    host.exec(&["ip", "netns", "del", "pod"]).ok();
+    host.finish();
 }
