@@ -549,33 +549,46 @@ echo "PODS=$(rkt list --no-legend | wc -l)"
 /// files the pod under exited-garbage itself.
 #[test]
 fn gc_spares_a_pod_being_torn_down() {
-    let o = Host::new()
-        .run(
-            r#"mkdir -p /tmp/p
-printf '#!/bin/sh\ncat >/dev/null\nif [ "$CNI_COMMAND" = DEL ]; then touch /tmp/in-del; sleep 1.5; fi\nif [ "$CNI_COMMAND" = ADD ]; then echo "{\\"cniVersion\\":\\"1.0.0\\"}"; fi\nexit 0\n' > /tmp/p/slowdel; chmod +x /tmp/p/slowdel
-echo '{"cniVersion":"1.0.0","name":"s","type":"slowdel"}' > /etc/rkt/net.d/s.conf
-rkt --net-plugin-path=/tmp/p:$BIN_DIR:/usr/lib/cni run --net=default,s "$IMG" --exec=/bin/true > run.out 2>&1 & r=$!
-for i in $(seq 100); do [ -e /tmp/in-del ] && break; sleep 0.05; done
-[ -e /tmp/in-del ] || { cat run.out; fail "the slow DEL never started"; }
-rkt gc --grace-period=0s > gc.out 2>&1 && echo "GCRC=0" || echo "GCRC=$?"
-echo "INRUN=$(ls /var/lib/rkt/pods/run | wc -l)"
-wait $r && echo "RUNRC=0" || echo "RUNRC=$?"
-echo "EXITED=$(ls /var/lib/rkt/pods/exited-garbage | wc -l)"
-cat gc.out run.out
-rkt gc --grace-period=0s >/dev/null
-"#,
-        )
-        .ok();
-    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
-    assert_eq!(v("GCRC"), "0", "{}", o.stdout);
-    assert_eq!(
-        v("INRUN"),
-        "1",
-        "gc took the pod from its runtime: {}",
-        o.stdout
+    let host = Host::new().start();
+    host.write(
+        "/tmp/p/slowdel",
+        "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = DEL ]; then touch /tmp/in-del; sleep 1.5; fi\nif [ \"$CNI_COMMAND\" = ADD ]; then echo '{\"cniVersion\":\"1.0.0\"}'; fi\nexit 0\n",
     );
-    assert_eq!(v("RUNRC"), "0", "{}", o.stdout);
-    assert_eq!(v("EXITED"), "1", "{}", o.stdout);
+    host.exec(&["chmod", "+x", "/tmp/p/slowdel"]).ok();
+    host.net_conf(
+        "s.conf",
+        r#"{"cniVersion":"1.0.0","name":"s","type":"slowdel"}"#,
+    );
+    let path = format!(
+        "--net-plugin-path=/tmp/p:{}:{}",
+        common::rkt_bin().parent().unwrap().display(),
+        common::REFERENCE_DIR
+    );
+    let img = host.image();
+    let run = host.rkt_spawn(&[&path, "run", "--net=default,s", &img, "--exec=/bin/true"]);
+    let in_del = || host.exec(&["test", "-e", "/tmp/in-del"]).code == 0;
+    for _ in 0..100 {
+        if in_del() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(in_del(), "the slow DEL never started");
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    assert_eq!(
+        host.ls("/var/lib/rkt/pods/run").len(),
+        1,
+        "gc took the pod from its runtime"
+    );
+    let out = run.wait_with_output().expect("rkt run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(host.ls("/var/lib/rkt/pods/exited-garbage").len(), 1);
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// The app cannot reconfigure the pod's network (no CAP_NET_ADMIN by
@@ -799,62 +812,51 @@ fn ipam_type_path_is_never_executed() {
 /// next to them is listed and collected as before.
 #[test]
 fn stray_entries_are_not_pods() {
-    let o = Host::new()
-        .run(
-            r#"rkt run --net=none "$IMG" --exec=/bin/true
-run=/var/lib/rkt/pods/run
-u=0b5e4c2e-1d8f-4d6a-9c1e-2f3a4b5c6d7e
-ip netns add canary1; ip netns add canary2; ip netns add canary3
-echo junk > $run/somefile
-mkdir $run/notauuid; echo -n /run/netns/canary1 > $run/notauuid/netns
-mkdir $run/$u; echo -n /run/netns/canary2 > $run/$u/netns
-mkdir -p /tmp/elsewhere/pod; echo -n /run/netns/canary3 > /tmp/elsewhere/pod/netns
-cp /var/lib/rkt/pods/exited-garbage/*/pod.json /tmp/elsewhere/pod/
-ln -s /tmp/elsewhere/pod $run/9d1f2e3c-4b5a-4c6d-8e7f-0a1b2c3d4e5f
-echo "LISTED=$(rkt list --no-legend | wc -l)"
-echo "JSON=$(rkt list --format=json | grep -o '"name"' | wc -l)"
-set +e; rkt status 0b5e4c2e 2>err; echo "STATUS_RC=$?"; set -e; echo "STATUS_ERR=$(cat err)"
-set +e; rkt rm 0b5e4c2e 2>err; echo "RM_RC=$?"; set -e
-rkt gc --grace-period=0s >gc.out 2>gc.err && echo GC_RC=0 || echo "GC_RC=$?"
-echo "GC_OUT=$(tr '\n' ' ' < gc.out)"
-echo "IGNORED=$(grep -c 'not a pod' gc.err)"
-echo "CANARIES=$(ls /run/netns | grep -c canary)"
-echo "STRAYS=$(ls $run | wc -l)"
-echo "AFTER=$(rkt list --no-legend | wc -l)"
-ip netns del canary1; ip netns del canary2; ip netns del canary3
-"#,
-        )
-        .ok();
-    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
-    assert_eq!(v("LISTED"), "1", "{}", o.stdout);
-    assert_eq!(v("JSON"), "1", "{}", o.stdout);
-    assert_ne!(v("STATUS_RC"), "0");
-    assert!(
-        v("STATUS_ERR").contains("no pod with UUID 0b5e4c2e"),
-        "{}",
-        o.stdout
-    );
-    assert_ne!(v("RM_RC"), "0");
-    assert_eq!(v("GC_RC"), "0", "{}", o.stdout);
-    assert!(
-        v("GC_OUT").contains("Garbage collected pod"),
-        "{}",
-        o.stdout
-    );
-    assert_eq!(v("IGNORED"), "4", "{}", o.stdout);
+    let host = Host::new().start();
+    host.in_pod("none", &["/bin/true"]).ok();
+    let run = "/var/lib/rkt/pods/run";
+    let u = "0b5e4c2e-1d8f-4d6a-9c1e-2f3a4b5c6d7e";
+    for c in ["canary1", "canary2", "canary3"] {
+        host.exec(&["ip", "netns", "add", c]).ok();
+    }
+    host.write(&format!("{run}/somefile"), "junk\n");
+    host.write(&format!("{run}/notauuid/netns"), "/run/netns/canary1");
+    host.write(&format!("{run}/{u}/netns"), "/run/netns/canary2");
+    host.write("/tmp/elsewhere/pod/netns", "/run/netns/canary3");
+    host.exec(&[
+        "sh",
+        "-c",
+        "cp /var/lib/rkt/pods/exited-garbage/*/pod.json /tmp/elsewhere/pod/",
+    ])
+    .ok();
+    host.exec(&[
+        "ln",
+        "-s",
+        "/tmp/elsewhere/pod",
+        &format!("{run}/9d1f2e3c-4b5a-4c6d-8e7f-0a1b2c3d4e5f"),
+    ])
+    .ok();
+    let listed = host.rkt(&["list", "--no-legend"]).ok();
+    assert_eq!(listed.lines().len(), 1, "{listed:?}");
+    assert_eq!(host.list_json().as_array().unwrap().len(), 1);
+    host.rkt(&["status", "0b5e4c2e"])
+        .fails_with(254, "no pod with UUID 0b5e4c2e");
+    assert_ne!(host.rkt(&["rm", "0b5e4c2e"]).code, 0);
+    let gc = host.rkt(&["gc", "--grace-period=0s"]).ok();
+    assert!(gc.stdout.contains("Garbage collected pod"), "{gc:?}");
+    assert_eq!(gc.stderr.matches("not a pod").count(), 4, "{gc:?}");
+    let canaries = host.ls("/run/netns");
     assert_eq!(
-        v("CANARIES"),
-        "3",
-        "gc tore down a stray's namespace: {}",
-        o.stdout
+        canaries.iter().filter(|n| n.starts_with("canary")).count(),
+        3,
+        "gc tore down a stray's namespace: {canaries:?}"
     );
-    assert_eq!(
-        v("STRAYS"),
-        "4",
-        "gc moved or removed a stray: {}",
-        o.stdout
-    );
-    assert_eq!(v("AFTER"), "0", "{}", o.stdout);
+    assert_eq!(host.ls(run).len(), 4, "gc moved or removed a stray");
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    for c in ["canary1", "canary2", "canary3"] {
+        host.exec(&["ip", "netns", "del", c]).ok();
+    }
+    host.finish();
 }
 
 /// An IPAM error only the plugin detects (a gateway outside the subnet,
