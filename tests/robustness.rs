@@ -503,45 +503,58 @@ fn hanging_plugin_is_killed() {
 /// and the pod rolled back. `timeout 30` only bounds the test itself.
 #[test]
 fn timeout_covers_writing_the_config_and_the_exit() {
-    let o = Host::new()
-        .run(
-            r#"mkdir -p /tmp/p
-printf '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 100 & wait; fi\nexit 0\n' > /tmp/p/nostdin
-printf '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then exec </dev/null >/dev/null 2>&1; sleep 100 & wait; fi\nexit 0\n' > /tmp/p/closes
-chmod +x /tmp/p/nostdin /tmp/p/closes
-pad=$(head -c 300000 /dev/zero | tr '\0' x)
-for t in nostdin closes; do
-  echo '{"cniVersion":"1.0.0","name":"'$t'","type":"'$t'","pad":"'$pad'"}' > /etc/rkt/net.d/$t.conf
-  start=$(date +%s%N)
-  set +e; timeout 30 "$RKT_BIN" --net-plugin-path=/tmp/p:$BIN_DIR --net-plugin-timeout=1s run --net=$t "$IMG" --exec=/bin/true 2>err; rc=$?; set -e
-  end=$(date +%s%N)
-  echo "RC_$t=$rc"; echo "ERR_$t=$(cat err)"; echo "MS_$t=$(( (end-start)/1000000 ))"
-  echo "SLEEPERS_$t=$(pgrep -c sleep || true)"
-done
-echo "PODS=$(rkt list --no-legend | wc -l)"
-"#,
-        )
+    let host = Host::new().start();
+    host.write(
+        "/tmp/p/nostdin",
+        "#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 100 & wait; fi\nexit 0\n",
+    );
+    host.write(
+        "/tmp/p/closes",
+        "#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then exec </dev/null >/dev/null 2>&1; sleep 100 & wait; fi\nexit 0\n",
+    );
+    host.exec(&["chmod", "+x", "/tmp/p/nostdin", "/tmp/p/closes"])
         .ok();
+    let pad = "x".repeat(300_000);
+    let path = format!(
+        "--net-plugin-path=/tmp/p:{}",
+        common::rkt_bin().parent().unwrap().display()
+    );
+    let img = host.image();
     for t in ["nostdin", "closes"] {
-        let rc = o.value(&format!("RC_{t}")).unwrap();
-        assert!(rc != "0" && rc != "124", "{t}: rc {rc}: {}", o.stdout);
-        let err = o.value(&format!("ERR_{t}")).unwrap();
-        assert!(
-            err.contains(&format!("network \"{t}\"")) && err.contains("did not answer within 1.0s"),
-            "{t}: {err}"
+        host.net_conf(
+            &format!("{t}.conf"),
+            &format!(r#"{{"cniVersion":"1.0.0","name":"{t}","type":"{t}","pad":"{pad}"}}"#),
         );
-        let ms: u64 = o.value(&format!("MS_{t}")).unwrap().parse().unwrap();
+        let net = format!("--net={t}");
+        let start = std::time::Instant::now();
+        // `timeout 30` only bounds the test itself.
+        let bin = common::rkt_bin().display().to_string();
+        let o = host.exec(&[
+            "timeout",
+            "30",
+            &bin,
+            &path,
+            "--net-plugin-timeout=1s",
+            "run",
+            &net,
+            &img,
+            "--exec=/bin/true",
+        ]);
+        let took = start.elapsed();
+        let err = o.fails_with(254, &format!("network \"{t}\""));
+        assert!(err.contains("did not answer within 1.0s"), "{t}: {err}");
         assert!(
-            ms < 5000,
-            "{t}: killed after the timeout, not after {ms} ms"
+            took.as_millis() < 5000,
+            "{t}: killed after the timeout, not after {took:?}"
         );
-        assert_eq!(
-            o.value(&format!("SLEEPERS_{t}")).as_deref(),
-            Some("0"),
-            "{t}"
+        assert_ne!(
+            host.exec(&["pgrep", "sleep"]).code,
+            0,
+            "{t}: the plugin's children live on"
         );
     }
-    assert_eq!(o.value("PODS").as_deref(), Some("0"));
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.finish();
 }
 
 /// `rkt gc` leaves alone a pod whose app has exited but whose `rkt run`
