@@ -48,13 +48,22 @@ fn leases(host: &Session, dir: &str) -> Vec<String> {
         .collect()
 }
 
+/// What one plugin did in [`same_as_the_reference`].
+struct Run {
+    first: Value,
+    asked: Value,
+    exhausted: String,
+    /// (name, content) of every file in the network's directory.
+    files: Vec<(String, String)>,
+}
+
 /// Same results and the same files from ours and the reference, in every
 /// spec version the reference speaks; requested addresses; exhaustion.
 #[test]
 fn same_as_the_reference() {
     let host = Host::new().start();
     for v in VERSIONS {
-        let mut seen: Vec<(Value, Value, String, Vec<(String, String)>)> = Vec::new();
+        let mut seen: Vec<Run> = Vec::new();
         for (who, bin) in [
             ("ours", ours("host-local")),
             ("ref", reference("host-local")),
@@ -84,18 +93,24 @@ fn same_as_the_reference() {
                 del(&host, &bin, c_id, &c);
             }
             assert!(leases(&host, &format!("{dir}/hl")).is_empty(), "{who} {v}");
-            seen.push((first, asked, exhausted.stdout, files));
+            seen.push(Run {
+                first,
+                asked,
+                exhausted: exhausted.stdout,
+                files,
+            });
         }
         let (o, r) = (&seen[0], &seen[1]);
-        assert_eq!(o.0, r.0, "first ADD, {v}");
-        assert_eq!(o.1, r.1, "requested address, {v}");
-        assert!(
-            o.2.contains("no IP addresses available"),
-            "exhausted in {v}: {}",
-            o.2
-        );
-        assert!(r.2.contains("no IP addresses available"), "{v}");
-        assert_eq!(o.3, r.3, "lease files, {v}");
+        assert_eq!(o.first, r.first, "first ADD, {v}");
+        assert_eq!(o.asked, r.asked, "requested address, {v}");
+        for run in [o, r] {
+            assert!(
+                run.exhausted.contains("no IP addresses available"),
+                "exhausted in {v}: {}",
+                run.exhausted
+            );
+        }
+        assert_eq!(o.files, r.files, "lease files, {v}");
     }
     host.finish();
 }
