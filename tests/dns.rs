@@ -167,17 +167,11 @@ fn dns_from_host_local_resolv_conf_and_status() {
         "rc.conf",
         r#"{"cniVersion":"1.0.0","name":"rc","type":"ptp","ipam":{"type":"host-local","subnet":"10.61.0.0/24","resolvConf":"/tmp/net-resolv.conf"}}"#,
     );
-    let img = host.image();
-    let pod = host.rkt_spawn(&[
-        "run",
-        "--net=rc",
-        &img,
-        "--exec=/bin/sh",
-        "--",
-        "-c",
-        "cat /etc/resolv.conf; sleep 1",
-    ]);
-    let uuid = host.wait_running(1).remove(0);
+    let (pod, uuid) = host.pod_in_background(
+        "rc",
+        &[],
+        &["/bin/sh", "-c", "cat /etc/resolv.conf; sleep 1"],
+    );
     let status = host.rkt(&["status", &uuid]).ok().stdout;
     let list = host.list_json();
     let out = pod.wait_with_output().expect("rkt run");

@@ -176,16 +176,7 @@ fn concurrent_allocations() {
 #[test]
 fn gc_releases_leaked_leases() {
     let host = Host::new().start();
-    let img = host.image();
-    let pod = host.rkt_spawn(&[
-        "run",
-        "--net=default",
-        &img,
-        "--exec=/bin/sleep",
-        "--",
-        "30",
-    ]);
-    let uuid = host.wait_running(1).remove(0);
+    let (pod, uuid) = host.pod_in_background("default", &[], &["/bin/sleep", "30"]);
     host.write(
         "/var/lib/cni/networks/default/172.16.28.200",
         "deadbeef-dead\r\neth0",

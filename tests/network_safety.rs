@@ -85,16 +85,7 @@ fn gc_never_releases_the_lease_of_a_starting_pod() {
 fn another_stores_gc_touches_nothing() {
     for (set, flags) in plugin_sets() {
         let host = Host::new().global(flags).start();
-        let img = host.image();
-        let pod = host.rkt_spawn(&[
-            "run",
-            "--net=default",
-            &img,
-            "--exec=/bin/sleep",
-            "--",
-            "30",
-        ]);
-        let uuid = host.wait_running(1).remove(0);
+        let (pod, uuid) = host.pod_in_background("default", &[], &["/bin/sleep", "30"]);
         host.exec(&["mkdir", "-p", "/var/lib/rkt/other"]).ok();
         host.rkt(&["--dir=/var/lib/rkt/other", "gc", "--grace-period=0s"])
             .ok();

@@ -325,18 +325,15 @@ true"#,
 #[test]
 fn enter_gets_the_pods_protections() {
     let host = Host::new().start();
-    let img = host.image();
-    let pod = host.rkt_spawn(&[
-        "run",
-        "--net=default",
-        "--caps-remove=CAP_NET_RAW,CAP_MKNOD",
-        &img,
-        "--exec=/bin/sh",
-        "--",
-        "-c",
-        "grep CapEff /proc/self/status | cut -f2 > /tmp/app-caps; sleep 30",
-    ]);
-    let uuid = host.wait_running(1).remove(0);
+    let (pod, uuid) = host.pod_in_background(
+        "default",
+        &["--caps-remove=CAP_NET_RAW,CAP_MKNOD"],
+        &[
+            "/bin/sh",
+            "-c",
+            "grep CapEff /proc/self/status | cut -f2 > /tmp/app-caps; sleep 30",
+        ],
+    );
     let enter = |argv: &[&str]| {
         let mut args = vec!["enter", uuid.as_str()];
         args.extend(argv);
@@ -383,17 +380,15 @@ fn enter_gets_the_pods_protections() {
 #[test]
 fn a_pods_setuid_files_are_out_of_other_users_reach() {
     let host = Host::new().start();
-    let img = host.image();
-    let pod = host.rkt_spawn(&[
-        "run",
-        "--net=none",
-        &img,
-        "--exec=/bin/sh",
-        "--",
-        "-c",
-        "cp /bin/busybox /tmp/id && chmod 4755 /tmp/id && sleep 30",
-    ]);
-    let uuid = host.wait_running(1).remove(0);
+    let (pod, uuid) = host.pod_in_background(
+        "none",
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "cp /bin/busybox /tmp/id && chmod 4755 /tmp/id && sleep 30",
+        ],
+    );
     let f = format!("/var/lib/rkt/pods/run/{uuid}/upper/tmp/id");
     let setuid = || host.exec(&["test", "-u", &f]).code == 0;
     for _ in 0..50 {

@@ -456,19 +456,13 @@ fn bad_input_table() {
 #[test]
 fn hanging_plugin_is_killed() {
     let host = Host::new().start();
-    host.write(
-        "/tmp/p/hang",
+    let path = host.fake_plugin(
+        "hang",
         "#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 100 & wait; fi\nexit 0\n",
     );
-    host.exec(&["chmod", "+x", "/tmp/p/hang"]).ok();
     host.net_conf(
         "h.conf",
         r#"{"cniVersion":"1.0.0","name":"h","type":"hang"}"#,
-    );
-    let path = format!(
-        "--net-plugin-path=/tmp/p:{}:{}",
-        common::rkt_bin().parent().unwrap().display(),
-        common::REFERENCE_DIR
     );
     let img = host.image();
     let start = std::time::Instant::now();
@@ -504,21 +498,15 @@ fn hanging_plugin_is_killed() {
 #[test]
 fn timeout_covers_writing_the_config_and_the_exit() {
     let host = Host::new().start();
-    host.write(
-        "/tmp/p/nostdin",
+    host.fake_plugin(
+        "nostdin",
         "#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then sleep 100 & wait; fi\nexit 0\n",
     );
-    host.write(
-        "/tmp/p/closes",
+    let path = host.fake_plugin(
+        "closes",
         "#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then exec </dev/null >/dev/null 2>&1; sleep 100 & wait; fi\nexit 0\n",
     );
-    host.exec(&["chmod", "+x", "/tmp/p/nostdin", "/tmp/p/closes"])
-        .ok();
     let pad = "x".repeat(300_000);
-    let path = format!(
-        "--net-plugin-path=/tmp/p:{}",
-        common::rkt_bin().parent().unwrap().display()
-    );
     let img = host.image();
     for t in ["nostdin", "closes"] {
         host.net_conf(
@@ -563,19 +551,13 @@ fn timeout_covers_writing_the_config_and_the_exit() {
 #[test]
 fn gc_spares_a_pod_being_torn_down() {
     let host = Host::new().start();
-    host.write(
-        "/tmp/p/slowdel",
+    let path = host.fake_plugin(
+        "slowdel",
         "#!/bin/sh\ncat >/dev/null\nif [ \"$CNI_COMMAND\" = DEL ]; then touch /tmp/in-del; sleep 1.5; fi\nif [ \"$CNI_COMMAND\" = ADD ]; then echo '{\"cniVersion\":\"1.0.0\"}'; fi\nexit 0\n",
     );
-    host.exec(&["chmod", "+x", "/tmp/p/slowdel"]).ok();
     host.net_conf(
         "s.conf",
         r#"{"cniVersion":"1.0.0","name":"s","type":"slowdel"}"#,
-    );
-    let path = format!(
-        "--net-plugin-path=/tmp/p:{}:{}",
-        common::rkt_bin().parent().unwrap().display(),
-        common::REFERENCE_DIR
     );
     let img = host.image();
     let run = host.rkt_spawn(&[&path, "run", "--net=default,s", &img, "--exec=/bin/true"]);
@@ -931,6 +913,8 @@ rm /tmp/reject-add
 "$RKT_BIN" $R run --net=default,rej "$IMG" --exec=/bin/sleep -- 30 >/dev/null 2>&1 & r=$!
 wait_running
 kill -9 $r; wait $r 2>/dev/null || true
+# The pod's init dies with its runtime (PDEATHSIG), asynchronously.
+for _ in $(seq 100); do rkt list --no-legend | grep -q running || break; sleep 0.05; done
 rkt $R gc --grace-period=0s >gc.out 2>gc.err && echo GC=0 || echo "GC=$?"
 echo "GC_ERR=$(tr '\n' ' ' < gc.err)"
 echo "GC_OUT=$(tr '\n' ' ' < gc.out)"

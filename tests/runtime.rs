@@ -11,17 +11,15 @@ use common::{ipv4_addrs, plugin_sets, Addr, Host};
 fn default_network() {
     for (set, flags) in plugin_sets() {
         let host = Host::new().global(flags).start();
-        let img = host.image();
-        let pod = host.rkt_spawn(&[
-            "run",
-            "--net=default",
-            &img,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "ip -o -4 addr show eth0; ip route; sleep 30",
-        ]);
-        let uuid = host.wait_running(1).remove(0);
+        let (pod, uuid) = host.pod_in_background(
+            "default",
+            &[],
+            &[
+                "/bin/sh",
+                "-c",
+                "ip -o -4 addr show eth0; ip route; sleep 30",
+            ],
+        );
         assert_eq!(uuid.len(), 36, "{set}");
         let leases: Vec<String> = host
             .ls("/var/lib/cni/networks/default")
@@ -78,17 +76,11 @@ fn seed_walkthrough() {
     for (set, flags) in plugin_sets() {
         let host = Host::new().global(flags).start();
         host.net_conf("custom_rkt_bridge.conf", SEED_BRIDGE);
-        let img = host.image();
-        let pod = host.rkt_spawn(&[
-            "run",
-            "--net=customrktbridge",
-            &img,
-            "--exec=/bin/sh",
-            "--",
-            "-c",
-            "ip -o -4 addr; sleep 30",
-        ]);
-        let uuid = host.wait_running(1).remove(0);
+        let (pod, uuid) = host.pod_in_background(
+            "customrktbridge",
+            &[],
+            &["/bin/sh", "-c", "ip -o -4 addr; sleep 30"],
+        );
         let list = host.rkt(&["list", "--full", "--no-legend"]).ok().stdout;
         let lease = |net: &str, ip: &str| {
             host.read(&format!("/var/lib/cni/networks/{net}/{ip}"))

@@ -55,15 +55,26 @@ pub struct Started {
     errors: OwnedFd,
 }
 
-static APP_PID: AtomicI32 = AtomicI32::new(0);
+/// Where [`forward_signals`] sends what it catches (one child per process).
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn forward(sig: libc::c_int) {
-    let pid = APP_PID.load(Ordering::Relaxed);
+    let pid = FORWARD_TO.load(Ordering::Relaxed);
     if pid > 0 {
         // kill(2) is async-signal-safe; nix only wraps it.
         if let Ok(sig) = Signal::try_from(sig) {
             let _ = signal::kill(Pid::from_raw(pid), sig);
         }
+    }
+}
+
+/// From now on, `signals` sent to this process go to `child` instead: how
+/// `rkt run` passes a stop to the pod, and the pod's init to its app.
+pub fn forward_signals(child: Pid, signals: &[Signal]) {
+    FORWARD_TO.store(child.as_raw(), Ordering::Relaxed);
+    for &s in signals {
+        // SAFETY: the handler only calls kill(2) on our own child.
+        let _ = unsafe { signal::signal(s, SigHandler::Handler(forward)) };
     }
 }
 
@@ -198,17 +209,16 @@ fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: BorrowedFd) -> isize {
             return 127;
         }
     };
-    APP_PID.store(app.as_raw(), Ordering::Relaxed);
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        // SAFETY: the handler only calls kill(2).
-        let _ = unsafe { signal::signal(s, SigHandler::Handler(forward)) };
-    }
+    forward_signals(
+        app,
+        &[
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+        ],
+    );
     // Our copy of the error pipe closes, so the parent sees EOF once the app execs.
     let _ = unistd::close(errfd.as_raw_fd());
     loop {

@@ -199,12 +199,8 @@ impl Host {
         }
     }
 
-    /// Runs the script; asserts that nothing leaked.
-    pub fn run(&self, script: &str) -> Outcome {
-        let img = image::busybox_rootfs();
-        let full = format!(
-            "{SETUP}\n{HELPERS}\n{LEAK_CHECK}\n( set -e\n{script}\n)\nrc=$?\necho '--- leak check'\nleak_check\nexit $rc\n"
-        );
+    /// `bash -c script` as the init of a new throwaway host.
+    fn unshare(&self, script: &str, img: &std::path::Path) -> Command {
         let mut cmd = Command::new("unshare");
         cmd.args([
             "--mount",
@@ -218,9 +214,19 @@ impl Host {
             "private",
             "bash",
             "-c",
-            &full,
+            script,
         ]);
-        self.environment(&mut cmd, &img);
+        self.environment(&mut cmd, img);
+        cmd
+    }
+
+    /// Runs the script; asserts that nothing leaked.
+    pub fn run(&self, script: &str) -> Outcome {
+        let img = image::busybox_rootfs();
+        let full = format!(
+            "{SETUP}\n{HELPERS}\n{LEAK_CHECK}\n( set -e\n{script}\n)\nrc=$?\necho '--- leak check'\nleak_check\nexit $rc\n"
+        );
+        let mut cmd = self.unshare(&full, &img);
         let out = cmd
             .output()
             .expect("run unshare (tests need root and util-linux)");
@@ -235,24 +241,8 @@ impl Host {
     /// [`Session`] call runs one command inside it.
     pub fn start(self) -> Session {
         let img = image::busybox_rootfs();
-        let mut cmd = Command::new("unshare");
-        cmd.args([
-            "--mount",
-            "--net",
-            "--pid",
-            "--ipc",
-            "--uts",
-            "--fork",
-            "--mount-proc",
-            "--propagation",
-            "private",
-            "bash",
-            "-c",
-            &format!("{SETUP}\necho READY\nread -r _ || true\n"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-        self.environment(&mut cmd, &img);
+        let mut cmd = self.unshare(&format!("{SETUP}\necho READY\nread -r _ || true\n"), &img);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
         let mut child = cmd
             .spawn()
             .expect("run unshare (tests need root and util-linux)");
@@ -432,6 +422,51 @@ impl Session {
         self.spawn(&argv)
     }
 
+    /// Starts `rkt run --net=NET FLAGS... IMG --exec=ARGV0 -- ARGV...` in the
+    /// background and waits until that pod runs: the `rkt run` process
+    /// (the caller waits for it) and the pod's UUID.
+    pub fn pod_in_background(&self, net: &str, flags: &[&str], argv: &[&str]) -> (Child, String) {
+        let before = self.pods("running");
+        let args = self.run_args(net, flags, argv);
+        let mut child = self.rkt_spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        for _ in 0..200 {
+            let new = self
+                .pods("running")
+                .into_iter()
+                .find(|u| !before.contains(u));
+            if let Some(uuid) = new {
+                return (child, uuid);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let out = child.wait_with_output();
+        panic!("the pod did not run within 20 s: {out:?}");
+    }
+
+    /// `run --net=NET FLAGS... IMG --exec=ARGV0 -- ARGV...`
+    fn run_args(&self, net: &str, flags: &[&str], argv: &[&str]) -> Vec<String> {
+        let mut args = vec!["run".to_string(), format!("--net={net}")];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        args.push(self.image());
+        args.push(format!("--exec={}", argv[0]));
+        args.push("--".into());
+        args.extend(argv[1..].iter().map(|a| a.to_string()));
+        args
+    }
+
+    /// A fake CNI plugin `name` (a shell script) in `/tmp/p`; the
+    /// `--net-plugin-path` that finds it first, then ours and the reference.
+    pub fn fake_plugin(&self, name: &str, script: &str) -> String {
+        let path = format!("/tmp/p/{name}");
+        self.write(&path, script);
+        self.exec(&["chmod", "+x", &path]).ok();
+        format!(
+            "--net-plugin-path=/tmp/p:{}:{REFERENCE_DIR}",
+            rkt_bin().parent().expect("bin dir").display()
+        )
+    }
+
     /// `rkt list --format=json`, parsed.
     pub fn list_json(&self) -> serde_json::Value {
         let o = self.rkt(&["list", "--format=json"]).ok();
@@ -445,14 +480,8 @@ impl Session {
 
     /// [`Session::in_pod`] with more `rkt run` flags.
     pub fn in_pod_with(&self, net: &str, flags: &[&str], argv: &[&str]) -> Outcome {
-        let net = format!("--net={net}");
-        let exec = format!("--exec={}", argv[0]);
-        let img = self.image();
-        let mut args = vec!["run", net.as_str()];
-        args.extend(flags);
-        args.extend([img.as_str(), exec.as_str(), "--"]);
-        args.extend(&argv[1..]);
-        self.rkt(&args)
+        let args = self.run_args(net, flags, argv);
+        self.rkt(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// A shell script in the host, with the harness's helpers.

@@ -8,12 +8,10 @@ mod plan;
 mod teardown;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use clap::Args;
-use nix::sys::signal::{self, SigHandler, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tracing::debug;
 
 use super::Global;
@@ -86,18 +84,6 @@ pub struct RunArgs {
     /// Arguments for the app.
     #[arg(last = true)]
     pub args: Vec<String>,
-}
-
-static POD_PID: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward_to_pod(sig: libc::c_int) {
-    let pid = POD_PID.load(Ordering::Relaxed);
-    if pid > 0 {
-        // kill(2) is async-signal-safe; nix only wraps it.
-        if let Ok(sig) = Signal::try_from(sig) {
-            let _ = signal::kill(Pid::from_raw(pid), sig);
-        }
-    }
 }
 
 struct Phase(Instant, &'static str);
@@ -239,11 +225,10 @@ fn start_app(
     };
     let start = phase("app start");
     let started = stage1::start(&spec).map_err(in_pod)?;
-    POD_PID.store(started.pid.as_raw(), Ordering::Relaxed);
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only calls kill(2) on our child.
-        let _ = unsafe { signal::signal(s, SigHandler::Handler(forward_to_pod)) };
-    }
+    stage1::forward_signals(
+        started.pid,
+        &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP],
+    );
     let record = |rel: &str, data: String| {
         pod.write_file(rel, data.as_bytes())
             .map_err(Error::state("write", pod.path(rel)))
