@@ -10,7 +10,8 @@ use super::digest::Sha256Digest;
 use super::fetch::{self, Ctx, LayerSpec};
 use super::source::{image_path, Source};
 use super::{
-    diff_ids, err, parse_config, parse_json, read_json, strings, Image, ImageError, MAX_JSON,
+    diff_ids, err, parse_config, parse_json, read_json, strings, Image, ImageError, ImageProblem,
+    Mismatch, MAX_JSON,
 };
 
 /// The digest a config's file name claims, if it is named by one.
@@ -25,19 +26,26 @@ pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, Imag
     let entry = manifest
         .as_array()
         .and_then(|a| a.first())
-        .ok_or_else(|| err(ctx.image, "manifest.json lists no image"))?;
+        .ok_or_else(|| err(ctx.image, ImageProblem::NoImage))?;
     let config_file = entry.get("Config").and_then(Value::as_str).unwrap_or("");
-    let config_path = image_path(config_file)
-        .map_err(|e| err(ctx.image, format!("manifest.json: Config {e}; refused")))?;
-    let config_bytes = src
-        .read_small(&config_path, MAX_JSON)
-        .map_err(|e| err(ctx.image, format!("config {config_file}: {e}")))?;
+    let bad_path = |what: String, source| err(ctx.image, ImageProblem::BadPath { what, source });
+    let config_path = image_path(config_file).map_err(|e| bad_path("Config".into(), e))?;
+    let config_bytes = src.read_small(&config_path, MAX_JSON).map_err(|source| {
+        err(
+            ctx.image,
+            ImageProblem::ReadConfig {
+                file: config_file.into(),
+                source,
+            },
+        )
+    })?;
     let id = Sha256Digest::of(&config_bytes);
     if let Some(want) = named_digest(config_file) {
         if want != id {
-            ctx.mismatch(format!(
-                "config {config_file}: its content's digest is {id}; the file is corrupt or tampered with"
-            ))?;
+            ctx.mismatch(Mismatch::ConfigName {
+                file: config_file.into(),
+                got: id.clone(),
+            })?;
         }
     }
     let config = parse_json(ctx.image, &config_path, &config_bytes)?;
@@ -45,12 +53,7 @@ pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, Imag
     let diffs = diff_ids(ctx, &config, layers.len())?;
     let mut lowers = Vec::new();
     for (i, (l, diff_id)) in layers.iter().zip(diffs).enumerate() {
-        let path = image_path(l).map_err(|e| {
-            err(
-                ctx.image,
-                format!("manifest.json: layer {} {e}; refused", i + 1),
-            )
-        })?;
+        let path = image_path(l).map_err(|e| bad_path(format!("layer {}", i + 1), e))?;
         let spec = LayerSpec {
             what: format!("layer {} of {} ({l})", i + 1, layers.len()),
             blob_digest: None,

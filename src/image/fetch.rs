@@ -14,7 +14,7 @@ use super::cache::{Cache, SourceKey};
 use super::digest::{Budget, HashingReader, Sha256Digest};
 use super::size::format_size;
 use super::source::Blob;
-use super::{err, layer, ImageError, LoadOptions};
+use super::{err, layer, ImageError, ImageProblem, LoadOptions, Mismatch};
 
 /// What loading one image shares across its layers.
 pub struct Ctx<'a> {
@@ -27,25 +27,21 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// A digest that does not match: refused, or (digests not verified) a
     /// warning.
-    pub fn mismatch(&self, msg: String) -> Result<(), ImageError> {
+    pub fn mismatch(&self, m: Mismatch) -> Result<(), ImageError> {
         if self.opts.verify_digests {
-            return Err(err(self.image, msg));
+            return Err(err(self.image, m));
         }
-        tracing::warn!(
-            "image {}: {msg} (digests not verified)",
-            self.image.display()
-        );
+        tracing::warn!("image {}: {m} (digests not verified)", self.image.display());
         Ok(())
     }
 
     fn over_budget(&self, what: &str) -> ImageError {
         err(
             self.image,
-            format!(
-                "{what}: the image unpacks to more than --max-image-size={} allows; refused \
-                 (nothing of it kept); raise --max-image-size if you trust this image",
-                format_size(self.budget.limit())
-            ),
+            ImageProblem::TooLarge {
+                what: what.into(),
+                limit: format_size(self.budget.limit()),
+            },
         )
     }
 }
@@ -74,7 +70,10 @@ pub fn layer<'s>(
     spec: &LayerSpec,
     open: impl Fn() -> io::Result<Blob<'s>>,
 ) -> Result<PathBuf, ImageError> {
-    let open_blob = || open().map_err(|e| err(ctx.image, format!("{}: {e}", spec.what)));
+    let fail = |problem: fn(String, io::Error) -> ImageProblem| {
+        move |e| err(ctx.image, problem(spec.what.clone(), e))
+    };
+    let open_blob = || open().map_err(fail(|what, source| ImageProblem::Layer { what, source }));
     let mut opened = None;
     let key = match &spec.blob_digest {
         Some(d) => SourceKey::Blob(d.clone()),
@@ -88,11 +87,11 @@ pub fn layer<'s>(
     if let Some((diff, size)) = ctx.cache.lookup(&key) {
         if let Some(want) = &spec.diff_id {
             if *want != diff {
-                ctx.mismatch(format!(
-                    "{}: the config's diff id is {want} but the layer's content is {diff} \
-                     (verified earlier); the image is corrupt or tampered with",
-                    spec.what
-                ))?;
+                ctx.mismatch(Mismatch::CachedDiffId {
+                    what: spec.what.clone(),
+                    want: want.clone(),
+                    got: diff.clone(),
+                })?;
             }
         }
         let dir = ctx.cache.layer_dir(&diff);
@@ -120,7 +119,7 @@ pub fn layer<'s>(
         Some(
             ctx.cache
                 .unpack_dir()
-                .map_err(|e| err(ctx.image, format!("cannot unpack {}: {e}", spec.what)))?,
+                .map_err(fail(|what, source| ImageProblem::Unpack { what, source }))?,
         )
     };
     let before = ctx.budget.used();
@@ -129,7 +128,7 @@ pub fn layer<'s>(
         if ctx.budget.exceeded() {
             ctx.over_budget(&spec.what)
         } else {
-            err(ctx.image, format!("{} is corrupt: {e}", spec.what))
+            fail(|what, source| ImageProblem::Corrupt { what, source })(e)
         }
     })?;
     let size = ctx.budget.used() - before;
@@ -143,28 +142,29 @@ pub fn layer<'s>(
     }
     if let Some(want) = &spec.blob_digest {
         if *want != computed.blob {
-            ctx.mismatch(format!(
-                "{}: the manifest says its digest is {want} but its content is {}; the blob is \
-                 corrupt or tampered with",
-                spec.what, computed.blob
-            ))?;
+            ctx.mismatch(Mismatch::LayerDigest {
+                what: spec.what.clone(),
+                want: want.clone(),
+                got: computed.blob.clone(),
+            })?;
         }
     }
     if let Some(want) = spec.blob_size {
         if want != computed.blob_size {
-            ctx.mismatch(format!(
-                "{}: the manifest says it is {want} bytes but it is {}",
-                spec.what, computed.blob_size
-            ))?;
+            ctx.mismatch(Mismatch::LayerSize {
+                what: spec.what.clone(),
+                want,
+                got: computed.blob_size,
+            })?;
         }
     }
     if let Some(want) = &spec.diff_id {
         if *want != computed.diff {
-            ctx.mismatch(format!(
-                "{}: the config's diff id is {want} but the layer's content is {}; the image is \
-                 corrupt or tampered with",
-                spec.what, computed.diff
-            ))?;
+            ctx.mismatch(Mismatch::DiffId {
+                what: spec.what.clone(),
+                want: want.clone(),
+                got: computed.diff.clone(),
+            })?;
         }
     }
     // The directory is named by the digest computed, never by a claim.
@@ -172,7 +172,7 @@ pub fn layer<'s>(
         Some(d) => ctx
             .cache
             .commit(d, &computed.diff)
-            .map_err(|e| err(ctx.image, format!("cannot store {}: {e}", spec.what))),
+            .map_err(fail(|what, source| ImageProblem::Store { what, source })),
         None => Ok(ctx.cache.layer_dir(&computed.diff)),
     }
 }

@@ -12,6 +12,7 @@ mod archive;
 mod cache;
 mod digest;
 mod docker;
+mod error;
 mod fetch;
 mod in_root;
 pub mod layer;
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use digest::Sha256Digest;
+pub use error::{ImageError, ImageProblem, Mismatch};
 pub use size::{format_size, parse_size, SizeError};
 
 use cache::Cache;
@@ -78,25 +80,21 @@ impl Default for LoadOptions {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("image {image}: {msg}")]
-pub struct ImageError {
-    pub image: String,
-    pub msg: String,
-}
-
-fn err(image: &Path, msg: impl Into<String>) -> ImageError {
+fn err(image: &Path, problem: impl Into<ImageProblem>) -> ImageError {
     ImageError {
         image: image.display().to_string(),
-        msg: msg.into(),
+        problem: problem.into(),
     }
 }
 
 fn parse_json(image: &Path, path: &RelPath, data: &[u8]) -> Result<Value, ImageError> {
-    serde_json::from_slice(data).map_err(|e| {
+    serde_json::from_slice(data).map_err(|source| {
         err(
             image,
-            format!("{path} is not valid JSON ({e}); the image is corrupt"),
+            ImageProblem::Json {
+                path: path.clone(),
+                source,
+            },
         )
     })
 }
@@ -104,9 +102,15 @@ fn parse_json(image: &Path, path: &RelPath, data: &[u8]) -> Result<Value, ImageE
 /// A JSON file at the image's top (index.json, manifest.json).
 fn read_json(image: &Path, src: &Source, name: &str) -> Result<Value, ImageError> {
     let path = RelPath::parse(name.as_bytes()).unwrap_or_default();
-    let data = src
-        .read_small(&path, MAX_JSON)
-        .map_err(|e| err(image, format!("cannot read {name}: {e}")))?;
+    let data = src.read_small(&path, MAX_JSON).map_err(|source| {
+        err(
+            image,
+            ImageProblem::ReadTop {
+                name: name.into(),
+                source,
+            },
+        )
+    })?;
     parse_json(image, &path, &data)
 }
 
@@ -147,10 +151,10 @@ fn diff_ids(
         .cloned()
         .unwrap_or_default();
     if raw.len() != layers {
-        ctx.mismatch(format!(
-            "the manifest lists {layers} layer(s) but the config's rootfs.diff_ids has {}; the image is corrupt",
-            raw.len()
-        ))?;
+        ctx.mismatch(Mismatch::LayerCount {
+            layers,
+            diff_ids: raw.len(),
+        })?;
     }
     let mut out = Vec::with_capacity(layers);
     for i in 0..layers {
@@ -161,10 +165,7 @@ fn diff_ids(
             .unwrap_or_else(|| v.to_string());
         let d = Sha256Digest::parse(&s);
         if d.is_none() {
-            ctx.mismatch(format!(
-                "config rootfs.diff_ids[{i}] {s:?} is not a sha256 digest (sha256: and 64 lower-case hex \
-                 digits); the image is corrupt or hostile"
-            ))?;
+            ctx.mismatch(Mismatch::BadDiffId { index: i, value: s })?;
         }
         out.push(d);
     }
@@ -181,22 +182,20 @@ fn default_name(image: &Path) -> String {
 /// Loads the image named on the command line; `cas` is `<dir>/cas`.
 pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageError> {
     let image = Path::new(arg);
-    let meta = fs::metadata(image).map_err(|e| {
-        err(
-            image,
-            format!("{e}; give an OCI layout directory, an OCI or docker-save archive, or a root filesystem directory"),
-        )
-    })?;
+    let meta = fs::metadata(image).map_err(|e| err(image, ImageProblem::Missing(e)))?;
     let open_cache = || {
-        Cache::open(cas).map_err(|e| {
+        Cache::open(cas).map_err(|source| {
             err(
                 image,
-                format!("cannot open the image cache {}: {e}", cas.display()),
+                ImageProblem::Cache {
+                    dir: cas.to_path_buf(),
+                    source,
+                },
             )
         })
     };
     let (src, cache) = if meta.is_dir() {
-        let src = Source::dir(image).map_err(|e| err(image, format!("cannot open: {e}")))?;
+        let src = Source::dir(image).map_err(|e| err(image, ImageProblem::Open(e)))?;
         if !src.has("index.json") && !src.has("manifest.json") {
             return rootfs(image);
         }
@@ -204,7 +203,7 @@ pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageErr
     } else {
         let cache = open_cache()?;
         let src = Source::archive(image, &cache.tmp_dir())
-            .map_err(|e| err(image, format!("not a readable image archive: {e}")))?;
+            .map_err(|e| err(image, ImageProblem::NotArchive(e)))?;
         (src, cache)
     };
     let budget = Budget::new(opts.max_size);
@@ -219,21 +218,21 @@ pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageErr
     } else if src.has("manifest.json") {
         docker::load(&ctx, &src, default_name(image))?
     } else {
-        return Err(err(
-            image,
-            "archive holds neither index.json nor manifest.json",
-        ));
+        return Err(err(image, ImageProblem::NoIndex));
     };
     if img.lowers.is_empty() {
-        img.lowers
-            .push(cache.empty_dir().map_err(|e| err(image, e.to_string()))?);
+        img.lowers.push(
+            cache
+                .empty_dir()
+                .map_err(|e| err(image, ImageProblem::Io(e)))?,
+        );
     }
     Ok(img)
 }
 
 /// A root filesystem directory: the user's own, used as it is.
 fn rootfs(image: &Path) -> Result<Image, ImageError> {
-    let canon = fs::canonicalize(image).map_err(|e| err(image, e.to_string()))?;
+    let canon = fs::canonicalize(image).map_err(|e| err(image, ImageProblem::Io(e)))?;
     Ok(Image {
         name: default_name(&canon),
         id: Sha256Digest::of(canon.as_os_str().as_encoded_bytes()).to_string(),

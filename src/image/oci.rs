@@ -11,7 +11,10 @@ use super::digest::Sha256Digest;
 use super::fetch::{self, Ctx, LayerSpec};
 use super::in_root::RelPath;
 use super::source::Source;
-use super::{diff_ids, err, parse_config, parse_json, read_json, Image, ImageError, MAX_JSON};
+use super::{
+    diff_ids, err, parse_config, parse_json, read_json, Image, ImageError, ImageProblem, Mismatch,
+    MAX_JSON,
+};
 
 /// Indexes below index.json an image may nest.
 pub const MAX_NESTING: usize = 8;
@@ -27,7 +30,10 @@ fn descriptor(
     let digest = Sha256Digest::parse(raw).ok_or_else(|| {
         err(
             ctx.image,
-            format!("{what}: digest \"{raw}\" is not a sha256 digest (sha256: and 64 lower-case hex digits)"),
+            ImageProblem::BadDigest {
+                what: what.into(),
+                raw: raw.into(),
+            },
         )
     })?;
     Ok((digest, desc.get("size").and_then(Value::as_u64)))
@@ -47,21 +53,33 @@ fn read_blob(
     what: &str,
 ) -> Result<Value, ImageError> {
     let path = blob_path(digest);
-    let data = src
-        .read_small(&path, MAX_JSON)
-        .map_err(|e| err(ctx.image, format!("{what} {digest}: {e}")))?;
+    let data = src.read_small(&path, MAX_JSON).map_err(|source| {
+        err(
+            ctx.image,
+            ImageProblem::ReadBlob {
+                what: what.into(),
+                digest: digest.clone(),
+                source,
+            },
+        )
+    })?;
     let got = Sha256Digest::of(&data);
     if got != *digest {
-        ctx.mismatch(format!(
-            "{what} {path}: its content's digest is {got}, not {digest}; the blob is corrupt or tampered with"
-        ))?;
+        ctx.mismatch(Mismatch::BlobDigest {
+            what: what.into(),
+            path: path.clone(),
+            got,
+            want: digest.clone(),
+        })?;
     }
     if let Some(size) = size {
         if size != data.len() as u64 {
-            ctx.mismatch(format!(
-                "{what} {path}: {} bytes, the descriptor says {size}",
-                data.len()
-            ))?;
+            ctx.mismatch(Mismatch::BlobSize {
+                what: what.into(),
+                path: path.clone(),
+                got: data.len() as u64,
+                want: size,
+            })?;
         }
     }
     parse_json(ctx.image, &path, &data)
@@ -73,7 +91,7 @@ fn first_manifest(ctx: &Ctx, index: &Value, what: &str) -> Result<Value, ImageEr
         .and_then(Value::as_array)
         .and_then(|m| m.first())
         .cloned()
-        .ok_or_else(|| err(ctx.image, format!("{what} lists no manifests")))
+        .ok_or_else(|| err(ctx.image, ImageProblem::NoManifests { what: what.into() }))
 }
 
 pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, ImageError> {
@@ -89,16 +107,10 @@ pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, Imag
     let manifest = loop {
         let (digest, size) = descriptor(ctx, &desc, "manifest")?;
         if !seen.insert(digest.clone()) {
-            return Err(err(
-                ctx.image,
-                format!("index {digest} lists itself (directly or through other indexes): a cycle"),
-            ));
+            return Err(err(ctx.image, ImageProblem::Cycle(digest)));
         }
         if seen.len() > MAX_NESTING + 1 {
-            return Err(err(
-                ctx.image,
-                format!("indexes nested more than {MAX_NESTING} levels deep; refused"),
-            ));
+            return Err(err(ctx.image, ImageProblem::TooDeep(MAX_NESTING)));
         }
         let m = read_blob(ctx, src, &digest, size, "manifest")?;
         if m.get("manifests").is_some() {
@@ -109,7 +121,7 @@ pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, Imag
     };
     let config_desc = manifest
         .get("config")
-        .ok_or_else(|| err(ctx.image, "manifest has no config"))?;
+        .ok_or_else(|| err(ctx.image, ImageProblem::NoConfig))?;
     let (config_digest, config_size) = descriptor(ctx, config_desc, "config")?;
     let config = read_blob(ctx, src, &config_digest, config_size, "config")?;
     let layers = manifest

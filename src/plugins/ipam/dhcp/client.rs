@@ -532,31 +532,23 @@ mod tests {
         let e = acquire(&srv, &id(), Instant::now() + Duration::from_millis(200)).unwrap_err();
         assert!(matches!(e, ClientError::Timeout { .. }), "{e}");
         let lease = lease_from_ack(&ack(), &id(), None).unwrap();
-        let none = extend(
-            &srv,
-            &id(),
-            &lease,
-            false,
-            Instant::now() + Duration::from_millis(100),
-        );
-        assert!(matches!(none, Ok(None)));
-        let srv = FakeServer::new(vec![], vec![Some(MessageType::Nak)]);
-        let nak = extend(
-            &srv,
-            &id(),
-            &lease,
-            true,
-            Instant::now() + Duration::from_secs(1),
-        );
-        assert!(matches!(nak, Err(ClientError::Nak { .. })));
-        let srv = FakeServer::new(vec![], vec![Some(MessageType::Ack)]);
-        let renewed = extend(
-            &srv,
-            &id(),
-            &lease,
-            false,
-            Instant::now() + Duration::from_secs(1),
-        );
+        // The server answers with `reply` (or is silent) to a renew or rebind.
+        let extend_with = |reply: Option<MessageType>, rebind: bool, ms: u64| {
+            let srv = FakeServer::new(vec![], reply.into_iter().map(Some).collect());
+            extend(
+                &srv,
+                &id(),
+                &lease,
+                rebind,
+                Instant::now() + Duration::from_millis(ms),
+            )
+        };
+        assert!(matches!(extend_with(None, false, 100), Ok(None)));
+        assert!(matches!(
+            extend_with(Some(MessageType::Nak), true, 1000),
+            Err(ClientError::Nak { .. })
+        ));
+        let renewed = extend_with(Some(MessageType::Ack), false, 1000);
         assert_eq!(renewed.unwrap().unwrap().address, lease.address);
     }
 

@@ -344,38 +344,46 @@ mod tests {
             f(&mut a);
             a.validate(true).unwrap_err()
         };
-        assert!(matches!(
-            bad(&|a| a.container_id = "../../../tmp/x".into()),
-            InvalidField::ContainerId(_)
-        ));
-        assert!(matches!(
-            bad(&|a| a.container_id = String::new()),
-            InvalidField::ContainerId(_)
-        ));
-        assert!(matches!(
-            bad(&|a| a.network = "a/b".into()),
-            InvalidField::Network(_)
-        ));
-        assert!(matches!(
-            bad(&|a| a.network = ".x".into()),
-            InvalidField::Network(_)
-        ));
-        assert!(matches!(
-            bad(&|a| a.ifname = "../x".into()),
-            InvalidField::Ifname(_)
-        ));
-        assert!(matches!(
-            bad(&|a| a.ifname = "a b".into()),
-            InvalidField::Ifname(_)
-        ));
-        assert!(matches!(
-            bad(&|a| a.ifname = "x".repeat(16)),
-            InvalidField::Ifname(_)
-        ));
-        assert!(matches!(
-            bad(&|a| a.netns = "rel/ns".into()),
-            InvalidField::Netns(_)
-        ));
+        type Edit = fn(&mut Attachment);
+        type Names = fn(&InvalidField) -> bool;
+        let cases: [(Edit, Names); 8] = [
+            (
+                |a| a.container_id = "../../../tmp/x".into(),
+                |e| matches!(e, InvalidField::ContainerId(_)),
+            ),
+            (
+                |a| a.container_id = String::new(),
+                |e| matches!(e, InvalidField::ContainerId(_)),
+            ),
+            (
+                |a| a.network = "a/b".into(),
+                |e| matches!(e, InvalidField::Network(_)),
+            ),
+            (
+                |a| a.network = ".x".into(),
+                |e| matches!(e, InvalidField::Network(_)),
+            ),
+            (
+                |a| a.ifname = "../x".into(),
+                |e| matches!(e, InvalidField::Ifname(_)),
+            ),
+            (
+                |a| a.ifname = "a b".into(),
+                |e| matches!(e, InvalidField::Ifname(_)),
+            ),
+            (
+                |a| a.ifname = "x".repeat(16),
+                |e| matches!(e, InvalidField::Ifname(_)),
+            ),
+            (
+                |a| a.netns = "rel/ns".into(),
+                |e| matches!(e, InvalidField::Netns(_)),
+            ),
+        ];
+        for (i, (edit, names_the_field)) in cases.iter().enumerate() {
+            let e = bad(edit);
+            assert!(names_the_field(&e), "case {i}: {e:?}");
+        }
         // GC and STATUS give only the network.
         let gc = Attachment {
             container_id: String::new(),

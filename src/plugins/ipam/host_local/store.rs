@@ -466,6 +466,17 @@ mod tests {
         }
     }
 
+    /// A store whose files cannot be trusted: no last reservation, the
+    /// lease `corrupt` held by nobody known; then `c1` reserves `ip`.
+    fn unreadable_until_reserved(store: &Store, corrupt: &str, ip: &str) {
+        assert_eq!(store.last_reserved(0), None);
+        assert_eq!(
+            store.holder(corrupt.parse().unwrap()),
+            Some(Holder::Corrupt)
+        );
+        assert!(store.reserve("c1", "eth0", ip.parse().unwrap(), 0).unwrap());
+    }
+
     #[test]
     fn symlinks_in_the_directory_are_never_followed() {
         let d = tempfile::tempdir().unwrap();
@@ -481,15 +492,8 @@ mod tests {
         symlink(&outside, net.join(HINTS)).unwrap();
         let data = d.path().join("data");
         let store = Store::open(data.to_str().unwrap(), "n").unwrap();
-        assert_eq!(store.last_reserved(0), None);
-        assert_eq!(
-            store.holder("10.0.0.3".parse().unwrap()),
-            Some(Holder::Corrupt)
-        );
-        // The symlinked lease is replaced by ours; nothing is written through.
-        assert!(store
-            .reserve("c1", "eth0", "10.0.0.2".parse().unwrap(), 0)
-            .unwrap());
+        unreadable_until_reserved(&store, "10.0.0.3", "10.0.0.2");
+        // The symlinked lease was replaced by ours; nothing written through.
         assert_eq!(std::fs::read_to_string(&canary).unwrap(), "keep");
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 1);
         for name in ["lock", "last_reserved_ip.0", "10.0.0.2", HINTS] {
@@ -524,14 +528,7 @@ mod tests {
             nix::unistd::mkfifo(&net.join(name), Mode::from_bits_truncate(0o644)).unwrap();
         }
         let store = Store::open(d.path().to_str().unwrap(), "n").unwrap();
-        assert_eq!(store.last_reserved(0), None);
-        assert_eq!(
-            store.holder("10.0.0.7".parse().unwrap()),
-            Some(Holder::Corrupt)
-        );
-        assert!(store
-            .reserve("c1", "eth0", "10.0.0.7".parse().unwrap(), 0)
-            .unwrap());
+        unreadable_until_reserved(&store, "10.0.0.7", "10.0.0.7");
         assert_eq!(store.last_reserved(0), Some("10.0.0.7".parse().unwrap()));
     }
 }
