@@ -11,7 +11,7 @@ use crate::{cni, image, metadata, netns, networking, pod, stage1};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    RunFlag(#[from] RunFlagError),
+    Flag(#[from] FlagError),
     #[error(transparent)]
     DnsFlag(#[from] networking::dns::FlagError),
     #[error(transparent)]
@@ -34,6 +34,12 @@ pub enum Error {
     Etc(#[from] networking::etc::EtcError),
     #[error(transparent)]
     Exec(#[from] cni::exec::ExecError),
+    #[error(transparent)]
+    Metadata(#[from] metadata::MetadataError),
+    #[error(transparent)]
+    PodCommand(#[from] PodCommandError),
+    #[error("cannot encode JSON: {0}")]
+    Json(#[from] serde_json::Error),
     /// A step of creating or starting the pod's process.
     #[error("pod {pod}: {source}")]
     Pod {
@@ -57,11 +63,12 @@ impl Error {
     }
 }
 
-/// A flag of `rkt run` (or a global one it reads), or the app an image
-/// names, refused before anything exists. The other flags' errors are
-/// their modules' (`networking::dns::FlagError`, `stage1::FlagError`, ...).
+/// A command-line flag refused (a global one, or one of `rkt run`, `list`,
+/// `gc`), or the app an image names, before anything exists. Flags whose
+/// checks belong to a module have the module's error
+/// (`networking::dns::FlagError`, `stage1::FlagError`, ...).
 #[derive(Debug, thiserror::Error)]
-pub enum RunFlagError {
+pub enum FlagError {
     #[error("--max-image-size={value}: {source}")]
     MaxImageSize {
         value: String,
@@ -76,6 +83,13 @@ pub enum RunFlagError {
         "--net-plugin-timeout={0}: must be more than zero (every plugin would time out at once)"
     )]
     ZeroTimeout(String),
+    #[error("--grace-period={value}: {source}")]
+    GracePeriod {
+        value: String,
+        source: pod::time::DurationError,
+    },
+    #[error("--format={0}: unknown format; use tabbed or json")]
+    Format(String),
     #[error("--hostname={0}: not a valid hostname (letters, digits, '-', '_', dot-separated labels, 64 bytes at most)")]
     Hostname(String),
     #[error("image {image}: no entrypoint or cmd to run; pass --exec=/path/to/program")]
@@ -85,5 +99,39 @@ pub enum RunFlagError {
         image: String,
         index: usize,
         arg: String,
+    },
+}
+
+/// What `rkt enter`, `stop` and `rm` refuse or fail at, for one pod.
+#[derive(Debug, thiserror::Error)]
+pub enum PodCommandError {
+    #[error("pod {uuid} is {state}, not running{why}")]
+    NotRunning {
+        uuid: String,
+        state: &'static str,
+        /// What needed it running, for the message.
+        why: &'static str,
+    },
+    #[error("pod {0} has no pid yet")]
+    NoPid(String),
+    #[error("cannot signal pod {uuid} (pid {pid}): {errno}")]
+    Signal {
+        uuid: String,
+        pid: i32,
+        errno: nix::errno::Errno,
+    },
+    #[error("pod {0} did not stop within 30s; try rkt stop --force")]
+    StopTimeout(String),
+    #[error("pod {0} is running; stop it first (rkt stop {0})")]
+    Running(String),
+    #[error("pod {uuid}: {}; fix the cause and retry, or remove the pod anyway with `rkt rm --force {uuid}`", networking::join(problems))]
+    Release {
+        uuid: String,
+        problems: Vec<networking::ReleaseProblem>,
+    },
+    #[error("pod {uuid}: {source}")]
+    Protections {
+        uuid: String,
+        source: stage1::FlagError,
     },
 }

@@ -1,9 +1,9 @@
 //! `rkt enter`: run a command inside a running pod.
 
-use anyhow::{anyhow, bail, Result};
 use clap::Args;
 
 use super::Global;
+use crate::error::{Error, PodCommandError};
 use crate::pod::PodState;
 use crate::stage1::{self, caps, security};
 
@@ -15,19 +15,22 @@ pub struct EnterArgs {
     pub cmd: Vec<String>,
 }
 
-pub fn enter(g: &Global, a: EnterArgs) -> Result<i32> {
+pub fn enter(g: &Global, a: EnterArgs) -> Result<i32, Error> {
     let pod = g.store().find(&a.uuid)?;
     if pod.state() != PodState::Running {
-        bail!(
-            "pod {} is {}, not running; rkt enter needs a running pod",
-            pod.uuid,
-            pod.state().as_str()
-        );
+        return Err(PodCommandError::NotRunning {
+            uuid: pod.uuid.clone(),
+            state: pod.state().as_str(),
+            why: "; rkt enter needs a running pod",
+        }
+        .into());
     }
     let pid = pod
         .pid()
-        .ok_or_else(|| anyhow!("pod {} has no pid yet", pod.uuid))?;
-    let m = pod.manifest()?;
+        .ok_or_else(|| PodCommandError::NoPid(pod.uuid.clone()))?;
+    let m = pod
+        .manifest()
+        .map_err(Error::state("read the manifest of the pod at", &pod.dir))?;
     let argv = if a.cmd.is_empty() {
         vec!["/bin/sh".to_string()]
     } else {
@@ -45,7 +48,14 @@ pub fn enter(g: &Global, a: EnterArgs) -> Result<i32> {
         ),
         None => (caps::DEFAULT.to_vec(), security::Insecure::default()),
     };
-    let sec = security::AppSecurity::new(app_caps, &insecure)
-        .map_err(|e| anyhow!("pod {}: {e}", pod.uuid))?;
-    stage1::enter(pid, &argv, &m.app.env, sec).map_err(|e| anyhow!("pod {}: {e}", pod.uuid))
+    let sec = security::AppSecurity::new(app_caps, &insecure).map_err(|source| {
+        PodCommandError::Protections {
+            uuid: pod.uuid.clone(),
+            source,
+        }
+    })?;
+    stage1::enter(pid, &argv, &m.app.env, sec).map_err(|source| Error::Pod {
+        pod: pod.uuid.clone(),
+        source,
+    })
 }

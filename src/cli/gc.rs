@@ -1,10 +1,10 @@
 //! `rkt gc`: tear down pods whose runtime died, remove exited pods after the
 //! grace period, and remove network namespaces no pod owns.
 
-use anyhow::{anyhow, Result};
 use clap::Args;
 
 use super::Global;
+use crate::error::{Error, FlagError};
 use crate::netns::{self, Netns};
 use crate::networking::{self, live, netd};
 use crate::pod::{time, Pod, PodState};
@@ -16,15 +16,24 @@ pub struct GcArgs {
     pub grace_period: String,
 }
 
-pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
+/// The pod's lock, unless someone holds it.
+fn lock(pod: &Pod) -> Result<Option<crate::lock::FileLock>, Error> {
+    pod.try_lock()
+        .map_err(Error::state("lock the pod at", &pod.dir))
+}
+
+pub fn gc(g: &Global, a: GcArgs) -> Result<i32, Error> {
     let grace = time::parse_duration(&a.grace_period)
-        .map_err(|e| anyhow!("--grace-period={}: {e}", a.grace_period))?
+        .map_err(|source| FlagError::GracePeriod {
+            value: a.grace_period.clone(),
+            source,
+        })?
         .as_secs();
     let store = g.store();
     let mut problems = 0;
     for mut pod in store.all() {
         if pod.state() == PodState::Abandoned {
-            let Some(_lock) = pod.try_lock()? else {
+            let Some(_lock) = lock(&pod)? else {
                 continue;
             };
             let failed = release(g, &pod);
@@ -32,7 +41,9 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
             let _ = std::fs::remove_dir_all(pod.path("work"));
             let _ = std::fs::remove_dir(pod.path("rootfs"));
             if failed == 0 {
-                pod.move_to_exited()?;
+                let dir = pod.dir.clone();
+                pod.move_to_exited()
+                    .map_err(Error::state("move to exited-garbage the pod at", dir))?;
                 println!(
                     "Moved pod \"{}\" to exited-garbage (its runtime had died)",
                     pod.uuid
@@ -49,7 +60,7 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
                 // its networks are released (or given up on) first, never
                 // dropped silently.
                 if pod.path("netns").exists() {
-                    let Some(_lock) = pod.try_lock()? else {
+                    let Some(_lock) = lock(&pod)? else {
                         continue;
                     };
                     let failed = release(g, &pod);
@@ -61,7 +72,7 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
                 match std::fs::remove_dir_all(&pod.dir) {
                     Ok(()) => println!("Garbage collected pod \"{}\"", pod.uuid),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(anyhow!("cannot remove {}: {e}", pod.dir.display())),
+                    Err(e) => return Err(Error::state("remove", &pod.dir)(e)),
                 }
             }
         }
@@ -84,8 +95,7 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32> {
     clean_image_tmp(g);
     // No `rkt run` is between registering a pod and recording its last ADD
     // result while this is held, so the pods seen now are all there is.
-    let _collecting =
-        live::Collecting::begin().map_err(|e| anyhow!("cannot lock /run/rkt/live.lock: {e}"))?;
+    let _collecting = live::Collecting::begin().map_err(Error::state("lock", live::LOCK))?;
     let live = live_pods(&store);
     problems += collect_leases(g, &live);
     // Namespaces named for pods that are not running any more, in this

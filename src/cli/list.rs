@@ -1,10 +1,10 @@
 //! `rkt list` and `rkt status`.
 
-use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
 use super::Global;
+use crate::error::{Error, FlagError};
 use crate::networking::dns::PodDns;
 use crate::pod::{time, Pod, PodState};
 
@@ -121,7 +121,7 @@ fn print_table(rows: &[Vec<String>]) {
     }
 }
 
-pub fn list(g: &Global, a: ListArgs) -> Result<i32> {
+pub fn list(g: &Global, a: ListArgs) -> Result<i32, Error> {
     let pods = g.store().all();
     match a.format.as_str() {
         "json" => {
@@ -130,7 +130,7 @@ pub fn list(g: &Global, a: ListArgs) -> Result<i32> {
             return Ok(0);
         }
         "tabbed" => {}
-        f => bail!("--format={f}: unknown format; use tabbed or json"),
+        f => return Err(FlagError::Format(f.into()).into()),
     }
     let mut rows = Vec::new();
     if !a.no_legend {
@@ -176,7 +176,7 @@ pub fn list(g: &Global, a: ListArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn status(g: &Global, a: StatusArgs) -> Result<i32> {
+pub fn status(g: &Global, a: StatusArgs) -> Result<i32, Error> {
     let pod = g.store().find(&a.uuid)?;
     match a.format.as_str() {
         "json" => {
@@ -184,7 +184,7 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<i32> {
             return Ok(0);
         }
         "tabbed" => {}
-        f => bail!("--format={f}: unknown format; use tabbed or json"),
+        f => return Err(FlagError::Format(f.into()).into()),
     }
     let m = pod.manifest().unwrap_or_default();
     let state = pod.state();

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
 use clap::Args;
 
 use super::Global;
@@ -29,7 +28,7 @@ pub struct MetadataArgs {
     pub max_per_client: usize,
 }
 
-pub fn metadata_service(_g: &Global, a: MetadataArgs) -> Result<i32> {
+pub fn metadata_service(_g: &Global, a: MetadataArgs) -> Result<i32, crate::error::Error> {
     let opts = server::Options {
         port: a.listen_port,
         socket: a.socket,

@@ -10,10 +10,9 @@ mod stop;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use crate::error::RunFlagError;
+use crate::error::{Error, FlagError};
 use crate::networking;
 use crate::pod::{Pod, Store};
 
@@ -89,22 +88,24 @@ pub fn init_tracing(debug: bool) {
 /// The one line a failed command prints: the error and its causes, each
 /// once. Typed errors already end with their cause's text (`cannot create
 /// X: File exists`); a context added on top does not, so its cause follows.
-pub fn report(e: &anyhow::Error) -> String {
+pub fn report(e: &dyn std::error::Error) -> String {
     let mut line = e.to_string();
-    for cause in e.chain().skip(1) {
-        let c = cause.to_string();
-        if !line.ends_with(&c) {
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.ends_with(&text) {
             line.push_str(": ");
-            line.push_str(&c);
+            line.push_str(&text);
         }
+        cause = c.source();
     }
     line
 }
 
-pub fn dispatch(cli: Cli) -> Result<i32> {
+pub fn dispatch(cli: Cli) -> Result<i32, Error> {
     let g = &cli.global;
     match cli.command {
-        Command::Run(a) => Ok(run::run(g, *a)?),
+        Command::Run(a) => run::run(g, *a),
         Command::List(a) => list::list(g, a),
         Command::Status(a) => list::status(g, a),
         Command::Enter(a) => enter::enter(g, a),
@@ -139,25 +140,23 @@ impl Global {
         out
     }
 
-    pub fn max_image_size(&self) -> Result<u64, RunFlagError> {
-        crate::image::parse_size(&self.max_image_size).map_err(|source| {
-            RunFlagError::MaxImageSize {
-                value: self.max_image_size.clone(),
-                source,
-            }
+    pub fn max_image_size(&self) -> Result<u64, FlagError> {
+        crate::image::parse_size(&self.max_image_size).map_err(|source| FlagError::MaxImageSize {
+            value: self.max_image_size.clone(),
+            source,
         })
     }
 
-    pub fn plugin_timeout(&self) -> Result<Duration, RunFlagError> {
+    pub fn plugin_timeout(&self) -> Result<Duration, FlagError> {
         let value = || self.net_plugin_timeout.clone();
         let t = crate::pod::time::parse_duration(&self.net_plugin_timeout).map_err(|source| {
-            RunFlagError::PluginTimeout {
+            FlagError::PluginTimeout {
                 value: value(),
                 source,
             }
         })?;
         if t.is_zero() {
-            return Err(RunFlagError::ZeroTimeout(value()));
+            return Err(FlagError::ZeroTimeout(value()));
         }
         Ok(t)
     }

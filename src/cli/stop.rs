@@ -4,10 +4,10 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
 use clap::Args;
 
 use super::Global;
+use crate::error::{Error, PodCommandError};
 use crate::pod::PodState;
 
 #[derive(Debug, Args)]
@@ -30,29 +30,35 @@ pub struct RmArgs {
     pub uuids: Vec<String>,
 }
 
-pub fn stop(g: &Global, a: StopArgs) -> Result<i32> {
+pub fn stop(g: &Global, a: StopArgs) -> Result<i32, Error> {
     let store = g.store();
     let mut failed = 0;
     for u in &a.uuids {
-        let res = (|| -> Result<String> {
+        let res = (|| -> Result<String, Error> {
             let pod = store.find(u)?;
             if pod.state() != PodState::Running {
-                return Err(anyhow!(
-                    "pod {} is {}, not running",
-                    pod.uuid,
-                    pod.state().as_str()
-                ));
+                return Err(PodCommandError::NotRunning {
+                    uuid: pod.uuid.clone(),
+                    state: pod.state().as_str(),
+                    why: "",
+                }
+                .into());
             }
             let pid = pod
                 .pid()
-                .ok_or_else(|| anyhow!("pod {} has no pid", pod.uuid))?;
+                .ok_or_else(|| PodCommandError::NoPid(pod.uuid.clone()))?;
             let sig = if a.force {
                 Signal::SIGKILL
             } else {
                 Signal::SIGTERM
             };
-            if let Err(e) = signal::kill(Pid::from_raw(pid), sig) {
-                return Err(anyhow!("cannot signal pod {} (pid {pid}): {e}", pod.uuid));
+            if let Err(errno) = signal::kill(Pid::from_raw(pid), sig) {
+                return Err(PodCommandError::Signal {
+                    uuid: pod.uuid.clone(),
+                    pid,
+                    errno,
+                }
+                .into());
             }
             // Wait until its runtime has torn it down (it releases the lock).
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -65,10 +71,7 @@ pub fn stop(g: &Global, a: StopArgs) -> Result<i32> {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(anyhow!(
-                "pod {} did not stop within 30s; try rkt stop --force",
-                pod.uuid
-            ))
+            Err(PodCommandError::StopTimeout(pod.uuid).into())
         })();
         match res {
             Ok(uuid) => println!("{uuid}"),
@@ -81,33 +84,30 @@ pub fn stop(g: &Global, a: StopArgs) -> Result<i32> {
     Ok(if failed > 0 { 254 } else { 0 })
 }
 
-pub fn rm(g: &Global, a: RmArgs) -> Result<i32> {
+pub fn rm(g: &Global, a: RmArgs) -> Result<i32, Error> {
     let store = g.store();
     let mut failed = 0;
     for u in &a.uuids {
-        let res = (|| -> Result<String> {
+        let res = (|| -> Result<String, Error> {
             let pod = store.find(u)?;
-            let Some(_lock) = pod.try_lock()? else {
-                return Err(anyhow!(
-                    "pod {} is running; stop it first (rkt stop {})",
-                    pod.uuid,
-                    pod.uuid
-                ));
+            let lock = pod
+                .try_lock()
+                .map_err(Error::state("lock the pod at", &pod.dir))?;
+            let Some(_lock) = lock else {
+                return Err(PodCommandError::Running(pod.uuid).into());
             };
             let released = g.release_network(&pod, a.force);
             for w in &released.given_up {
                 eprintln!("rkt: pod {}: warning: {w}", pod.uuid);
             }
             if !released.problems.is_empty() {
-                return Err(anyhow!(
-                    "pod {}: {}; fix the cause and retry, or remove the pod anyway with `rkt rm --force {}`",
-                    pod.uuid,
-                    crate::networking::join(&released.problems),
-                    pod.uuid
-                ));
+                return Err(PodCommandError::Release {
+                    uuid: pod.uuid,
+                    problems: released.problems,
+                }
+                .into());
             }
-            std::fs::remove_dir_all(&pod.dir)
-                .map_err(|e| anyhow!("cannot remove {}: {e}", pod.dir.display()))?;
+            std::fs::remove_dir_all(&pod.dir).map_err(Error::state("remove", &pod.dir))?;
             Ok(pod.uuid)
         })();
         match res {

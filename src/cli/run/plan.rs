@@ -9,7 +9,7 @@ use ::caps::Capability;
 
 use super::{phase, RunArgs};
 use crate::cli::Global;
-use crate::error::{Error, RunFlagError};
+use crate::error::{Error, FlagError};
 use crate::image::{self, Image};
 use crate::metadata;
 use crate::netns;
@@ -51,7 +51,7 @@ impl Plan {
         let insecure = Insecure::parse(&a.insecure_options)?;
         if let Some(h) = &a.hostname {
             if !valid_hostname(h) {
-                return Err(RunFlagError::Hostname(h.clone()).into());
+                return Err(FlagError::Hostname(h.clone()).into());
             }
         }
         let dns = dns::DnsFlags::parse(&a.dns, &a.dns_search, &a.dns_opt, a.dns_domain.as_deref())?;
@@ -156,9 +156,9 @@ fn valid_hostname(h: &str) -> bool {
 
 /// The app's argv reaches execve as C strings: an argument with a NUL byte
 /// (possible only from an image's config) cannot be passed as it is.
-fn check_argv(argv: &[String], image: &str) -> Result<(), RunFlagError> {
+fn check_argv(argv: &[String], image: &str) -> Result<(), FlagError> {
     match argv.iter().enumerate().find(|(_, a)| a.contains('\0')) {
-        Some((index, arg)) => Err(RunFlagError::NulArgument {
+        Some((index, arg)) => Err(FlagError::NulArgument {
             image: image.to_string(),
             index,
             arg: arg.clone(),
@@ -169,7 +169,7 @@ fn check_argv(argv: &[String], image: &str) -> Result<(), RunFlagError> {
 
 /// The app's argv: `--exec` plus args, or the image's entrypoint + cmd
 /// (args replace cmd).
-fn app_exec(a: &RunArgs, cfg: &image::ImageConfig) -> Result<Vec<String>, RunFlagError> {
+fn app_exec(a: &RunArgs, cfg: &image::ImageConfig) -> Result<Vec<String>, FlagError> {
     let argv: Vec<String> = match &a.exec {
         Some(e) => std::iter::once(e.clone())
             .chain(a.args.iter().cloned())
@@ -184,7 +184,7 @@ fn app_exec(a: &RunArgs, cfg: &image::ImageConfig) -> Result<Vec<String>, RunFla
         }
     };
     if argv.is_empty() {
-        return Err(RunFlagError::NoCommand {
+        return Err(FlagError::NoCommand {
             image: a.image.clone(),
         });
     }
