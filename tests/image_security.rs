@@ -258,45 +258,35 @@ echo "POD_DATA=$(ls /data | tr '\n' ' ')"
 echo "POD_OPQ=$(ls /opq | tr '\n' ' ')"
 echo "POD_LINKS=$(cat /h1 /h2 /h3 | tr '\n' ' ')""#,
     );
-    let o = Host::new()
-        .env("WH", s(&img))
-        .run(
-            r#"mkdir -p /etc/rkt/canary/tree1 /etc/rkt/canary/tree2
-echo host-file > /etc/rkt/canary/file
-echo host-inner > /etc/rkt/canary/tree1/inner
-echo host-inner2 > /etc/rkt/canary/tree2/inner
-set +e; rkt run --net=none "$WH"; echo "RC=$?"; set -e
-echo "HOST_FILE=$(cat /etc/rkt/canary/file)"
-echo "HOST_TREE1=$(cat /etc/rkt/canary/tree1/inner)"
-echo "HOST_TREE2=$(cat /etc/rkt/canary/tree2/inner)"
-echo "HOST_LS=$(ls /etc/rkt/canary | tr '\n' ' ')"
-echo "HOST_NLINK=$(stat -c %h /etc/rkt/canary/file)"
-echo "HOST_ETC_RKT=$(ls /etc/rkt | tr '\n' ' ')"
-rkt gc --grace-period=0s >/dev/null
-"#,
-        )
-        .ok();
-    let v = |k: &str| o.value(k).unwrap_or_default();
+    let host = Host::new().start();
+    for (path, content) in [
+        ("/etc/rkt/canary/file", "host-file\n"),
+        ("/etc/rkt/canary/tree1/inner", "host-inner\n"),
+        ("/etc/rkt/canary/tree2/inner", "host-inner2\n"),
+    ] {
+        host.write(path, content);
+    }
+    let o = host.rkt(&["run", "--net=none", s(&img)]).ok();
     // The host's canaries: untouched, nothing new beside them.
-    assert_eq!(v("HOST_FILE"), "host-file", "{}", o.stdout);
-    assert_eq!(v("HOST_TREE1"), "host-inner", "{}", o.stdout);
-    assert_eq!(v("HOST_TREE2"), "host-inner2", "{}", o.stdout);
-    assert_eq!(v("HOST_LS"), "file tree1 tree2 ", "{}", o.stdout);
-    assert_eq!(v("HOST_ETC_RKT"), "canary net.d ", "{}", o.stdout);
-    assert_eq!(v("HOST_NLINK"), "1", "{}", o.stdout);
+    assert_eq!(host.read("/etc/rkt/canary/file"), "host-file\n");
+    assert_eq!(host.read("/etc/rkt/canary/tree1/inner"), "host-inner\n");
+    assert_eq!(host.read("/etc/rkt/canary/tree2/inner"), "host-inner2\n");
+    assert_eq!(host.ls("/etc/rkt/canary"), ["file", "tree1", "tree2"]);
+    assert_eq!(host.ls("/etc/rkt"), ["canary", "net.d"]);
+    let nlink = host
+        .exec(&["stat", "-c", "%h", "/etc/rkt/canary/file"])
+        .ok();
+    assert_eq!(nlink.stdout.trim(), "1");
     // The image ran; its whiteouts worked on its own files.
-    assert_eq!(v("RC"), "0", "{}\n{}", o.stdout, o.stderr);
-    assert_eq!(v("POD_FILE"), "none", "{}", o.stdout);
-    assert_eq!(v("POD_TREE1"), "none", "{}", o.stdout);
-    assert_eq!(v("POD_TREE2"), "", "opaque inside the layer: {}", o.stdout);
-    assert_eq!(v("POD_DATA"), "keep ", "{}", o.stdout);
-    assert_eq!(v("POD_OPQ"), "new ", "{}", o.stdout);
-    assert_eq!(
-        v("POD_LINKS"),
-        "layer-own layer-own layer-own ",
-        "{}",
-        o.stdout
-    );
+    let v = |k: &str| o.value(k).unwrap_or_default();
+    assert_eq!(v("POD_FILE"), "none", "{o:?}");
+    assert_eq!(v("POD_TREE1"), "none", "{o:?}");
+    assert_eq!(v("POD_TREE2"), "", "opaque inside the layer: {o:?}");
+    assert_eq!(v("POD_DATA"), "keep ", "{o:?}");
+    assert_eq!(v("POD_OPQ"), "new ", "{o:?}");
+    assert_eq!(v("POD_LINKS"), "layer-own layer-own layer-own ", "{o:?}");
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// A diff id is a file name only once it is `sha256:` + 64 lower-case hex:
