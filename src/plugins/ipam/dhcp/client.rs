@@ -181,6 +181,34 @@ fn ack_or_nak(m: &Message, server: Option<Ipv4Addr>) -> Option<Answer> {
     }
 }
 
+/// One broadcast step of INIT: `m` with the broadcast flag (the client
+/// has no address yet) to 255.255.255.255, and the answer `accept` takes.
+fn broadcast<T>(
+    tr: &dyn Transport,
+    id: &Identity,
+    mut m: Message,
+    what: &'static str,
+    deadline: Instant,
+    start: Instant,
+    accept: impl FnMut(&Message) -> Option<T>,
+) -> Result<Option<T>, ClientError> {
+    m.set_flags(Flags::default().set_broadcast());
+    let payload = encode(&m, what)?;
+    let out = Outgoing {
+        what,
+        payload: &payload,
+        dst: Ipv4Addr::BROADCAST,
+        xid: m.xid(),
+    };
+    let answer = exchange(tr, id, out, deadline, accept)?;
+    tracing::debug!(
+        "{}: answer to {what} after {:.1} ms",
+        id.ifname,
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    Ok(answer)
+}
+
 /// INIT: DISCOVER, OFFER, REQUEST, ACK (restarting after a NAK), until
 /// `deadline`. `tr` must work without an address (raw socket).
 pub fn acquire(tr: &dyn Transport, id: &Identity, deadline: Instant) -> Result<Lease, ClientError> {
@@ -193,29 +221,11 @@ pub fn acquire(tr: &dyn Transport, id: &Identity, deadline: Instant) -> Result<L
     let mut last_nak = None;
     loop {
         let x = xid();
-        let mut discover = base(id, x, MessageType::Discover, Ipv4Addr::UNSPECIFIED);
-        discover.set_flags(Flags::default().set_broadcast());
-        let payload = encode(&discover, "DISCOVER")?;
-        let offer = exchange(
-            tr,
-            id,
-            Outgoing {
-                what: "DISCOVER",
-                payload: &payload,
-                dst: Ipv4Addr::BROADCAST,
-                xid: x,
-            },
-            deadline,
-            |m| {
-                (mtype(m) == Some(MessageType::Offer) && !m.yiaddr().is_unspecified())
-                    .then(|| (m.yiaddr(), server_id(m).unwrap_or(m.siaddr())))
-            },
-        )?;
-        tracing::debug!(
-            "{}: OFFER after {:.1} ms",
-            id.ifname,
-            start.elapsed().as_secs_f64() * 1e3
-        );
+        let discover = base(id, x, MessageType::Discover, Ipv4Addr::UNSPECIFIED);
+        let offer = broadcast(tr, id, discover, "DISCOVER", deadline, start, |m| {
+            (mtype(m) == Some(MessageType::Offer) && !m.yiaddr().is_unspecified())
+                .then(|| (m.yiaddr(), server_id(m).unwrap_or(m.siaddr())))
+        })?;
         let Some((offered, server)) = offer else {
             return Err(match last_nak {
                 Some(server) => ClientError::Nak {
@@ -226,28 +236,12 @@ pub fn acquire(tr: &dyn Transport, id: &Identity, deadline: Instant) -> Result<L
             });
         };
         let mut req = base(id, x, MessageType::Request, Ipv4Addr::UNSPECIFIED);
-        req.set_flags(Flags::default().set_broadcast());
         req.opts_mut()
             .insert(DhcpOption::RequestedIpAddress(offered));
         req.opts_mut().insert(DhcpOption::ServerIdentifier(server));
-        let payload = encode(&req, "REQUEST")?;
-        let answer = exchange(
-            tr,
-            id,
-            Outgoing {
-                what: "REQUEST",
-                payload: &payload,
-                dst: Ipv4Addr::BROADCAST,
-                xid: x,
-            },
-            deadline,
-            |m| ack_or_nak(m, Some(server)),
-        )?;
-        tracing::debug!(
-            "{}: answer to REQUEST after {:.1} ms",
-            id.ifname,
-            start.elapsed().as_secs_f64() * 1e3
-        );
+        let answer = broadcast(tr, id, req, "REQUEST", deadline, start, |m| {
+            ack_or_nak(m, Some(server))
+        })?;
         match answer {
             Some(Answer::Ack(m)) => return lease_from_ack(&m, id, None),
             Some(Answer::Nak(s)) => last_nak = Some(s),
@@ -566,10 +560,16 @@ mod tests {
         assert!(!l.classless);
     }
 
+    /// The test ACK with one more option.
+    fn ack_with(opt: DhcpOption) -> Message {
+        let mut m = ack();
+        m.opts_mut().insert(opt);
+        m
+    }
+
     #[test]
     fn a_servers_domain_cannot_inject_resolv_conf_lines() {
-        let mut m = ack();
-        m.opts_mut().insert(DhcpOption::DomainName(
+        let m = ack_with(DhcpOption::DomainName(
             "lan.test\nnameserver 6.6.6.6".into(),
         ));
         let bytes = m.to_vec().unwrap();
@@ -581,8 +581,7 @@ mod tests {
 
     #[test]
     fn classless_routes_win() {
-        let mut m = ack();
-        m.opts_mut().insert(DhcpOption::ClasslessStaticRoute(vec![(
+        let m = ack_with(DhcpOption::ClasslessStaticRoute(vec![(
             "10.99.0.0/16".parse().unwrap(),
             "10.77.0.254".parse().unwrap(),
         )]));
@@ -595,8 +594,7 @@ mod tests {
 
     #[test]
     fn static_routes_then_default_via_router() {
-        let mut m = ack();
-        m.opts_mut().insert(DhcpOption::StaticRoutingTable(vec![(
+        let m = ack_with(DhcpOption::StaticRoutingTable(vec![(
             "10.99.1.1".parse().unwrap(),
             "10.77.0.254".parse().unwrap(),
         )]));
