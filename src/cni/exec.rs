@@ -2,7 +2,7 @@
 //! config on stdin, and a deadline after which the plugin is killed.
 
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -95,7 +95,7 @@ pub fn find_plugin(ty: &str, path: &[PathBuf]) -> Result<PathBuf, ExecError> {
 }
 
 /// Failure only means blocking reads.
-fn set_nonblocking(fd: i32) {
+fn set_nonblocking(fd: std::os::fd::BorrowedFd) {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFL) {
         let _ = fcntl(
@@ -184,7 +184,7 @@ pub fn run(plugin: &Path, inv: &Invocation, stdin: &[u8]) -> Result<Vec<u8>, Exe
     let mut err = child.stderr.take().map(|p| as_file(p.into()));
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     for p in [&input, &out, &err].into_iter().flatten() {
-        set_nonblocking(p.as_raw_fd());
+        set_nonblocking(p.as_fd());
     }
     // Readable once the plugin has exited; without pidfds (Linux < 5.3)
     // the exit is waited for after the output, as before.

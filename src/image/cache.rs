@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{renameat2, AtFlags, RenameFlags};
+use nix::fcntl::{renameat2, AtFlags, RenameFlags, AT_FDCWD};
 use nix::unistd::linkat;
 
 use super::digest::Sha256Digest;
@@ -115,9 +115,9 @@ impl Cache {
         let proc_path = format!("/proc/self/fd/{}", f.as_raw_fd());
         let name = dir.join(key.file_name());
         match linkat(
-            None,
+            AT_FDCWD,
             Path::new(&proc_path),
-            None,
+            AT_FDCWD,
             &name,
             AtFlags::AT_SYMLINK_FOLLOW,
         ) {
@@ -157,7 +157,13 @@ impl Cache {
             fs::create_dir_all(parent)?;
         }
         let mut dir = dir;
-        match renameat2(None, &dir.path, None, &dest, RenameFlags::RENAME_NOREPLACE) {
+        match renameat2(
+            AT_FDCWD,
+            &dir.path,
+            AT_FDCWD,
+            &dest,
+            RenameFlags::RENAME_NOREPLACE,
+        ) {
             Ok(()) => {
                 dir.committed = true;
                 Ok(dest)

@@ -7,7 +7,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use nix::errno::Errno;
@@ -70,12 +70,6 @@ impl std::fmt::Display for RelPath {
     }
 }
 
-fn owned(fd: std::os::fd::RawFd) -> OwnedFd {
-    // SAFETY: `fd` was just returned by a successful open and nothing else
-    // owns it.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
 fn open2(
     root: BorrowedFd,
     path: &OsStr,
@@ -89,9 +83,9 @@ fn open2(
     // races with a resolution that crosses `..`; retrying is what the man
     // page asks for.
     for _ in 0..16 {
-        match openat2(root.as_raw_fd(), path, how) {
+        match openat2(root, path, how) {
             Err(Errno::EAGAIN) => continue,
-            r => return r.map(owned).map_err(io::Error::from),
+            r => return r.map_err(io::Error::from),
         }
     }
     Err(io::Error::from(Errno::EAGAIN))
@@ -136,7 +130,7 @@ pub fn dir_in_root(root: BorrowedFd, path: &RelPath, create: bool) -> io::Result
         cur = match open_in_root(root, &prefix, DIR_FLAGS) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 match mkdirat(
-                    Some(cur.as_raw_fd()),
+                    cur.as_fd(),
                     name.as_os_str(),
                     Mode::from_bits_truncate(0o755),
                 ) {
@@ -153,11 +147,7 @@ pub fn dir_in_root(root: BorrowedFd, path: &RelPath, create: bool) -> io::Result
 
 /// What `name` in `dir` is, without following a symlink; `None` if absent.
 pub fn kind_at(dir: BorrowedFd, name: &OsStr) -> io::Result<Option<SFlag>> {
-    match fstatat(
-        Some(dir.as_raw_fd()),
-        name,
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    ) {
+    match fstatat(dir.as_fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT))),
         Err(Errno::ENOENT) => Ok(None),
         Err(e) => Err(e.into()),
@@ -171,7 +161,7 @@ pub fn remove_at(dir: BorrowedFd, name: &OsStr) -> io::Result<()> {
         None => Ok(()),
         Some(SFlag::S_IFDIR) => {
             let fd = nix::fcntl::openat(
-                Some(dir.as_raw_fd()),
+                dir.as_fd(),
                 name,
                 DIR_FLAGS | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::empty(),
@@ -183,16 +173,14 @@ pub fn remove_at(dir: BorrowedFd, name: &OsStr) -> io::Result<()> {
                 .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
                 .filter(|n| n != "." && n != "..")
                 .collect();
-            // SAFETY: `d` owns the descriptor and outlives the borrow.
-            let sub = unsafe { BorrowedFd::borrow_raw(d.as_raw_fd()) };
             for n in &names {
-                remove_at(sub, n)?;
+                remove_at(d.as_fd(), n)?;
             }
             drop(d);
-            unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::RemoveDir)?;
+            unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir)?;
             Ok(())
         }
-        Some(_) => match unlinkat(Some(dir.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
+        Some(_) => match unlinkat(dir.as_fd(), name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(e.into()),
         },
@@ -203,7 +191,7 @@ pub fn remove_at(dir: BorrowedFd, name: &OsStr) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::fs;
-    use std::os::fd::AsFd;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::symlink;
 
     fn rel(s: &str) -> RelPath {

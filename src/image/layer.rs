@@ -98,10 +98,9 @@ pub fn unpack<R: Read>(stream: R, root: BorrowedFd, budget: &Budget) -> io::Resu
             }
             Err(e) => return Err(io::Error::new(e.kind(), format!("{path}: {e}"))),
         };
-        let fd = dir.as_raw_fd();
-        fchown(fd, Some(meta.uid), Some(meta.gid))?;
-        fchmod(fd, meta.mode())?;
-        futimens(fd, &meta.time(), &meta.time())?;
+        fchown(&dir, Some(meta.uid), Some(meta.gid))?;
+        fchmod(&dir, meta.mode())?;
+        futimens(&dir, &meta.time(), &meta.time())?;
     }
     Ok(())
 }
@@ -141,7 +140,7 @@ fn apply<R: Read>(
         remove_at(dir.as_fd(), hidden)?;
         // overlayfs's whiteout: a 0:0 character device.
         mknodat(
-            Some(dir.as_raw_fd()),
+            dir.as_fd(),
             hidden,
             SFlag::S_IFCHR,
             Mode::empty(),
@@ -170,7 +169,7 @@ fn apply<R: Read>(
     }
     let meta = Meta::of(entry.header())?;
     let dir = dir_in_root(root, &parent, true)?;
-    let dfd = dir.as_raw_fd();
+    let dfd = dir.as_fd();
     match kind {
         // Old tars mark a directory with a trailing slash on a file entry.
         T::Regular if raw.ends_with(b"/") => make_dir(dir.as_fd(), name, path, meta, dirs),
@@ -178,7 +177,7 @@ fn apply<R: Read>(
         T::Regular | T::Continuous | T::GNUSparse => {
             remove_at(dir.as_fd(), name)?;
             let fd = openat(
-                Some(dfd),
+                dfd,
                 name,
                 OFlag::O_CREAT
                     | OFlag::O_EXCL
@@ -187,8 +186,7 @@ fn apply<R: Read>(
                     | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )?;
-            // SAFETY: `fd` was just opened and is owned by nothing else.
-            let mut file = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            let mut file = File::from(fd);
             let written = io::copy(entry, &mut file)?;
             // A sparse entry writes more than the stream holds; those bytes
             // count towards the image's size too.
@@ -197,9 +195,9 @@ fn apply<R: Read>(
                 budget.charge(written - stored)?;
             }
             // Owner before mode: chown clears the set-uid bits.
-            fchown(fd, Some(meta.uid), Some(meta.gid))?;
-            fchmod(fd, meta.mode())?;
-            futimens(fd, &meta.time(), &meta.time())?;
+            fchown(&file, Some(meta.uid), Some(meta.gid))?;
+            fchmod(&file, meta.mode())?;
+            futimens(&file, &meta.time(), &meta.time())?;
             Ok(())
         }
         T::Symlink => {
@@ -208,7 +206,7 @@ fn apply<R: Read>(
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| bad("symbolic link without a target"))?;
             remove_at(dir.as_fd(), name)?;
-            symlinkat(std::ffi::OsStr::from_bytes(&target), Some(dfd), name)?;
+            symlinkat(std::ffi::OsStr::from_bytes(&target), dfd, name)?;
             finish_at(dfd, name, &meta, false)
         }
         T::Link => {
@@ -226,20 +224,14 @@ fn apply<R: Read>(
             let tdir = dir_in_root(root, &target.parent(), false)
                 .map_err(|e| bad(format!("hard link target {target}: {e}")))?;
             remove_at(dir.as_fd(), name)?;
-            linkat(
-                Some(tdir.as_raw_fd()),
-                tname,
-                Some(dfd),
-                name,
-                AtFlags::empty(),
-            )
-            .map_err(|e| bad(format!("hard link to {target}: {e}")))?;
+            linkat(tdir.as_fd(), tname, dfd, name, AtFlags::empty())
+                .map_err(|e| bad(format!("hard link to {target}: {e}")))?;
             Ok(())
         }
         T::Fifo => {
             remove_at(dir.as_fd(), name)?;
             mknodat(
-                Some(dfd),
+                dfd,
                 name,
                 SFlag::S_IFIFO,
                 Mode::from_bits_truncate(0o600),
@@ -257,23 +249,23 @@ fn apply<R: Read>(
 /// symlink: the mode is only set on what was just made here, in our private
 /// directory, where nothing can have swapped a symlink in.
 fn finish_at(
-    dfd: std::os::fd::RawFd,
+    dfd: BorrowedFd,
     name: &std::ffi::OsStr,
     meta: &Meta,
     with_mode: bool,
 ) -> io::Result<()> {
     fchownat(
-        Some(dfd),
+        dfd,
         name,
         Some(meta.uid),
         Some(meta.gid),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )?;
     if with_mode {
-        fchmodat(Some(dfd), name, meta.mode(), FchmodatFlags::FollowSymlink)?;
+        fchmodat(dfd, name, meta.mode(), FchmodatFlags::FollowSymlink)?;
     }
     utimensat(
-        Some(dfd),
+        dfd,
         name,
         &meta.time(),
         &meta.time(),
@@ -293,9 +285,9 @@ fn make_dir(
         Some(SFlag::S_IFDIR) => {}
         Some(_) => {
             remove_at(dir, name)?;
-            mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o700))?;
+            mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700))?;
         }
-        None => mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(0o700))?,
+        None => mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o700))?,
     }
     dirs.push((path.clone(), meta));
     Ok(())

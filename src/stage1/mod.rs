@@ -114,7 +114,7 @@ fn exec_app(spec: &PodSpec, errfd: BorrowedFd) -> ! {
             nix::fcntl::OFlag::O_RDONLY,
             nix::sys::stat::Mode::empty(),
         ) {
-            let _ = unistd::dup2(null, 0);
+            let _ = unistd::dup2_stdin(null);
         }
     }
     let wd = if spec.working_dir.is_empty() {
@@ -322,7 +322,7 @@ pub fn enter(
     for (f, flag, name) in &fds {
         setns(f, *flag).map_err(|errno| Stage1Error::JoinNamespace { name, errno })?;
     }
-    unistd::fchdir(root.as_raw_fd()).map_err(Stage1Error::Chroot)?;
+    unistd::fchdir(&root).map_err(Stage1Error::Chroot)?;
     unistd::chroot(".").map_err(Stage1Error::Chroot)?;
     let spec = PodSpec {
         rootfs: PathBuf::new(),

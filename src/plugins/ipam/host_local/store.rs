@@ -22,11 +22,11 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, OFlag};
+use nix::fcntl::{openat, OFlag, AT_FDCWD};
 use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
@@ -111,8 +111,8 @@ struct Dir {
 }
 
 impl Dir {
-    fn raw(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+    fn raw(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     fn openat(&self, name: &str, flags: OFlag, mode: u32) -> Result<File, Errno> {
@@ -122,21 +122,20 @@ impl Dir {
             flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
             Mode::from_bits_truncate(mode),
         )?;
-        // SAFETY: openat returned a new descriptor nobody else owns.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        Ok(File::from(fd))
     }
 
     /// Opens (or makes) the directory `path`; its last component must be
     /// a real directory, not a symlink to one.
     fn open(path: &Path, create: bool) -> io::Result<Dir> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let open = || openat(None, path, flags, Mode::empty());
+        let open = || openat(AT_FDCWD, path, flags, Mode::empty());
         let fd = match open() {
             Err(Errno::ENOENT) if create => {
                 if let Some(parent) = path.parent() {
                     std::fs::create_dir_all(parent)?;
                 }
-                match mkdirat(None, path, Mode::from_bits_truncate(0o755)) {
+                match mkdirat(AT_FDCWD, path, Mode::from_bits_truncate(0o755)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(errno(e)),
                 }
@@ -152,8 +151,7 @@ impl Dir {
             e => errno(e),
         })?;
         Ok(Dir {
-            // SAFETY: openat returned a new descriptor nobody else owns.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd,
             path: path.to_path_buf(),
         })
     }
@@ -166,8 +164,7 @@ impl Dir {
             match openat(self.raw(), name, flags, Mode::empty()) {
                 Ok(fd) => {
                     return Ok(Some(Dir {
-                        // SAFETY: openat returned a new descriptor nobody else owns.
-                        fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                        fd,
                         path: self.path.join(name),
                     }));
                 }
@@ -275,8 +272,7 @@ impl Dir {
 }
 
 fn is_regular(f: &File) -> bool {
-    fstat(f.as_raw_fd())
-        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
+    fstat(f).is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG)
 }
 
 impl Store {
