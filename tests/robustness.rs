@@ -887,11 +887,10 @@ fn ipam_error_only_the_plugin_detects_rolls_back() {
 /// call rejected the same way is a warning, not a failure.
 #[test]
 fn del_rejecting_the_config_does_not_wedge_the_pod() {
-    let o = Host::new()
-        .run(
-            r#"mkdir -p /tmp/p
-cat > /tmp/p/rej <<'PLUGIN'
-#!/bin/sh
+    let host = Host::new().start();
+    let path = host.fake_plugin(
+        "rej",
+        r#"#!/bin/sh
 cat >/dev/null
 case "$CNI_COMMAND" in
   VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}';;
@@ -899,60 +898,61 @@ case "$CNI_COMMAND" in
        echo '{"cniVersion":"1.1.0"}';;
   *) echo '{"cniVersion":"1.1.0","code":7,"msg":"rej: field \"x\" is invalid"}'; exit 1;;
 esac
-PLUGIN
-chmod +x /tmp/p/rej
-echo '{"cniVersion":"1.1.0","name":"rej","type":"rej"}' > /etc/rkt/net.d/rej.conf
-R="--net-plugin-path=/tmp/p:$BIN_DIR"
-# A failed ADD: rolled back as far as it can be, no pod left.
-touch /tmp/reject-add
-set +e; rkt $R run --net=default,rej "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
-echo "LINES=$(wc -l < err)"; echo "ERR=$(cat err)"
-echo "PODS=$(rkt list --no-legend | wc -l)"
-rm /tmp/reject-add
-# A pod whose runtime dies: gc tears it down and collects it.
-"$RKT_BIN" $R run --net=default,rej "$IMG" --exec=/bin/sleep -- 30 >/dev/null 2>&1 & r=$!
-wait_running
-kill -9 $r; wait $r 2>/dev/null || true
-# The pod's init dies with its runtime (PDEATHSIG), asynchronously.
-for _ in $(seq 100); do rkt list --no-legend | grep -q running || break; sleep 0.05; done
-rkt $R gc --grace-period=0s >gc.out 2>gc.err && echo GC=0 || echo "GC=$?"
-echo "GC_ERR=$(tr '\n' ' ' < gc.err)"
-echo "GC_OUT=$(tr '\n' ' ' < gc.out)"
-rkt $R gc --grace-period=0s >/dev/null 2>&1 && echo GC_AGAIN=0 || echo "GC_AGAIN=$?"
-echo "LEFT=$(rkt list --no-legend | wc -l)"
 "#,
-        )
-        .ok();
-    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
-    assert_ne!(v("RC"), "0");
-    assert_eq!(v("LINES"), "1", "{}", o.stdout);
-    let err = v("ERR");
+    );
+    host.net_conf(
+        "rej.conf",
+        r#"{"cniVersion":"1.1.0","name":"rej","type":"rej"}"#,
+    );
+    let img = host.image();
+    // A failed ADD: rolled back as far as it can be, no pod left.
+    host.write("/tmp/reject-add", "");
+    let o = host.rkt(&[&path, "run", "--net=default,rej", &img, "--exec=/bin/true"]);
+    let err = o.fails_with(254, "network \"rej\" (plugin rej, ADD)");
+    assert_eq!(o.stderr.lines().count(), 1, "{o:?}");
     assert!(
-        err.contains("network \"rej\" (plugin rej, ADD)")
-            && err.contains("rolling back: network \"rej\" (plugin rej, DEL)")
+        err.contains("rolling back: network \"rej\" (plugin rej, DEL)")
             && err.contains("rejects this network's config"),
         "{err}"
     );
     assert!(!err.contains("also failed"), "{err}");
-    assert_eq!(v("PODS"), "0", "{}", o.stdout);
-    assert_eq!(v("GC"), "0", "{}", o.stdout);
-    let gc_err = v("GC_ERR");
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.exec(&["rm", "/tmp/reject-add"]).ok();
+    // A pod whose runtime dies: gc tears it down and collects it.
+    let run = host.rkt_spawn(&[
+        &path,
+        "run",
+        "--net=default,rej",
+        &img,
+        "--exec=/bin/sleep",
+        "--",
+        "30",
+    ]);
+    host.wait_running(1);
+    common::kill_spawned(run);
+    // The pod's init dies with its runtime (PDEATHSIG), asynchronously.
+    for _ in 0..100 {
+        if host.pods("running").is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let gc = host.rkt(&[&path, "gc", "--grace-period=0s"]).ok();
     assert!(
-        gc_err.contains("warning: network \"rej\" (plugin rej, DEL)")
-            && gc_err.contains("may remain"),
-        "{gc_err}"
+        gc.stderr
+            .contains("warning: network \"rej\" (plugin rej, DEL)")
+            && gc.stderr.contains("may remain"),
+        "{gc:?}"
     );
     assert!(
-        gc_err.contains("warning: network \"rej\" (plugin rej, GC)"),
-        "{gc_err}"
+        gc.stderr
+            .contains("warning: network \"rej\" (plugin rej, GC)"),
+        "{gc:?}"
     );
-    assert!(
-        v("GC_OUT").contains("Garbage collected pod"),
-        "{}",
-        o.stdout
-    );
-    assert_eq!(v("GC_AGAIN"), "0");
-    assert_eq!(v("LEFT"), "0");
+    assert!(gc.stdout.contains("Garbage collected pod"), "{gc:?}");
+    host.rkt(&[&path, "gc", "--grace-period=0s"]).ok();
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.finish();
 }
 
 /// A DEL that keeps failing with an error that does not say the config is
@@ -963,52 +963,33 @@ echo "LEFT=$(rkt list --no-legend | wc -l)"
 /// `rkt rm --force` removes it with a warning.
 #[test]
 fn rm_force_removes_a_pod_whose_del_keeps_failing() {
-    let o = Host::new()
-        .global("--net-plugin-path=/usr/lib/cni")
-        .run(
-            r#"echo '{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","dataDir":5}}' > /etc/rkt/net.d/rs.conf
-set +e; rkt run --net=rs "$IMG" --exec=/bin/true 2>err; echo "RC=$?"; set -e
-echo "ERR=$(tail -n 1 err)"
-u=$(rkt list --full --no-legend | awk '{print $1}')
-echo "KEPT=$(echo $u | wc -w)"
-set +e; rkt gc --grace-period=0s 2>err; echo "GC=$?"; set -e
-echo "GC_ERR=$(tr '\n' ' ' < err)"
-echo "GC_KEPT=$(rkt list --no-legend | wc -l)"
-set +e; rkt rm $u 2>err; echo "RM=$?"; set -e
-echo "RM_ERR=$(cat err)"
-rkt rm --force $u >out 2>err && echo FORCE=0 || echo "FORCE=$?"
-echo "FORCE_OUT=$(cat out)"; echo "FORCE_ERR=$(tr '\n' ' ' < err)"
-echo "LEFT=$(rkt list --no-legend | wc -l)"
-rkt gc --grace-period=0s >/dev/null
-"#,
-        )
-        .ok();
-    let v = |k: &str| o.value(k).unwrap_or_else(|| panic!("no {k}: {}", o.stdout));
-    assert_ne!(v("RC"), "0");
-    assert!(
-        v("ERR").contains("rolling back also failed"),
-        "{}",
-        o.stdout
+    let host = Host::new().global("--net-plugin-path=/usr/lib/cni").start();
+    host.net_conf(
+        "rs.conf",
+        r#"{"cniVersion":"1.0.0","name":"rs","type":"ptp","ipam":{"type":"host-local","subnet":"10.79.0.0/24","dataDir":5}}"#,
     );
-    assert_eq!(v("KEPT"), "1", "{}", o.stdout);
+    host.in_pod("rs", &["/bin/true"])
+        .fails_with(254, "rolling back also failed");
+    let kept = host.list_json();
+    assert_eq!(kept.as_array().unwrap().len(), 1, "{kept}");
+    let uuid = kept[0]["name"].as_str().unwrap().to_string();
     // gc does not drop a pod whose networks are not released: it retries
     // the DEL, keeps the pod and says how to remove it anyway.
-    assert_eq!(v("GC"), "254", "{}", o.stdout);
-    assert!(v("GC_ERR").contains("rkt rm --force"), "{}", o.stdout);
-    assert_eq!(v("GC_KEPT"), "1", "{}", o.stdout);
-    assert_ne!(v("RM"), "0");
+    let gc = host.rkt(&["gc", "--grace-period=0s"]);
+    assert_eq!(gc.code, 254, "{gc:?}");
+    assert!(gc.stderr.contains("rkt rm --force"), "{gc:?}");
+    assert_eq!(host.list_json().as_array().unwrap().len(), 1);
+    let rm = host
+        .rkt(&["rm", &uuid])
+        .fails_with(254, "network \"rs\" (plugin ptp, DEL)");
+    assert!(rm.contains("rkt rm --force"), "{rm}");
+    let forced = host.rkt(&["rm", "--force", &uuid]).ok();
+    assert!(forced.stdout.contains(&uuid), "{forced:?}");
     assert!(
-        v("RM_ERR").contains("network \"rs\" (plugin ptp, DEL)")
-            && v("RM_ERR").contains("rkt rm --force"),
-        "{}",
-        o.stdout
+        forced.stderr.contains("warning") && forced.stderr.contains("removed anyway (--force)"),
+        "{forced:?}"
     );
-    assert_eq!(v("FORCE"), "0", "{}", o.stdout);
-    assert!(!v("FORCE_OUT").is_empty(), "{}", o.stdout);
-    assert!(
-        v("FORCE_ERR").contains("warning") && v("FORCE_ERR").contains("removed anyway (--force)"),
-        "{}",
-        o.stdout
-    );
-    assert_eq!(v("LEFT"), "0");
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }

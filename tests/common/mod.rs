@@ -564,6 +564,19 @@ impl Drop for Session {
     }
 }
 
+/// SIGKILL to the process a [`Session::spawn`] started (not to its
+/// `nsenter`, which would leave it running), then reaps both.
+pub fn kill_spawned(nsenter: Child) {
+    let id = nsenter.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap_or_default();
+    for pid in children.split_whitespace() {
+        // Our own child's child: started by this test, ended by its PID.
+        let _ = Command::new("kill").args(["-9", pid]).status();
+    }
+    let _ = nsenter.wait_with_output();
+}
+
 /// Where Debian's containernetworking-plugins (the reference) live.
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 
