@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{ours, plugin_sets, Cni, Host};
 
 /// Kills `rkt run` with SIGKILL at a random moment during setup or while
@@ -12,62 +14,58 @@ use common::{ours, plugin_sets, Cni, Host};
 #[test]
 fn fault_injection_sigkill_then_gc() {
     for (set, flags) in plugin_sets().into_iter().filter(|(s, _)| *s == "bundled") {
-        let o = Host::new()
-            .global(flags)
-            .run(
-                r#"RANDOM=42
-for i in $(seq 100); do
-  # The binary itself, not the `rkt` shell function: $! must be rkt's PID.
-  "$RKT_BIN" $RKT_GLOBAL run --net=default "$IMG" --exec=/bin/sleep -- 0.05 >/dev/null 2>&1 &
-  p=$!
-  sleep 0.0$((RANDOM % 80))
-  kill -9 $p 2>/dev/null || true
-  wait $p 2>/dev/null || true
-  rkt gc --grace-period=0s >>gcout 2>gcerr || { cat gcerr; echo "GCFAIL=$i"; }
-done
-# How many runs the kill caught with a pod set up (gc took them over).
-echo "ABANDONED=$(grep -c 'its runtime had died' gcout || true)"
-# Pods whose first process was still dying during the last gc.
-for i in $(seq 50); do
-  rkt gc --grace-period=0s >/dev/null 2>&1 || true
-  [ -z "$(ls /var/lib/rkt/pods/run 2>/dev/null)" ] && break
-  sleep 0.1
-done
-echo "RUNLEFT=$(ls /var/lib/rkt/pods/run 2>/dev/null | wc -l)"
-echo "LEASES=$(ls /var/lib/cni/networks/default | grep -c '^172' || true)"
-rkt run --net=default "$IMG" --exec=/bin/sh -- -c 'echo FRESH=$(ip -o -4 addr show eth0 | awk "{print \$4}")'
-rkt gc --grace-period=0s >/dev/null
-"#,
-            )
-            .ok();
-        assert_eq!(o.value("GCFAIL"), None, "{set}: {}", o.stdout);
-        let abandoned: u32 = o
-            .value("ABANDONED")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let host = Host::new().global(flags).start();
+        let img = host.image();
+        // A fixed pseudo-random sequence of kill moments, 0-79 ms.
+        let mut seed: u32 = 42;
+        let mut abandoned = 0;
+        for i in 0..100 {
+            let run = host.rkt_spawn(&[
+                "run",
+                "--net=default",
+                &img,
+                "--exec=/bin/sleep",
+                "--",
+                "0.05",
+            ]);
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            std::thread::sleep(Duration::from_millis(u64::from(seed >> 16) % 80));
+            common::kill_spawned(run);
+            let gc = host.rkt(&["gc", "--grace-period=0s"]);
+            assert_eq!(gc.code, 0, "{set}: gc after kill {i}: {gc:?}");
+            // How many runs the kill caught with a pod set up (gc took them over).
+            abandoned += gc.stdout.matches("its runtime had died").count();
+        }
+        eprintln!("{set}: the kills caught {abandoned} pods set up");
         assert!(
             abandoned >= 10,
-            "{set}: the kills caught only {abandoned} pods: {}",
-            o.stdout
+            "{set}: the kills caught only {abandoned} pods"
         );
-        assert_eq!(
-            o.value("RUNLEFT").as_deref(),
-            Some("0"),
-            "{set}: {}",
-            o.stdout
-        );
-        assert_eq!(
-            o.value("LEASES").as_deref(),
-            Some("0"),
-            "{set}: every address is free again"
-        );
+        // Pods whose first process was still dying during the last gc.
+        for _ in 0..50 {
+            host.rkt(&["gc", "--grace-period=0s"]);
+            if host.ls("/var/lib/rkt/pods/run").is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(host.ls("/var/lib/rkt/pods/run").is_empty(), "{set}");
+        let leases = host.ls("/var/lib/cni/networks/default");
         assert!(
-            o.value("FRESH")
-                .unwrap_or_default()
-                .starts_with("172.16.28."),
-            "{set}: {}",
-            o.stdout
+            !leases.iter().any(|l| l.starts_with("172")),
+            "{set}: every address is free again: {leases:?}"
         );
+        let fresh = host
+            .in_pod("default", &["/bin/ip", "-o", "-4", "addr", "show", "eth0"])
+            .ok();
+        assert!(
+            common::ipv4_addrs(&fresh.stdout)[0]
+                .cidr
+                .starts_with("172.16.28."),
+            "{set}: {fresh:?}"
+        );
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        host.finish();
     }
 }
 

@@ -572,7 +572,11 @@ pub fn kill_spawned(nsenter: Child) {
         std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap_or_default();
     for pid in children.split_whitespace() {
         // Our own child's child: started by this test, ended by its PID.
-        let _ = Command::new("kill").args(["-9", pid]).status();
+        // It may have exited already: nothing to say then.
+        let _ = Command::new("kill")
+            .args(["-9", pid])
+            .stderr(Stdio::null())
+            .status();
     }
     let _ = nsenter.wait_with_output();
 }
