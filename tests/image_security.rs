@@ -335,63 +335,27 @@ fn diff_id_path_traversal_refused() {
                 .replace("SHA256", "sha256")],
         ),
     ];
-    let mut script = String::from(
-        r#"mkdir -p /etc/rkt/canaryroot && echo HOST-SECRET > /etc/rkt/canaryroot/secret
-# A shell in the canary, so that were it made a pod's root, it would show.
-cp -a "$IMG/bin" /etc/rkt/canaryroot/
-rkt run --net=none "$GOOD" > good; echo "GOOD=$(cat good)"
-"#,
-    );
-    let mut host = Host::new();
+    let host = Host::new().start();
+    host.write("/etc/rkt/canaryroot/secret", "HOST-SECRET\n");
+    // A shell in the canary, so that were it made a pod's root, it would show.
+    let shell = format!("{}/bin", host.image());
+    host.exec(&["cp", "-a", &shell, "/etc/rkt/canaryroot/"])
+        .ok();
     let good = oci(&sub(&t, "good"), &[bb()], None, cmd);
-    host = host.env("GOOD", s(&good));
+    let ran = host.rkt(&["run", "--net=none", s(&good)]).ok();
+    assert_eq!(ran.stdout.trim(), "no-secret");
     for (name, layers, diffs) in cases.into_iter() {
         let img = oci(&sub(&t, name), &layers, Some(diffs), cmd);
-        host = host.env(&format!("IMG_{name}"), s(&img));
-        script.push_str(&format!(
-            "set +e; rkt run --net=none \"$IMG_{name}\" > out 2> err; echo \"RC_{name}=$?\"; set -e\necho \"OUT_{name}=$(cat out)\"; echo \"ERR_{name}=$(cat err)\"\n"
-        ));
+        let o = host.rkt(&["run", "--net=none", s(&img)]);
+        assert!(!o.stdout.contains("HOST-SECRET"), "{name}: {o:?}");
+        let err = o.fails_with(254, "rootfs.diff_ids");
+        assert!(err.contains("not a sha256 digest"), "{name}: {err}");
     }
-    script.push_str(
-        r#"echo "ETC_RKT=$(ls /etc/rkt | tr '\n' ' ')"
-echo "SECRET=$(cat /etc/rkt/canaryroot/secret)"
-echo "TMP=$(ls /var/lib/rkt/cas/tmp | wc -l)"
-rkt gc --grace-period=0s >/dev/null
-"#,
-    );
-    let o = host.run(&script).ok();
-    assert_eq!(
-        o.value("GOOD").as_deref(),
-        Some("no-secret"),
-        "{}",
-        o.stdout
-    );
-    for name in ["up", "prefixed", "outside", "nonhex", "short", "upper"] {
-        assert_ne!(
-            o.value(&format!("RC_{name}")).as_deref(),
-            Some("0"),
-            "{name}: {}",
-            o.stdout
-        );
-        let err = o.value(&format!("ERR_{name}")).unwrap_or_default();
-        assert!(
-            err.contains("rootfs.diff_ids") && err.contains("not a sha256 digest"),
-            "{name}: {err}"
-        );
-        assert!(
-            !o.stdout.contains(&format!("OUT_{name}=HOST-SECRET")),
-            "{name}: {}",
-            o.stdout
-        );
-    }
-    assert_eq!(
-        o.value("ETC_RKT").as_deref(),
-        Some("canaryroot net.d "),
-        "{}",
-        o.stdout
-    );
-    assert_eq!(o.value("SECRET").as_deref(), Some("HOST-SECRET"));
-    assert_eq!(o.value("TMP").as_deref(), Some("0"), "{}", o.stdout);
+    assert_eq!(host.ls("/etc/rkt"), ["canaryroot", "net.d"]);
+    assert_eq!(host.read("/etc/rkt/canaryroot/secret"), "HOST-SECRET\n");
+    assert!(host.ls("/var/lib/rkt/cas/tmp").is_empty());
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// A docker-save archive cannot name a host file as its config or a layer:
@@ -455,49 +419,32 @@ fn docker_save_cannot_read_host_files() {
         &cfg1_name,
         &["bb/layer.tar"],
     );
-    let o = Host::new()
-        .env("SRC", s(t.path()))
-        .env("ABS_LAYER", s(&abs_layer))
-        .env("ABS_CONFIG", s(&abs_config))
-        .env("LINK_LAYER", s(&link_layer))
-        .env("LINK_CONFIG", s(&link_config))
-        .env("DOTDOT", s(&dotdot))
-        .env("GOOD", s(&good))
-        .run(
-            r#"mkdir -p /etc/rkt/canary && cp "$SRC/secret.tar" "$SRC/config.json" /etc/rkt/canary/
-for v in ABS_LAYER ABS_CONFIG LINK_LAYER LINK_CONFIG DOTDOT; do
-  set +e; rkt run --net=none "${!v}" > out 2> err; echo "RC_$v=$?"; set -e
-  echo "OUT_$v=$(cat out)"; echo "ERR_$v=$(cat err)"
-done
-echo "GOOD=$(rkt run --net=none "$GOOD")"
-rkt gc --grace-period=0s >/dev/null
-"#,
-        )
-        .ok();
-    assert!(!o.stdout.contains("HOST-SECRET"), "{}", o.stdout);
-    assert!(!o.stdout.contains("HOST-CONFIG"), "{}", o.stdout);
-    for (v, want) in [
-        ("ABS_LAYER", "absolute path"),
-        ("ABS_CONFIG", "absolute path"),
-        ("LINK_LAYER", "symbolic link"),
-        ("LINK_CONFIG", "symbolic link"),
-        ("DOTDOT", "leaves the image"),
-    ] {
-        assert_ne!(
-            o.value(&format!("RC_{v}")).as_deref(),
-            Some("0"),
-            "{v}: {}",
-            o.stdout
-        );
-        let err = o.value(&format!("ERR_{v}")).unwrap_or_default();
-        assert!(err.contains(want) && err.contains("refused"), "{v}: {err}");
+    let host = Host::new().start();
+    host.exec(&["mkdir", "-p", "/etc/rkt/canary"]).ok();
+    for f in ["secret.tar", "config.json"] {
+        let from = t.path().join(f);
+        host.exec(&["cp", s(&from), &format!("/etc/rkt/canary/{f}")])
+            .ok();
     }
-    assert_eq!(
-        o.value("GOOD").as_deref(),
-        Some("image-config"),
-        "{}",
-        o.stdout
-    );
+    for (name, img, want) in [
+        ("absolute layer", &abs_layer, "absolute path"),
+        ("absolute config", &abs_config, "absolute path"),
+        ("symlinked layer", &link_layer, "symbolic link"),
+        ("symlinked config", &link_config, "symbolic link"),
+        ("layer out of the image", &dotdot, "leaves the image"),
+    ] {
+        let o = host.rkt(&["run", "--net=none", s(img)]);
+        assert!(
+            !o.stdout.contains("HOST-SECRET") && !o.stdout.contains("HOST-CONFIG"),
+            "{name}: {o:?}"
+        );
+        let err = o.fails_with(254, want);
+        assert!(err.contains("refused"), "{name}: {err}");
+    }
+    let ran = host.rkt(&["run", "--net=none", s(&good)]).ok();
+    assert_eq!(ran.stdout.trim(), "image-config");
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// An index that lists itself is refused at once instead of looping.
