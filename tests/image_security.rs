@@ -648,53 +648,29 @@ fn diff_id_collision_cannot_poison_the_cache() {
     };
     let docker_a = dk("a.tar", &orig);
     let docker_b = dk("b.tar", &evil);
-    let script = r#"for pair in "$A $B" "$DA $DB"; do
-  set -- $pair
-  for img in "$@"; do
-    case "$(basename "$img")" in a|a.tar) tag=a;; *) tag=b;; esac
-    set +e; out=$(rkt run --net=none "$img" 2> err); rc=$?; set -e
-    echo "RUN $tag rc=$rc out=$out err=$(cat err)"
-  done
-  echo "AGAIN out=$(rkt run --net=none "$1" 2>&1)"
-done
-echo "TMP=$(ls /var/lib/rkt/cas/tmp | wc -l)"
-rkt gc --grace-period=0s >/dev/null
-"#;
     for (order, (first, second)) in [("a-then-b", (0, 1)), ("b-then-a", (1, 0))] {
-        let imgs = [[s(&oci_a), s(&oci_b)], [s(&docker_a), s(&docker_b)]];
-        let o = Host::new()
-            .env("A", imgs[0][first])
-            .env("B", imgs[0][second])
-            .env("DA", imgs[1][first])
-            .env("DB", imgs[1][second])
-            .run(script)
-            .ok();
-        let runs: Vec<&str> = o.stdout.lines().filter(|l| l.starts_with("RUN ")).collect();
-        assert_eq!(runs.len(), 4, "{order}: {}", o.stdout);
-        for r in &runs {
-            if r.starts_with("RUN a ") {
-                assert!(r.contains("rc=0 out=original err="), "{order}: {r}");
-            } else {
-                assert!(!r.contains("rc=0"), "{order}: b must be refused: {r}");
+        let host = Host::new().start();
+        for pair in [[&oci_a, &oci_b], [&docker_a, &docker_b]] {
+            for img in [pair[first], pair[second]] {
+                let o = host.rkt(&["run", "--net=none", s(img)]);
+                if *img == oci_a || *img == docker_a {
+                    assert_eq!((o.code, o.stdout.trim()), (0, "original"), "{order}: {o:?}");
+                    continue;
+                }
+                let err = o.fails_with(254, &format!("config's diff id is {}", sha(&orig)));
                 assert!(
-                    r.contains(&format!("config's diff id is {}", sha(&orig))),
-                    "{order}: {r}"
+                    err.contains(&format!("content is {}", sha(&evil))),
+                    "{order}: {err}"
                 );
-                assert!(
-                    r.contains(&format!("content is {}", sha(&evil))),
-                    "{order}: {r}"
-                );
-                assert!(!r.contains("out=evil"), "{order}: {r}");
+                assert!(!o.stdout.contains("evil"), "{order}: {o:?}");
             }
+            // The first image of the pair run again: a's files, or b refused.
+            let again = host.rkt(&["run", "--net=none", s(pair[first])]);
+            assert!(!again.stdout.contains("evil"), "{order}: {again:?}");
         }
-        // The first image of each pair run again: a's files, or b refused.
-        for l in o.stdout.lines().filter(|l| l.starts_with("AGAIN ")) {
-            assert!(
-                !l.contains("evil\n") && !l.ends_with("out=evil"),
-                "{order}: {l}"
-            );
-        }
-        assert_eq!(o.value("TMP").as_deref(), Some("0"), "{order}");
+        assert!(host.ls("/var/lib/rkt/cas/tmp").is_empty(), "{order}");
+        host.rkt(&["gc", "--grace-period=0s"]).ok();
+        host.finish();
     }
 }
 
@@ -717,57 +693,70 @@ fn setuid_binary_unreachable_in_the_cache() {
         None,
         "stat -c '%a %u' /bin/suid",
     );
-    let o = Host::new()
-        .env("SUID", s(&img))
-        .run(
-            r#"mkdir -p /var/lib/rkt/cas && chmod 0755 /var/lib/rkt/cas
-echo "POD=$(rkt run --net=none "$SUID")"
-p=$(find /var/lib/rkt/cas -name suid -type f | head -n 1)
-echo "FOUND=$p"
-echo "CACHE_MODE=$(stat -c %a "$p")"
-echo "CAS=$(stat -c %a /var/lib/rkt/cas)"
-set +e
-# setpriv keeps its capabilities until its own exec (so it could reach the
-# file whatever the permissions): a shell already running as nobody tries.
-echo "EXEC=$(setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c "\"$p\" true" 2>&1)"
-echo "LIST=$(setpriv --reuid=65534 --regid=65534 --clear-groups /bin/sh -c 'ls /var/lib/rkt/cas' 2>&1)"
-set -e
-rkt gc --grace-period=0s >/dev/null
-"#,
-        )
+    let host = Host::new().start();
+    host.exec(&["mkdir", "-m", "0755", "-p", "/var/lib/rkt/cas"])
         .ok();
-    assert_eq!(o.value("POD").as_deref(), Some("4755 0"), "{}", o.stdout);
-    assert!(!o.value("FOUND").unwrap().is_empty(), "{}", o.stdout);
-    assert_eq!(o.value("CACHE_MODE").as_deref(), Some("4755"));
-    assert_eq!(o.value("CAS").as_deref(), Some("700"));
-    for k in ["EXEC", "LIST"] {
+    let pod = host.rkt(&["run", "--net=none", s(&img)]).ok();
+    assert_eq!(pod.stdout.trim(), "4755 0");
+    let found = host
+        .exec(&["find", "/var/lib/rkt/cas", "-name", "suid", "-type", "f"])
+        .ok();
+    let cached = found.lines()[0].to_string();
+    let mode = |p: &str| {
+        host.exec(&["stat", "-c", "%a", p])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(mode(&cached), "4755");
+    assert_eq!(mode("/var/lib/rkt/cas"), "700");
+    // setpriv keeps its capabilities until its own exec (so it could reach
+    // the file whatever the permissions): a shell already running as nobody
+    // tries.
+    for attempt in [
+        format!("\"{cached}\" true"),
+        "ls /var/lib/rkt/cas".to_string(),
+    ] {
+        let o = host.exec(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/bin/sh",
+            "-c",
+            &attempt,
+        ]);
         assert!(
-            o.value(k).unwrap_or_default().contains("Permission denied"),
-            "{k}: another user reached the cache: {}",
-            o.stdout
+            o.code != 0 && o.stderr.contains("Permission denied"),
+            "another user reached the cache: {o:?}"
         );
     }
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
 }
 
 /// A layer left half-unpacked by a run that died is removed by `rkt gc`
 /// (its directory in cas/tmp names the dead pid); a live run's is kept.
 #[test]
 fn gc_removes_half_unpacked_layers() {
-    let o = Host::new()
-        .env("OCI", s(&common::image::oci_layout()))
-        .run(
-            r#"rkt run --net=none "$OCI" >/dev/null
-mkdir -p /var/lib/rkt/cas/tmp/layer-1.999999/bin /var/lib/rkt/cas/tmp/layer-2.$$
-touch /var/lib/rkt/cas/tmp/layer-1.999999/bin/sh
-rkt gc --grace-period=0s >/dev/null
-echo "LEFT=$(ls /var/lib/rkt/cas/tmp | tr '\n' ' ')"
-rmdir /var/lib/rkt/cas/tmp/layer-2.$$
-"#,
-        )
+    let host = Host::new().start();
+    host.rkt(&["run", "--net=none", s(&common::image::oci_layout())])
         .ok();
-    let left = o.value("LEFT").unwrap();
-    assert!(!left.contains("layer-1.999999"), "{left}");
-    assert!(left.contains("layer-2."), "{left}");
+    // A layer directory names the pid of the run unpacking it: 999999 does
+    // not exist, 1 (the host's init, alive) does.
+    host.exec(&[
+        "mkdir",
+        "-p",
+        "/var/lib/rkt/cas/tmp/layer-1.999999/bin",
+        "/var/lib/rkt/cas/tmp/layer-2.1",
+    ])
+    .ok();
+    host.write("/var/lib/rkt/cas/tmp/layer-1.999999/bin/sh", "");
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    assert_eq!(host.ls("/var/lib/rkt/cas/tmp"), ["layer-2.1"]);
+    host.exec(&["rmdir", "/var/lib/rkt/cas/tmp/layer-2.1"]).ok();
+    host.finish();
 }
 
 /// Device nodes in a layer are not made (a pod would reach a host device
@@ -801,10 +790,10 @@ fn device_nodes_skipped_fifos_kept() {
         None,
         r#"ls -d /chardev /blockdev 2>/dev/null; echo "FIFO=$(stat -c '%F %a' /fifo)"; echo "SGID=$(stat -c %a /sgid)"; echo "LN=$(readlink /ln)""#,
     );
-    let o = Host::new()
-        .env("DEV", s(&img))
-        .run("rkt run --net=none \"$DEV\"\nrkt gc --grace-period=0s >/dev/null\n")
-        .ok();
+    let host = Host::new().start();
+    let o = host.rkt(&["run", "--net=none", s(&img)]).ok();
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
     assert!(
         !o.stdout.contains("/chardev") && !o.stdout.contains("/blockdev"),
         "{}",
