@@ -90,6 +90,21 @@ pub enum FlagError {
     },
     #[error("--format={0}: unknown format; use tabbed or json")]
     Format(String),
+    #[error("--set-env={0}: not NAME=VALUE (a non-empty name, no NUL byte)")]
+    SetEnv(String),
+    #[error("--set-env-file={}: {problem}", path.display())]
+    SetEnvFile {
+        path: std::path::PathBuf,
+        problem: EnvFileProblem,
+    },
+    #[error("--working-dir={0}: not an absolute path in the pod")]
+    WorkingDir(String),
+    #[error("--uuid-file={}: {source}", path.display())]
+    UuidFile { path: PathBuf, source: io::Error },
+    #[error("--uuid-file-save={}: {source}", path.display())]
+    UuidFileSave { path: PathBuf, source: io::Error },
+    #[error("give the pod's UUID or --uuid-file, not both and not neither")]
+    UuidSource,
     #[error("--hostname={0}: not a valid hostname (letters, digits, '-', '_', dot-separated labels, 64 bytes at most)")]
     Hostname(String),
     #[error("image {image}: no entrypoint or cmd to run; pass --exec=/path/to/program")]
@@ -134,4 +149,15 @@ pub enum PodCommandError {
         uuid: String,
         source: stage1::FlagError,
     },
+}
+
+/// What is wrong with a `--set-env-file`.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvFileProblem {
+    #[error("{0}")]
+    Read(io::Error),
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("line {number}: {text:?} is not NAME=VALUE")]
+    Line { number: usize, text: String },
 }

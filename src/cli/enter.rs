@@ -9,14 +9,24 @@ use crate::stage1::{self, caps, security};
 
 #[derive(Debug, Args)]
 pub struct EnterArgs {
-    pub uuid: String,
+    #[command(flatten)]
+    pub pod: super::PodRef,
+    /// The pod (UUID or prefix); with --uuid-file, the command's first word.
+    pub uuid: Option<String>,
     /// The command and its arguments [default: /bin/sh].
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub cmd: Vec<String>,
 }
 
 pub fn enter(g: &Global, a: EnterArgs) -> Result<i32, Error> {
-    let pod = g.store().find(&a.uuid)?;
+    let (uuid, cmd) = match a.pod.uuid_file {
+        Some(_) => (
+            a.pod.uuid(None)?,
+            a.uuid.into_iter().chain(a.cmd).collect::<Vec<_>>(),
+        ),
+        None => (a.pod.uuid(a.uuid)?, a.cmd),
+    };
+    let pod = g.store().find(&uuid)?;
     if pod.state() != PodState::Running {
         return Err(PodCommandError::NotRunning {
             uuid: pod.uuid.clone(),
@@ -31,10 +41,10 @@ pub fn enter(g: &Global, a: EnterArgs) -> Result<i32, Error> {
     let m = pod
         .manifest()
         .map_err(Error::state("read the manifest of the pod at", &pod.dir))?;
-    let argv = if a.cmd.is_empty() {
+    let argv = if cmd.is_empty() {
         vec!["/bin/sh".to_string()]
     } else {
-        a.cmd
+        cmd
     };
     // The command gets what the pod's app got: its capabilities, its
     // no_new_privs and its seccomp filter.

@@ -26,7 +26,9 @@ pub struct StatusArgs {
     /// Output format: tabbed (default) or json.
     #[arg(long, default_value = "tabbed")]
     pub format: String,
-    pub uuid: String,
+    pub uuid: Option<String>,
+    #[command(flatten)]
+    pub pod: super::PodRef,
 }
 
 fn ago(secs: u64) -> String {
@@ -177,7 +179,8 @@ pub fn list(g: &Global, a: ListArgs) -> Result<i32, Error> {
 }
 
 pub fn status(g: &Global, a: StatusArgs) -> Result<i32, Error> {
-    let pod = g.store().find(&a.uuid)?;
+    let uuid = a.pod.uuid(a.uuid)?;
+    let pod = g.store().find(&uuid)?;
     match a.format.as_str() {
         "json" => {
             println!("{}", serde_json::to_string(&pod_json(&pod))?);

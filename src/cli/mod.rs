@@ -85,6 +85,41 @@ pub fn init_tracing(debug: bool) {
         .try_init();
 }
 
+/// Which pod a command is about: its UUID (or a prefix) on the command
+/// line, or the file `rkt run --uuid-file-save` wrote.
+#[derive(Debug, Args)]
+pub struct PodRef {
+    /// Read the pod's UUID from FILE (what `rkt run --uuid-file-save` wrote).
+    #[arg(long = "uuid-file", value_name = "FILE")]
+    pub uuid_file: Option<PathBuf>,
+}
+
+impl PodRef {
+    /// The UUIDs given: `args` and the file's, at least one.
+    pub fn uuids(&self, args: Vec<String>) -> Result<Vec<String>, Error> {
+        let mut all = args;
+        if let Some(path) = &self.uuid_file {
+            let text = std::fs::read_to_string(path).map_err(|source| FlagError::UuidFile {
+                path: path.clone(),
+                source,
+            })?;
+            all.push(text.trim().to_string());
+        }
+        if all.is_empty() {
+            return Err(FlagError::UuidSource.into());
+        }
+        Ok(all)
+    }
+
+    /// Exactly one UUID: `arg` or the file's.
+    pub fn uuid(&self, arg: Option<String>) -> Result<String, Error> {
+        if arg.is_some() && self.uuid_file.is_some() {
+            return Err(FlagError::UuidSource.into());
+        }
+        Ok(self.uuids(arg.into_iter().collect())?.remove(0))
+    }
+}
+
 /// The one line a failed command prints: the error and its causes, each
 /// once. Typed errors already end with their cause's text (`cannot create
 /// X: File exists`); a context added on top does not, so its cause follows.

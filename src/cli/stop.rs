@@ -15,8 +15,9 @@ pub struct StopArgs {
     /// Kill the app (SIGKILL) instead of asking it to stop (SIGTERM).
     #[arg(long)]
     pub force: bool,
-    #[arg(required = true)]
     pub uuids: Vec<String>,
+    #[command(flatten)]
+    pub pod: super::PodRef,
 }
 
 #[derive(Debug, Args)]
@@ -26,14 +27,15 @@ pub struct RmArgs {
     /// remain).
     #[arg(long)]
     pub force: bool,
-    #[arg(required = true)]
     pub uuids: Vec<String>,
+    #[command(flatten)]
+    pub pod: super::PodRef,
 }
 
 pub fn stop(g: &Global, a: StopArgs) -> Result<i32, Error> {
     let store = g.store();
     let mut failed = 0;
-    for u in &a.uuids {
+    for u in &a.pod.uuids(a.uuids.clone())? {
         let res = (|| -> Result<String, Error> {
             let pod = store.find(u)?;
             if pod.state() != PodState::Running {
@@ -87,7 +89,7 @@ pub fn stop(g: &Global, a: StopArgs) -> Result<i32, Error> {
 pub fn rm(g: &Global, a: RmArgs) -> Result<i32, Error> {
     let store = g.store();
     let mut failed = 0;
-    for u in &a.uuids {
+    for u in &a.pod.uuids(a.uuids.clone())? {
         let res = (|| -> Result<String, Error> {
             let pod = store.find(u)?;
             let lock = pod

@@ -4,6 +4,7 @@
 //! the pod's `/etc` files, [`register_metadata`] and [`start_app`] run; the
 //! guard releases everything however the run ends.
 
+mod app;
 mod plan;
 mod teardown;
 
@@ -15,7 +16,7 @@ use nix::sys::signal::Signal;
 use tracing::debug;
 
 use super::Global;
-use crate::error::Error;
+use crate::error::{Error, FlagError};
 use crate::lock::FileLock;
 use crate::metadata;
 use crate::netns::{self, Netns};
@@ -75,6 +76,20 @@ pub struct RunArgs {
     /// Pod annotations `K=V` (repeatable), served by the metadata service.
     #[arg(long = "annotation", value_name = "K=V")]
     pub annotation: Vec<String>,
+    /// An environment variable of the app, `NAME=VALUE` (repeatable);
+    /// replaces the image's and the file's of that name.
+    #[arg(long = "set-env", value_name = "NAME=VALUE")]
+    pub set_env: Vec<String>,
+    /// A file of `NAME=VALUE` lines (`#` comments) for the app's
+    /// environment; replaces the image's variables of those names.
+    #[arg(long = "set-env-file", value_name = "FILE")]
+    pub set_env_file: Option<PathBuf>,
+    /// The app's working directory in the pod [default: the image's].
+    #[arg(long = "working-dir", value_name = "DIR")]
+    pub working_dir: Option<String>,
+    /// Write the pod's UUID to FILE once the pod exists.
+    #[arg(long = "uuid-file-save", value_name = "FILE")]
+    pub uuid_file_save: Option<PathBuf>,
     /// Register the pod with the metadata service when it runs.
     #[arg(long = "mds-register", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true", require_equals = true)]
@@ -112,12 +127,26 @@ pub fn run(g: &Global, a: RunArgs) -> Result<i32, Error> {
     Ok(code)
 }
 
-/// The pod directory appears with its manifest and our lock on it.
+/// The pod directory appears with its manifest and our lock on it; the
+/// UUID goes to `--uuid-file-save` (a pod whose UUID cannot be saved is
+/// not started).
 fn create_pod(g: &Global, plan: &Plan) -> Result<(Pod, FileLock), Error> {
     let _p = phase("pod dir");
-    g.store()
+    let (pod, lock) = g
+        .store()
         .create(&plan.uuid, &plan.manifest)
-        .map_err(Error::state("create the pod directory in", &g.dir))
+        .map_err(Error::state("create the pod directory in", &g.dir))?;
+    if let Some(path) = &plan.uuid_file_save {
+        if let Err(source) = std::fs::write(path, format!("{}\n", plan.uuid)) {
+            let _ = std::fs::remove_dir_all(&pod.dir);
+            return Err(FlagError::UuidFileSave {
+                path: path.clone(),
+                source,
+            }
+            .into());
+        }
+    }
+    Ok((pod, lock))
 }
 
 /// Everything between the pod directory and the app's exit code.

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use ::caps::Capability;
 
-use super::{phase, RunArgs};
+use std::path::PathBuf;
+
+use super::{app, phase, RunArgs};
 use crate::cli::Global;
 use crate::error::{Error, FlagError};
 use crate::image::{self, Image};
@@ -35,6 +37,7 @@ pub struct Plan {
     pub sysctls: Vec<Sysctl>,
     pub interactive: bool,
     pub mds_register: bool,
+    pub uuid_file_save: Option<PathBuf>,
 }
 
 impl Plan {
@@ -87,11 +90,9 @@ impl Plan {
             image::load(&a.image, &g.dir.join("cas"), &opts)?
         };
         let exec = app_exec(a, &image.config)?;
+        let env = app::environment(&image.config.env, &a.set_env, a.set_env_file.as_deref())?;
+        let working_dir = app::working_dir(a.working_dir.as_deref(), &image.config.working_dir)?;
         let uuid = uuid::Uuid::new_v4().to_string();
-        let mut env = image.config.env.clone();
-        if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-        }
         let manifest = Manifest {
             uuid: uuid.clone(),
             created: time::now(),
@@ -104,7 +105,7 @@ impl Plan {
                 name: app_name(&image.name),
                 exec,
                 env,
-                working_dir: image.config.working_dir.clone(),
+                working_dir,
             },
             net_mode: match &selection {
                 netd::Selection::Host => "host".into(),
@@ -132,6 +133,7 @@ impl Plan {
             sysctls,
             interactive: a.interactive,
             mds_register: a.mds_register,
+            uuid_file_save: a.uuid_file_save.clone(),
         })
     }
 }

@@ -1,0 +1,127 @@
+//! The app's process settings from `rkt run`'s flags, over the image's:
+//! its environment (`--set-env`, `--set-env-file`) and its working
+//! directory (`--working-dir`), as rkt sets them.
+
+use std::path::Path;
+
+use crate::error::{EnvFileProblem, FlagError};
+
+/// Largest `--set-env-file` read.
+const MAX_ENV_FILE: u64 = 1 << 20;
+
+/// The image's environment with a default PATH, then the file's variables,
+/// then `--set-env`'s: a later one replaces an earlier one of its name.
+pub fn environment(
+    image: &[String],
+    set_env: &[String],
+    env_file: Option<&Path>,
+) -> Result<Vec<String>, FlagError> {
+    let mut env: Vec<String> = image.to_vec();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    if let Some(path) = env_file {
+        for (n, line) in read_env_file(path)?.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let var = variable(line).ok_or_else(|| FlagError::SetEnvFile {
+                path: path.to_path_buf(),
+                problem: EnvFileProblem::Line {
+                    number: n + 1,
+                    text: line.to_string(),
+                },
+            })?;
+            set(&mut env, var);
+        }
+    }
+    for flag in set_env {
+        let var = variable(flag).ok_or_else(|| FlagError::SetEnv(flag.clone()))?;
+        set(&mut env, var);
+    }
+    Ok(env)
+}
+
+fn read_env_file(path: &Path) -> Result<String, FlagError> {
+    use std::io::Read;
+    let refuse = |problem| FlagError::SetEnvFile {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let file = std::fs::File::open(path).map_err(|e| refuse(EnvFileProblem::Read(e)))?;
+    let mut text = String::new();
+    file.take(MAX_ENV_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| refuse(EnvFileProblem::Read(e)))?;
+    if text.len() as u64 > MAX_ENV_FILE {
+        return Err(refuse(EnvFileProblem::TooLarge(MAX_ENV_FILE)));
+    }
+    Ok(text)
+}
+
+/// `NAME=VALUE` with a name a program can be given: not empty, no `=`, no
+/// NUL byte anywhere.
+fn variable(s: &str) -> Option<&str> {
+    let (name, _) = s.split_once('=')?;
+    (!name.is_empty() && !s.contains('\0')).then_some(s)
+}
+
+fn set(env: &mut Vec<String>, var: &str) {
+    let name = &var[..=var.find('=').unwrap_or(var.len() - 1)];
+    env.retain(|e| !e.starts_with(name));
+    env.push(var.to_string());
+}
+
+/// `--working-dir`: an absolute path in the pod, or the image's.
+pub fn working_dir(flag: Option<&str>, image: &str) -> Result<String, FlagError> {
+    match flag {
+        None => Ok(image.to_string()),
+        Some(d) if d.starts_with('/') && !d.contains('\0') => Ok(d.to_string()),
+        Some(d) => Err(FlagError::WorkingDir(d.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env");
+        std::fs::write(&file, "# comment\n\nA=file\nB=file=with=equals\n").unwrap();
+        let env = environment(
+            &["A=image".into(), "C=image".into()],
+            &["A=flag".into(), "D=".into()],
+            Some(&file),
+        )
+        .unwrap();
+        assert_eq!(
+            env,
+            [
+                "C=image",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "B=file=with=equals",
+                "A=flag",
+                "D="
+            ]
+        );
+        for bad in ["NOEQUALS", "=value", "A=b\0c"] {
+            let e = environment(&[], &[bad.into()], None).unwrap_err();
+            assert!(e.to_string().starts_with("--set-env="), "{e}");
+        }
+        std::fs::write(&file, "A=1\nnot a variable\n").unwrap();
+        let e = environment(&[], &[], Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("--set-env-file"), "{e}");
+        let e = environment(&[], &[], Some(Path::new("/nonexistent"))).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent"), "{e}");
+    }
+
+    #[test]
+    fn working_dir_is_absolute() {
+        assert_eq!(working_dir(None, "/img").unwrap(), "/img");
+        assert_eq!(working_dir(Some("/srv"), "/img").unwrap(), "/srv");
+        assert!(working_dir(Some("srv"), "/img").is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! Issue 15, the first of rkt's run flags: the app's environment
+//! (`--set-env`, `--set-env-file`), its working directory, and the UUID
+//! file that `rkt run --uuid-file-save` writes and `status`, `enter`,
+//! `stop` and `rm --uuid-file` read.
+
+mod common;
+
+use common::Host;
+
+/// The image says GREETING=hello-oci, PATH=/bin and WorkingDir /tmp; the
+/// flags replace and add, the file's variables come before the flags'.
+#[test]
+fn environment_and_working_dir() {
+    let image = common::image::oci_layout();
+    let image = image.to_str().unwrap();
+    let host = Host::new().start();
+    host.write(
+        "/tmp/app.env",
+        "# the app's settings\nGREETING=from-file\nFILE_ONLY=1\n\nLEVEL=file\n",
+    );
+    let show = [
+        "/bin/sh",
+        "-c",
+        "echo \"$GREETING $LEVEL $FILE_ONLY $EXTRA\"; pwd",
+    ];
+    let run = |flags: &[&str]| {
+        let mut args = vec!["run", "--net=none"];
+        args.extend(flags);
+        args.extend([image, "--exec=/bin/sh", "--"]);
+        args.extend(&show[1..]);
+        host.rkt(&args)
+    };
+    let plain = run(&[]).ok();
+    assert_eq!(plain.lines(), ["hello-oci   ", "/tmp"], "the image's own");
+    let flagged = run(&[
+        "--set-env-file=/tmp/app.env",
+        "--set-env=LEVEL=flag",
+        "--set-env=EXTRA=x y",
+        "--working-dir=/etc",
+    ])
+    .ok();
+    assert_eq!(flagged.lines(), ["from-file flag 1 x y", "/etc"]);
+    // Refused before anything exists, naming the flag.
+    for (flags, says) in [
+        (&["--set-env=NOVALUE"][..], "--set-env=NOVALUE"),
+        (&["--set-env==x"], "--set-env==x"),
+        (
+            &["--set-env-file=/nonexistent"],
+            "--set-env-file=/nonexistent",
+        ),
+        (&["--working-dir=relative"], "--working-dir=relative"),
+    ] {
+        run(flags).fails_with(254, says);
+    }
+    host.write("/tmp/bad.env", "A=1\nnot a variable\n");
+    let bad = run(&["--set-env-file=/tmp/bad.env"]).fails_with(254, "--set-env-file=/tmp/bad.env");
+    assert!(bad.contains("line 2"), "{bad}");
+    let pods = host.list_json();
+    assert_eq!(
+        pods.as_array().unwrap().len(),
+        2,
+        "only the two pods that ran: {pods}"
+    );
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
+}
+
+/// `--uuid-file-save` then `--uuid-file` through status, enter, stop and rm.
+#[test]
+fn uuid_files_round_trip() {
+    let host = Host::new().start();
+    let (run, uuid) = host.pod_in_background(
+        "none",
+        &["--uuid-file-save=/tmp/pod.uuid"],
+        &["/bin/sleep", "30"],
+    );
+    assert_eq!(host.read("/tmp/pod.uuid"), format!("{uuid}\n"));
+    let status = host.rkt(&["status", "--uuid-file=/tmp/pod.uuid"]).ok();
+    assert!(status.lines().contains(&"state=running"), "{status:?}");
+    let entered = host
+        .rkt(&["enter", "--uuid-file=/tmp/pod.uuid", "/bin/hostname"])
+        .ok();
+    assert_eq!(entered.stdout.trim(), format!("rkt-{uuid}"));
+    host.rkt(&["stop", "--uuid-file=/tmp/pod.uuid"]).ok();
+    run.wait_with_output().expect("rkt run");
+    host.rkt(&["rm", "--uuid-file=/tmp/pod.uuid"]).ok();
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    // Both or neither: refused; a missing file named.
+    host.rkt(&["status", &uuid, "--uuid-file=/tmp/pod.uuid"])
+        .fails_with(254, "not both");
+    host.rkt(&["rm"]).fails_with(254, "--uuid-file");
+    host.rkt(&["status", "--uuid-file=/tmp/none"])
+        .fails_with(254, "--uuid-file=/tmp/none");
+    // A UUID file that cannot be written: the pod is not started.
+    let img = host.image();
+    host.rkt(&[
+        "run",
+        "--net=none",
+        "--uuid-file-save=/nonexistent/dir/pod.uuid",
+        &img,
+        "--exec=/bin/true",
+    ])
+    .fails_with(254, "--uuid-file-save=/nonexistent/dir/pod.uuid");
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.finish();
+}
