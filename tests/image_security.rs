@@ -718,15 +718,7 @@ fn setuid_binary_unreachable_in_the_cache() {
         format!("\"{cached}\" true"),
         "ls /var/lib/rkt/cas".to_string(),
     ] {
-        let o = host.exec(&[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "/bin/sh",
-            "-c",
-            &attempt,
-        ]);
+        let o = host.as_nobody(&attempt);
         assert!(
             o.code != 0 && o.stderr.contains("Permission denied"),
             "another user reached the cache: {o:?}"

@@ -400,19 +400,8 @@ fn a_pods_setuid_files_are_out_of_other_users_reach() {
     assert!(setuid(), "root sees the set-uid file");
     // setpriv keeps its capabilities until its own exec: the path is looked
     // up by a shell already running as nobody.
-    let nobody = |script: &str| {
-        host.exec(&[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "/bin/sh",
-            "-c",
-            script,
-        ])
-    };
     for attempt in [format!("\"{f}\""), "ls /var/lib/rkt/pods/run".to_string()] {
-        let o = nobody(&attempt);
+        let o = host.as_nobody(&attempt);
         assert!(
             o.code != 0 && o.stderr.contains("Permission denied"),
             "another user reached the pod's files: {o:?}"

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ours, plugin_sets, Cni, Host};
+use common::{ours, plugin_sets, Cni, Host, Outcome, Session};
 
 /// Kills `rkt run` with SIGKILL at a random moment during setup or while
 /// the pod runs, then runs `rkt gc`; at the end nothing is left, every
@@ -472,20 +472,28 @@ fn hanging_plugin_is_killed() {
         &img,
         "--exec=/bin/true",
     ]);
-    let took = start.elapsed();
-    let err = o.fails_with(254, "network \"h\"");
-    assert!(err.contains("did not answer within 1.0s"), "{err}");
+    killed_at_the_timeout(&host, &o, start.elapsed(), "h");
+    assert_eq!(host.list_json(), serde_json::json!([]));
+    host.finish();
+}
+
+/// A run whose plugin for `network` hung: refused naming the network and
+/// the 1 s timeout, soon after it, and the plugin's children are gone.
+fn killed_at_the_timeout(host: &Session, o: &Outcome, took: Duration, network: &str) {
+    let err = o.fails_with(254, &format!("network \"{network}\""));
+    assert!(
+        err.contains("did not answer within 1.0s"),
+        "{network}: {err}"
+    );
     assert!(
         took.as_millis() < 5000,
-        "killed after the timeout, not after {took:?}"
+        "{network}: killed after the timeout, not after {took:?}"
     );
     assert_ne!(
         host.exec(&["pgrep", "sleep"]).code,
         0,
-        "the plugin's children die with it"
+        "{network}: the plugin's children die with it"
     );
-    assert_eq!(host.list_json(), serde_json::json!([]));
-    host.finish();
 }
 
 /// The plugin timeout covers the whole call: a plugin that never reads a
@@ -526,18 +534,7 @@ fn timeout_covers_writing_the_config_and_the_exit() {
             &img,
             "--exec=/bin/true",
         ]);
-        let took = start.elapsed();
-        let err = o.fails_with(254, &format!("network \"{t}\""));
-        assert!(err.contains("did not answer within 1.0s"), "{t}: {err}");
-        assert!(
-            took.as_millis() < 5000,
-            "{t}: killed after the timeout, not after {took:?}"
-        );
-        assert_ne!(
-            host.exec(&["pgrep", "sleep"]).code,
-            0,
-            "{t}: the plugin's children live on"
-        );
+        killed_at_the_timeout(&host, &o, start.elapsed(), t);
     }
     assert_eq!(host.list_json(), serde_json::json!([]));
     host.finish();

@@ -509,6 +509,20 @@ impl Session {
         self.write(&format!("/etc/rkt/net.d/{file}"), json);
     }
 
+    /// `sh -c script` as the user nobody, with no capabilities: setpriv
+    /// keeps its own until its exec, so the script's shell is what tries.
+    pub fn as_nobody(&self, script: &str) -> Outcome {
+        self.exec(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/bin/sh",
+            "-c",
+            script,
+        ])
+    }
+
     /// A file's content inside the host.
     pub fn read(&self, path: &str) -> String {
         self.exec(&["cat", path]).ok().stdout
