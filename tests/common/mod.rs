@@ -394,13 +394,18 @@ impl Session {
         self.exec_input(&argv, config.as_bytes())
     }
 
+    /// `rkt`, the host's global flags, then `args`.
+    fn rkt_argv(&self, args: &[&str]) -> Vec<String> {
+        let mut argv = vec![rkt_bin().display().to_string()];
+        argv.extend(self.host.global.split_whitespace().map(String::from));
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
+    }
+
     /// Runs `rkt` (with the host's global flags) and waits for it.
     pub fn rkt(&self, args: &[&str]) -> Outcome {
-        let bin = rkt_bin().display().to_string();
-        let mut argv: Vec<&str> = vec![&bin];
-        argv.extend(self.host.global.split_whitespace());
-        argv.extend(args);
-        self.exec(&argv)
+        let argv = self.rkt_argv(args);
+        self.exec(&argv.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Starts `argv` in the host in the background; the caller waits for
@@ -415,11 +420,8 @@ impl Session {
 
     /// Starts `rkt` in the background; the caller waits for it.
     pub fn rkt_spawn(&self, args: &[&str]) -> Child {
-        let bin = rkt_bin().display().to_string();
-        let mut argv: Vec<&str> = vec![&bin];
-        argv.extend(self.host.global.split_whitespace());
-        argv.extend(args);
-        self.spawn(&argv)
+        let argv = self.rkt_argv(args);
+        self.spawn(&argv.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Starts `rkt run --net=NET FLAGS... IMG --exec=ARGV0 -- ARGV...` in the
