@@ -1,5 +1,5 @@
 //! The project's own CNI plugins: one file each (ptp, bridge, macvlan,
-//! loopback; host-local and dhcp under `ipam/`, with IPAM delegation), the
+//! loopback, portmap; host-local and dhcp under `ipam/`, with IPAM delegation), the
 //! layer they build on in [`pkg`], and the `main` of their binaries.
 
 pub mod bridge;
@@ -7,6 +7,7 @@ pub mod ipam;
 pub mod loopback;
 pub mod macvlan;
 pub mod pkg;
+pub mod portmap;
 pub mod ptp;
 
 use pkg::{firewall, teardown};
@@ -17,6 +18,10 @@ use pkg::{firewall, teardown};
 pub fn detached_work() -> Option<i32> {
     if let Some(network) = std::env::var_os(firewall::CLEANUP_ENV) {
         let ok = firewall::cleanup(&network.to_string_lossy()).is_ok();
+        return Some(if ok { 0 } else { 1 });
+    }
+    if let Some(gen) = std::env::var_os(portmap::CLEANUP_ENV) {
+        let ok = portmap::cleanup(&gen.to_string_lossy()).is_ok();
         return Some(if ok { 0 } else { 1 });
     }
     if let Some(link) = std::env::var_os(teardown::DELETE_ENV) {

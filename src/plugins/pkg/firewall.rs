@@ -51,9 +51,7 @@
 //! touched.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -74,10 +72,8 @@ pub enum FwError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("nftables state: nft failed ({status}): {stderr}")]
-    Nft { status: String, stderr: String },
-    #[error("nftables state: cannot run nft: {0}; install nftables")]
-    NoNft(std::io::Error),
+    #[error("nftables state: {0}")]
+    Nft(#[from] super::nft::NftError),
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FwError + 'a {
@@ -290,40 +286,8 @@ fn member_name(container_id: &str, ifname: &str) -> String {
     format!("{}-{hex}", &container_id[..container_id.len().min(160)])
 }
 
-fn nft_bin() -> Option<&'static str> {
-    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-}
-
-/// Runs `nft` with `args`, `input` on stdin; its stdout.
-fn nft_run(args: &[&str], input: &str) -> Result<String, FwError> {
-    let mut child = Command::new(nft_bin().unwrap_or("nft"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(FwError::NoNft)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let out = child.wait_with_output().map_err(FwError::NoNft)?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(FwError::Nft {
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr)
-                .trim()
-                .replace('\n', " "),
-        })
-    }
-}
-
-/// Applies `script` in one transaction.
 fn nft(script: &str) -> Result<(), FwError> {
-    nft_run(&["-f", "-"], script).map(drop)
+    super::nft::apply(script).map_err(FwError::from)
 }
 
 /// The exclusive lock on all of the state, released on drop.
@@ -595,7 +559,7 @@ pub fn reconcile() -> Result<(), FwError> {
 }
 
 fn reconcile_at(root: &Path) -> Result<(), FwError> {
-    if nft_bin().is_none() {
+    if super::nft::bin().is_none() {
         return Ok(());
     }
     let _lock = lock(root)?;
@@ -610,8 +574,8 @@ fn reconcile_at(root: &Path) -> Result<(), FwError> {
             }
         }
     }
-    let listing = nft_run(&["-j", "list", "tables"], "")?;
-    let mut script: String = our_tables(&listing)
+    let listing = super::nft::run(&["-j", "list", "tables"], "")?;
+    let mut script: String = super::nft::tables_named(&listing, TABLE)
         .iter()
         .map(|f| format!("delete table {f} {TABLE}\n"))
         .collect();
@@ -627,24 +591,6 @@ fn reconcile_at(root: &Path) -> Result<(), FwError> {
         let _ = std::fs::remove_file(dir.join("pending"));
     }
     Ok(())
-}
-
-/// The families of our tables in `nft -j list tables` output.
-fn our_tables(json: &str) -> Vec<String> {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
-    let mut out: Vec<String> = v["nftables"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o.get("table"))
-                .filter(|t| t["name"] == TABLE)
-                .filter_map(|t| t["family"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// Turns the masquerade state of earlier versions (`masq/<net>/<member>`,
@@ -796,12 +742,5 @@ mod tests {
         assert!(m.masq && m.host_only && m.src_check);
         assert_eq!(m.subnets.len(), 2);
         assert_eq!(m.merge(&a), m);
-    }
-
-    #[test]
-    fn our_tables_from_listing() {
-        let j = r#"{"nftables": [{"metainfo": {}}, {"table": {"family": "inet", "name": "rkt-cni", "handle": 1}}, {"table": {"family": "ip", "name": "nat", "handle": 2}}, {"table": {"family": "bridge", "name": "rkt-cni", "handle": 3}}]}"#;
-        assert_eq!(our_tables(j), ["bridge", "inet"]);
-        assert!(our_tables("").is_empty());
     }
 }

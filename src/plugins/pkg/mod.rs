@@ -9,15 +9,19 @@
 //! - [`iface`]: applying an IPAM result to a pod interface, and CHECK
 //! - [`teardown`]: DEL of a link attachment, idempotent, detached delete
 //! - [`firewall`]: per-network nftables state (masquerade, isolation)
+//! - [`nft`]: running `nft` scripts
+//! - [`conntrack`]: deleting conntrack entries (ctnetlink)
 //! - [`detached`]: detached copies of the plugin binary
 //! - [`timing`]: step timings
 
 pub mod attachment;
 pub mod conf;
+pub mod conntrack;
 pub mod detached;
 pub mod error;
 pub mod firewall;
 pub mod iface;
+pub mod nft;
 pub mod teardown;
 pub mod timing;
 pub mod veth;

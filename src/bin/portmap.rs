@@ -1,0 +1,5 @@
+//! The bundled `portmap` CNI plugin.
+
+fn main() {
+    rkt::plugins::main(&rkt::plugins::portmap::Portmap)
+}
