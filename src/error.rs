@@ -23,6 +23,8 @@ pub enum Error {
     #[error(transparent)]
     Preflight(#[from] networking::preflight::PreflightError),
     #[error(transparent)]
+    Ports(#[from] networking::ports::PortError),
+    #[error(transparent)]
     Image(#[from] image::ImageError),
     #[error(transparent)]
     FindPod(#[from] pod::FindError),

@@ -80,7 +80,7 @@ fn pod_json(pod: &Pod) -> Value {
         v["pid"] = json!(pid);
     }
     if let Some(code) = pod.exit_code() {
-        v["app_exit_codes"] = json!({ m.app.name: code });
+        v["app_exit_codes"] = json!({ m.app.name.clone(): code });
     }
     if let Some(sec) = &m.security {
         v["insecure_options"] = json!(sec.insecure_options);
@@ -92,7 +92,15 @@ fn pod_json(pod: &Pod) -> Value {
     if let Some(d) = pod_dns(pod) {
         v["dns"] = json!(d);
     }
+    if !m.ports.is_empty() {
+        v["ports"] = json!(ports(&m));
+    }
     v
+}
+
+/// The pod's forwarded ports, `0.0.0.0:8080->80/tcp` style.
+fn ports(m: &crate::pod::manifest::Manifest) -> Vec<String> {
+    m.ports.iter().map(|p| p.display()).collect()
 }
 
 fn pod_dns(pod: &Pod) -> Option<PodDns> {
@@ -141,6 +149,9 @@ pub fn list(g: &Global, a: ListArgs) -> Result<i32, Error> {
             h.push("IMAGE ID");
         }
         h.extend(["STATE", "CREATED", "STARTED", "NETWORKS"]);
+        if a.full {
+            h.push("PORTS");
+        }
         rows.push(h.into_iter().map(String::from).collect());
     }
     for pod in &pods {
@@ -172,6 +183,14 @@ pub fn list(g: &Global, a: ListArgs) -> Result<i32, Error> {
                 .collect::<Vec<_>>()
                 .join(", "),
         );
+        if a.full {
+            let p = ports(&m);
+            row.push(if p.is_empty() {
+                "-".into()
+            } else {
+                p.join(", ")
+            });
+        }
         rows.push(row);
     }
     print_table(&rows);
@@ -205,6 +224,9 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<i32, Error> {
             .collect::<Vec<_>>()
             .join(",")
     );
+    if !m.ports.is_empty() {
+        println!("ports={}", ports(&m).join(","));
+    }
     if state == PodState::Running {
         println!("pid={}", pod.pid().unwrap_or(-1));
     } else {

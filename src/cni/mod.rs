@@ -4,6 +4,7 @@
 pub mod args;
 pub mod config;
 pub mod exec;
+pub mod port_mapping;
 pub mod ranges;
 pub mod result;
 pub mod skeleton;

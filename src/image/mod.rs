@@ -45,6 +45,8 @@ pub struct ImageConfig {
     pub cmd: Vec<String>,
     pub env: Vec<String>,
     pub working_dir: String,
+    /// `ExposedPorts` keys (`8080/tcp`), as the image declares them.
+    pub exposed_ports: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +137,11 @@ fn parse_config(cfg: &Value) -> ImageConfig {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string(),
+        exposed_ports: c
+            .get("ExposedPorts")
+            .and_then(Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -6,6 +6,7 @@ mod error;
 pub mod etc;
 pub mod live;
 pub mod netd;
+pub mod ports;
 pub mod preflight;
 mod release;
 
@@ -91,10 +92,10 @@ impl NetRecord {
 /// Runs one plugin of a network's chain; errors name network and plugin.
 fn call(
     ctx: &Context,
+    rec: &NetRecord,
     conf: &NetConf,
     i: usize,
     command: &'static str,
-    ifname: &str,
     cni_args: &str,
     prev: Option<&Value>,
 ) -> Result<Vec<u8>, CallError> {
@@ -106,13 +107,13 @@ fn call(
         failure: Box::new(failure),
     };
     let plugin = exec::find_plugin(&ty, ctx.plugins.path).map_err(|e| fail(e.into()))?;
-    let stdin = conf.plugin_stdin(i, prev, &ctx.runtime_config);
+    let stdin = conf.plugin_stdin(i, prev, &rec.runtime_config);
     let stdin = serde_json::to_vec(&stdin).map_err(|e| fail(CallFailure::Encode(e)))?;
     let inv = Invocation {
         command,
         container_id: ctx.container_id,
         netns: &ctx.netns.to_string_lossy(),
-        ifname,
+        ifname: &rec.ifname,
         args: cni_args,
         path: ctx.plugins.path,
         timeout: ctx.plugins.timeout,
@@ -131,7 +132,8 @@ struct AddError {
 }
 
 /// ADD through the chain; returns the final result in the config's version.
-fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Value, AddError> {
+fn add(ctx: &Context, rec: &NetRecord) -> Result<Value, AddError> {
+    let conf = &rec.conf();
     let mut prev: Option<Value> = None;
     for i in 0..conf.plugins.len() {
         let ty = conf.types()[i];
@@ -149,7 +151,7 @@ fn add(ctx: &Context, conf: &NetConf, ifname: &str, cni_args: &str) -> Result<Va
             return Err(fail(e.into(), i));
         }
         let out =
-            call(ctx, conf, i, "ADD", ifname, cni_args, prev.as_ref()).map_err(|e| AddError {
+            call(ctx, rec, conf, i, "ADD", &rec.args, prev.as_ref()).map_err(|e| AddError {
                 cause: e.into(),
                 ran: i + 1,
             })?;
@@ -182,8 +184,19 @@ fn del_first(ctx: &Context, rec: &NetRecord, ran: usize) -> Vec<CallError> {
     let cni_args = del_args(&rec.args);
     (0..ran.min(conf.plugins.len()))
         .rev()
-        .filter_map(|i| call(ctx, &conf, i, "DEL", &rec.ifname, &cni_args, prev).err())
+        .filter_map(|i| call(ctx, rec, &conf, i, "DEL", &cni_args, prev).err())
         .collect()
+}
+
+/// What a network's plugins get of the pod's `runtimeConfig` (each
+/// plugin then gets the capabilities it declares): everything, but port
+/// mappings never reach `default-restricted`.
+fn runtime_config_for(conf: &NetConf, all: &Map<String, Value>) -> Map<String, Value> {
+    let mut rc = all.clone();
+    if conf.name == netd::DEFAULT_RESTRICTED {
+        rc.remove(crate::cni::port_mapping::CAPABILITY);
+    }
+    rc
 }
 
 /// Attaches the networks in order. Before each ADD the intent is recorded
@@ -204,6 +217,7 @@ pub fn setup(
             plugins: conf.plugins.clone(),
             source: conf.source.clone(),
             is_list: conf.is_list,
+            runtime_config: runtime_config_for(conf, &ctx.runtime_config),
             result: None,
         };
         let rel = format!("net/{i}.json");
@@ -215,7 +229,7 @@ pub fn setup(
             };
             return Err(rollback(ctx, pod, &records, None, cause));
         }
-        match add(ctx, conf, &rec.ifname, &rec.args) {
+        match add(ctx, &rec) {
             Ok(result) => {
                 rec.result = Some(result);
                 if let Err(source) = pod.write_json(&rel, &rec) {

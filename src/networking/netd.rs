@@ -50,8 +50,8 @@ pub enum FlagProblem {
 
 const BUILTINS: &[(&str, &str)] = &[
     (
-        "99-default.conf",
-        include_str!("../../net.d-defaults/99-default.conf"),
+        "99-default.conflist",
+        include_str!("../../net.d-defaults/99-default.conflist"),
     ),
     (
         "99-default-restricted.conf",
@@ -60,6 +60,8 @@ const BUILTINS: &[(&str, &str)] = &[
 ];
 
 pub const DEFAULT: &str = "default";
+/// How a built-in network's `source` begins.
+pub const BUILTIN_SOURCE: &str = "built-in ";
 pub const DEFAULT_RESTRICTED: &str = "default-restricted";
 
 /// All networks by name: built-ins, replaced by user networks of the same name.
@@ -74,7 +76,7 @@ pub struct Networks {
 pub fn load(local_config: &Path) -> Result<Networks, NetdError> {
     let mut nets = Networks::default();
     for (file, text) in BUILTINS {
-        let conf = NetConf::parse(text.as_bytes(), &format!("built-in {file}"), false)?;
+        let conf = NetConf::parse(text.as_bytes(), &format!("{BUILTIN_SOURCE}{file}"), false)?;
         nets.by_name.insert(conf.name.clone(), conf);
     }
     let dir = local_config.join("net.d");

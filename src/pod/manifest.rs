@@ -38,6 +38,9 @@ pub struct Manifest {
     /// in pods created before it was recorded (they ran with the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityRecord>,
+    /// Host ports forwarded to the pod (`--port`, `--publish`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::cni::port_mapping::PortMapping>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +67,10 @@ pub struct NetRecord {
     pub plugins: Vec<serde_json::Value>,
     pub source: String,
     pub is_list: bool,
+    /// The `runtimeConfig` the network's plugins got at ADD (they get it
+    /// again at DEL, as the spec asks).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub runtime_config: serde_json::Map<String, serde_json::Value>,
     /// The final result, in the config's version.
     #[serde(default)]
     pub result: Option<serde_json::Value>,

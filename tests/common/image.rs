@@ -91,7 +91,8 @@ fn config_json(layer: &[u8]) -> Vec<u8> {
             "Entrypoint": ["/bin/sh", "-c"],
             "Cmd": ["echo from-image-cmd $GREETING; pwd"],
             "Env": ["PATH=/bin", "GREETING=hello-oci"],
-            "WorkingDir": "/tmp"
+            "WorkingDir": "/tmp",
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}}
         },
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{:x}", Sha256::digest(layer))]}
     }))
@@ -99,11 +100,12 @@ fn config_json(layer: &[u8]) -> Vec<u8> {
 }
 
 /// An OCI image layout directory (one gzip layer, with an entrypoint, cmd,
-/// env and working directory), named `busybox-test:1`.
+/// env, working directory and two exposed ports, `80/tcp` and `53/udp`),
+/// named `busybox-test:1`.
 pub fn oci_layout() -> PathBuf {
     static ONCE: OnceLock<PathBuf> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let dest = tmp_dir().join("busybox-oci");
+        let dest = tmp_dir().join("busybox-oci-2");
         build_once(&dest, |root| {
             let layer = tar_dir(&busybox_rootfs());
             let layer_gz = gzip(&layer);
@@ -137,7 +139,7 @@ pub fn oci_layout() -> PathBuf {
 
 /// The OCI layout as a tar archive.
 pub fn oci_archive() -> PathBuf {
-    let dest = tmp_dir().join("busybox-oci.tar");
+    let dest = tmp_dir().join("busybox-oci-2.tar");
     if !dest.exists() {
         let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
         fs::write(&tmp, tar_dir(&oci_layout())).unwrap();
@@ -149,7 +151,7 @@ pub fn oci_archive() -> PathBuf {
 /// A `docker save` archive (manifest.json, config, layer.tar) named
 /// `docker.test/busybox:2`.
 pub fn docker_archive() -> PathBuf {
-    let dest = tmp_dir().join("busybox-docker.tar");
+    let dest = tmp_dir().join("busybox-docker-2.tar");
     if !dest.exists() {
         let layer = tar_dir(&busybox_rootfs());
         let config = config_json(&layer);

@@ -125,6 +125,9 @@ leaks() {
     nft list tables 2>/dev/null | grep -vE '^table (ip|ip6) (nat|filter|mangle)$' | sed 's/^/LEAK: nft /'
     nft list ruleset 2>/dev/null | grep -E 'chain CNI-' | sed 's/^/LEAK: nft /'
   fi
+  for f in /run/rkt-portmap/pods/* /run/rkt-portmap/claims/*; do
+    [ -e "$f" ] && echo "LEAK: port mapping $f"
+  done
   grep -E ' /(var/lib/rkt|run/netns)/' /proc/self/mountinfo | sed 's/^/LEAK: mount /'
   for p in /proc/[0-9]*; do
     pid=${p#/proc/}

@@ -90,6 +90,19 @@ pub struct RunArgs {
     /// Write the pod's UUID to FILE once the pod exists.
     #[arg(long = "uuid-file-save", value_name = "FILE")]
     pub uuid_file_save: Option<PathBuf>,
+    /// Forward a host port to a port the image declares,
+    /// `NAME:[HOSTIP:]HOSTPORT` (repeatable; an OCI image's `8080/tcp` is
+    /// named `8080-tcp`).
+    #[arg(long = "port", value_name = "NAME:[HOSTIP:]HOSTPORT")]
+    pub port: Vec<String>,
+    /// Forward a host port to a pod port,
+    /// `[HOSTIP:]HOSTPORT:PODPORT[/tcp|/udp|/sctp]` (repeatable).
+    #[arg(
+        long = "publish",
+        short = 'p',
+        value_name = "[HOSTIP:]HOSTPORT:PODPORT[/PROTO]"
+    )]
+    pub publish: Vec<String>,
     /// Register the pod with the metadata service when it runs.
     #[arg(long = "mds-register", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true", require_equals = true)]
@@ -199,11 +212,7 @@ fn attach_networks(
             },
             container_id: &plan.uuid,
             netns: &netns,
-            runtime_config: plan
-                .dns
-                .runtime_config()
-                .map(|d| [("dns".to_string(), d)].into_iter().collect())
-                .unwrap_or_default(),
+            runtime_config: plan.runtime_config(),
         };
         networking::setup(pod, &ctx, &plan.nets)?
     };

@@ -11,11 +11,12 @@ use std::path::PathBuf;
 
 use super::{app, phase, RunArgs};
 use crate::cli::Global;
+use crate::cni::port_mapping::{self, PortMapping};
 use crate::error::{Error, FlagError};
 use crate::image::{self, Image};
 use crate::metadata;
 use crate::netns;
-use crate::networking::{self, dns, netd};
+use crate::networking::{self, dns, netd, ports};
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, SecurityRecord};
 use crate::pod::time;
 use crate::stage1::caps;
@@ -71,7 +72,7 @@ impl Plan {
             let _p = phase("seccomp filter");
             AppSecurity::new(app_caps.clone(), &insecure)?
         };
-        let nets = match &selection {
+        let mut nets = match &selection {
             netd::Selection::Networks(sel) => {
                 let _p = phase("load networks");
                 let all = netd::load(&g.local_config)?;
@@ -89,6 +90,7 @@ impl Plan {
             };
             image::load(&a.image, &g.dir.join("cas"), &opts)?
         };
+        let forwarded = plan_ports(g, a, &image, &selection, &mut nets)?;
         let exec = app_exec(a, &image.config)?;
         let env = app::environment(&image.config.env, &a.set_env, a.set_env_file.as_deref())?;
         let working_dir = app::working_dir(a.working_dir.as_deref(), &image.config.working_dir)?;
@@ -118,6 +120,7 @@ impl Plan {
             },
             annotations,
             security: Some(record(&app_caps, &insecure, &sysctls)),
+            ports: forwarded,
         };
         Ok(Plan {
             uuid,
@@ -136,6 +139,70 @@ impl Plan {
             uuid_file_save: a.uuid_file_save.clone(),
         })
     }
+}
+
+impl Plan {
+    /// The `runtimeConfig` the networks' plugins get (each plugin the
+    /// capabilities it declares): `dns` from the DNS flags,
+    /// `portMappings` from `--port` and `--publish`.
+    pub fn runtime_config(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut rc = serde_json::Map::new();
+        if let Some(d) = self.dns.runtime_config() {
+            rc.insert("dns".into(), d);
+        }
+        if !self.manifest.ports.is_empty() {
+            rc.insert(
+                port_mapping::CAPABILITY.into(),
+                ports::runtime_config(&self.manifest.ports),
+            );
+        }
+        rc
+    }
+}
+
+/// `--port` and `--publish`, checked against the image's declared ports,
+/// the host's addresses, the pod's networks and the ports running pods
+/// forward (read only when the pod forwards any). Without them, the
+/// built-in networks leave out their `portmap`.
+fn plan_ports(
+    g: &Global,
+    a: &RunArgs,
+    image: &Image,
+    selection: &netd::Selection,
+    nets: &mut [netd::Attach],
+) -> Result<Vec<PortMapping>, Error> {
+    if a.port.is_empty() && a.publish.is_empty() {
+        ports::without_idle_portmap(nets);
+        return Ok(Vec::new());
+    }
+    let declared = ports::declared(&image.config.exposed_ports);
+    let local: Vec<std::net::IpAddr> = nix::ifaddrs::getifaddrs()
+        .map(|addrs| {
+            addrs
+                .filter_map(|i| i.address)
+                .filter_map(|s| {
+                    s.as_sockaddr_in()
+                        .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                        .or_else(|| s.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let running = g
+        .store()
+        .all()
+        .into_iter()
+        .filter(|p| p.state() == crate::pod::PodState::Running)
+        .filter_map(|p| p.manifest().ok().map(|m| (p.uuid.clone(), m.ports)));
+    Ok(ports::plan(
+        &a.port,
+        &a.publish,
+        &declared,
+        selection,
+        nets,
+        |ip| local.contains(&ip),
+        running,
+    )?)
 }
 
 /// What the pod records of its protections, for `rkt status` and `enter`.

@@ -26,11 +26,11 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::Value;
 
+use crate::cni::port_mapping::{PortMapping, Proto};
 use crate::cni::skeleton::{Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
 use crate::netlink::sysctl;
 use crate::plugins::pkg::conntrack;
-use rules::{Mapping, Proto};
 use state::{Attachment, State, StateError};
 
 pub use state::{cleanup, CLEANUP_ENV};
@@ -56,7 +56,7 @@ fn state_err(req: &Request) -> impl FnOnce(StateError) -> CniError + '_ {
 
 /// The plugin's config, checked.
 struct Conf {
-    mappings: Vec<Mapping>,
+    mappings: Vec<PortMapping>,
     snat: bool,
 }
 
@@ -110,15 +110,19 @@ impl Conf {
                 ))
             }
         }
-        let mut mappings: Vec<Mapping> = Vec::new();
-        let list = req.config.pointer("/runtimeConfig/portMappings");
+        let mut mappings: Vec<PortMapping> = Vec::new();
+        let list = req
+            .config
+            .get("runtimeConfig")
+            .and_then(|rc| rc.get(crate::cni::port_mapping::CAPABILITY));
         for (i, m) in list
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .enumerate()
         {
-            let m = mapping(m).map_err(|e| config_err(req, format!("portMappings[{i}]: {e}")))?;
+            let m = PortMapping::from_value(m)
+                .map_err(|e| config_err(req, format!("portMappings[{i}]: {e}")))?;
             if let Some(same) = mappings.iter().find(|o| {
                 o.proto == m.proto && o.host_port == m.host_port && o.host_ip == m.host_ip
             }) {
@@ -140,43 +144,6 @@ impl Conf {
         }
         Ok(Conf { mappings, snat })
     }
-}
-
-/// One `portMappings` entry: `hostPort`, `containerPort` (1-65535),
-/// `protocol` (tcp, udp, sctp; default tcp), `hostIP` (optional).
-fn mapping(v: &Value) -> Result<Mapping, String> {
-    let port = |key: &str| -> Result<u16, String> {
-        match v.get(key).and_then(Value::as_u64) {
-            Some(p @ 1..=65535) => Ok(p as u16),
-            _ => Err(format!(
-                "\"{key}\" must be a port from 1 to 65535, not {}",
-                v.get(key).unwrap_or(&Value::Null)
-            )),
-        }
-    };
-    let proto = match v.get("protocol") {
-        None | Some(Value::Null) => Proto::Tcp,
-        Some(Value::String(s)) if s.is_empty() => Proto::Tcp,
-        Some(Value::String(s)) => {
-            Proto::parse(s).ok_or_else(|| format!("protocol \"{s}\" is not tcp, udp or sctp"))?
-        }
-        Some(other) => return Err(format!("protocol {other} is not a string")),
-    };
-    let host_ip = match v.get("hostIP") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(
-            s.parse::<IpAddr>()
-                .map_err(|_| format!("hostIP \"{s}\" is not an IP address"))?,
-        ),
-        Some(other) => return Err(format!("hostIP {other} is not a string")),
-    };
-    Ok(Mapping {
-        host_port: port("hostPort")?,
-        container_port: port("containerPort")?,
-        proto,
-        host_ip,
-    })
 }
 
 /// The pod's first address of each family, from the interfaces in the pod
@@ -382,42 +349,5 @@ fn forget_connections(addrs: &[IpAddr]) {
                 .flatten()
                 .any(|a| mine.contains(a))
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn mappings_are_checked() {
-        let ok = mapping(&json!({"hostPort": 8080, "containerPort": 80, "protocol": "UDP", "hostIP": "10.0.0.1"})).unwrap();
-        assert_eq!(ok.proto, Proto::Udp);
-        assert_eq!(ok.host_ip, Some("10.0.0.1".parse().unwrap()));
-        let plain = mapping(&json!({"hostPort": 1, "containerPort": 65535})).unwrap();
-        assert_eq!((plain.proto, plain.host_ip), (Proto::Tcp, None));
-        for (bad, want) in [
-            (
-                json!({"hostPort": 0, "containerPort": 80}),
-                "\"hostPort\" must be a port",
-            ),
-            (
-                json!({"hostPort": 70000, "containerPort": 80}),
-                "\"hostPort\" must be a port",
-            ),
-            (json!({"hostPort": 80}), "\"containerPort\" must be a port"),
-            (
-                json!({"hostPort": 80, "containerPort": 80, "protocol": "icmp"}),
-                "not tcp, udp or sctp",
-            ),
-            (
-                json!({"hostPort": 80, "containerPort": 80, "hostIP": "nope"}),
-                "not an IP address",
-            ),
-        ] {
-            let e = mapping(&bad).unwrap_err();
-            assert!(e.contains(want), "{e}");
-        }
     }
 }

@@ -18,10 +18,10 @@
 //!   host side of a pod's link, which would otherwise let a pod reach the
 //!   host's localhost services (CVE-2020-8558, as kube-proxy guards it).
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::cni::port_mapping::PortMapping;
 
 pub const TABLE: &str = "rkt-portmap";
 
@@ -64,66 +64,6 @@ table inet {TABLE} {{
 /// Removes the table (whether or not it exists).
 pub fn remove() -> String {
     format!("add table inet {TABLE}\ndelete table inet {TABLE}\n")
-}
-
-/// A transport protocol a mapping forwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    Tcp,
-    Udp,
-    Sctp,
-}
-
-impl Proto {
-    pub fn parse(s: &str) -> Option<Proto> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Some(Proto::Tcp),
-            "udp" => Some(Proto::Udp),
-            "sctp" => Some(Proto::Sctp),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Sctp => "sctp",
-        }
-    }
-}
-
-/// One entry of `runtimeConfig.portMappings`, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
-    pub host_port: u16,
-    pub container_port: u16,
-    pub proto: Proto,
-    /// `None`: every local address of both families.
-    pub host_ip: Option<IpAddr>,
-}
-
-impl Mapping {
-    /// Whether the mapping applies to IPv4 (`v4`) or IPv6 traffic.
-    fn applies(&self, v4: bool) -> bool {
-        self.host_ip.is_none_or(|ip| ip.is_ipv4() == v4)
-    }
-
-    /// `0.0.0.0:8080->80/tcp`, as `rkt list` and Podman show it.
-    pub fn display(&self) -> String {
-        let host = match self.host_ip {
-            None => "0.0.0.0".to_string(),
-            Some(IpAddr::V6(ip)) => format!("[{ip}]"),
-            Some(ip) => ip.to_string(),
-        };
-        format!(
-            "{host}:{}->{}/{}",
-            self.host_port,
-            self.container_port,
-            self.proto.name()
-        )
-    }
 }
 
 /// One element of one of the table's maps or sets.
@@ -177,7 +117,7 @@ impl Element {
 
 /// The elements that forward `m` to the pod's `addrs` (its first address
 /// of each family, with their prefix); `snat` adds the hairpin elements.
-pub fn elements(m: &Mapping, addrs: &[IpNet], snat: bool) -> Vec<Element> {
+pub fn elements(m: &PortMapping, addrs: &[IpNet], snat: bool) -> Vec<Element> {
     let mut out = Vec::new();
     for pod in addrs {
         let v4 = pod.addr().is_ipv4();
@@ -215,9 +155,10 @@ pub fn elements(m: &Mapping, addrs: &[IpNet], snat: bool) -> Vec<Element> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cni::port_mapping::Proto;
 
-    fn m(host_ip: Option<&str>) -> Mapping {
-        Mapping {
+    fn m(host_ip: Option<&str>) -> PortMapping {
+        PortMapping {
             host_port: 8080,
             container_port: 80,
             proto: Proto::Tcp,
@@ -250,7 +191,5 @@ mod tests {
         assert_eq!(elements(&m(Some("0.0.0.0")), &addrs, false)[0].map, "any4");
         let v6 = elements(&m(Some("::")), &addrs, false);
         assert_eq!((v6.len(), v6[0].map.as_str()), (1, "any6"));
-        assert_eq!(m(Some("::1")).display(), "[::1]:8080->80/tcp");
-        assert_eq!(m(None).display(), "0.0.0.0:8080->80/tcp");
     }
 }
