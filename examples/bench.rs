@@ -325,6 +325,12 @@ fn inner() {
     } else {
         f64::NAN
     };
+    // Port forwarding (our portmap in the default network's chain).
+    let e2e_publish = if bundled_available {
+        b.run_median(&[], &["--net=default", "--publish=8080:80"])
+    } else {
+        f64::NAN
+    };
     let e2e_reference = b.run_median(&reference, &["--net=default"]);
     let e2e_none = b.run_median(&[], &["--net=none"]);
     // What the pod boundary costs: the same run with its run-time
@@ -376,6 +382,10 @@ fn inner() {
             "same, `--net-plugin-path=/usr/lib/cni` (reference plugins)",
             e2e_reference,
         ),
+        (
+            "`rkt run --net=default --publish=8080:80 ...`, bundled plugins",
+            e2e_publish,
+        ),
         ("`rkt run --net=none ... /bin/true`", e2e_none),
         (
             "`rkt run --net=default --insecure-options=all-run ...` (no seccomp, masks, no_new_privs)",
@@ -385,9 +395,10 @@ fn inner() {
         println!("| {what} | {v:.1} | {:.1}x faster |", 330.0 / v);
     }
     println!(
-        "\nbundled vs reference end to end: {:.1}x faster; the run-time protections cost {:.2} ms\n",
+        "\nbundled vs reference end to end: {:.1}x faster; the run-time protections cost {:.2} ms; forwarding a port costs {:.2} ms\n",
         e2e_reference / e2e_bundled,
-        e2e_bundled - e2e_unprotected
+        e2e_bundled - e2e_unprotected,
+        e2e_publish - e2e_bundled
     );
     println!("## one run by phase (`rkt --debug run`, medians, ms / KiB)\n");
     println!("| phase | bundled | reference |");

@@ -195,7 +195,16 @@ fn matrix(host: &Session, net: &str) -> (Answers, Vec<String>) {
         "the paths left conntrack entries"
     );
     stop(host, &uuid, child);
-    (out, connections_of(host, &ip))
+    // They go with the flush of what DEL left (half a second later).
+    let mut left = connections_of(host, &ip);
+    for _ in 0..60 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = connections_of(host, &ip);
+    }
+    (out, left)
 }
 
 /// The host's conntrack entries from or to `ip`.

@@ -20,9 +20,8 @@ pub fn detached_work() -> Option<i32> {
         let ok = firewall::cleanup(&network.to_string_lossy()).is_ok();
         return Some(if ok { 0 } else { 1 });
     }
-    if let Some(gen) = std::env::var_os(portmap::CLEANUP_ENV) {
-        let ok = portmap::cleanup(&gen.to_string_lossy()).is_ok();
-        return Some(if ok { 0 } else { 1 });
+    if std::env::var_os(portmap::FLUSH_ENV).is_some() {
+        return Some(if portmap::flush_later().is_ok() { 0 } else { 1 });
     }
     if let Some(link) = std::env::var_os(teardown::DELETE_ENV) {
         let ok = teardown::finish_delete(&link.to_string_lossy()).is_ok();

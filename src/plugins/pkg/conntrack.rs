@@ -7,22 +7,15 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    bind, recv, send, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
-    SockType,
+
+use super::nfnetlink::{
+    attributes, error_code, message, messages, NlError, Socket, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK,
+    NLM_F_DUMP, NLM_F_REQUEST,
 };
-use std::os::fd::{AsRawFd, OwnedFd};
 
 #[derive(Debug, thiserror::Error)]
-#[error("conntrack: cannot {what}: {source}")]
-pub struct ConntrackError {
-    what: &'static str,
-    source: Errno,
-}
-
-fn sys(what: &'static str) -> impl FnOnce(Errno) -> ConntrackError {
-    move |source| ConntrackError { what, source }
-}
+#[error("conntrack: {0}")]
+pub struct ConntrackError(#[from] NlError);
 
 /// One direction of a connection as conntrack keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,11 +40,6 @@ const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 const IPCTNL_MSG_CT_NEW: u16 = 0;
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
 const CTA_TUPLE_ORIG: u16 = 1;
 const CTA_TUPLE_REPLY: u16 = 2;
 const CTA_ZONE: u16 = 18;
@@ -60,22 +48,14 @@ const CTA_TUPLE_PROTO: u16 = 2;
 const CTA_PROTO_NUM: u16 = 1;
 const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_PROTO_DST_PORT: u16 = 3;
-const HDR: usize = 16;
 
 /// Deletes the entries of one family (IPv6 when `v6`) that `pick`
 /// chooses; how many were deleted. Entries that expire meanwhile are not
 /// errors; a kernel without conntrack has nothing to delete.
 pub fn delete_where(v6: bool, pick: impl Fn(&Entry) -> bool) -> Result<usize, ConntrackError> {
-    let fd = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkNetFilter,
-    )
-    .map_err(sys("open a netfilter netlink socket"))?;
-    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(sys("bind the netlink socket"))?;
+    let sock = Socket::open()?;
     let family = if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
-    let chosen = match dump(&fd, family, &pick) {
+    let chosen = match dump(&sock, family, &pick) {
         Err(e)
             if matches!(
                 e.source,
@@ -88,75 +68,52 @@ pub fn delete_where(v6: bool, pick: impl Fn(&Entry) -> bool) -> Result<usize, Co
     };
     let mut deleted = 0;
     for (seq, attrs) in chosen.iter().enumerate() {
+        let kind = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
         let msg = message(
-            IPCTNL_MSG_CT_DELETE,
+            kind,
             NLM_F_REQUEST | NLM_F_ACK,
             seq as u32 + 2,
             family,
+            0,
             attrs,
         );
-        send(fd.as_raw_fd(), &msg, MsgFlags::empty()).map_err(sys("send a delete"))?;
-        match ack(&fd) {
+        sock.send("send a delete", &msg)?;
+        match ack(&sock) {
             Ok(()) => deleted += 1,
             Err(e) if e.source == Errno::ENOENT => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(deleted)
 }
 
-/// A ctnetlink message: header, nfgenmsg, attributes.
-fn message(kind: u16, flags: u16, seq: u32, family: u8, attrs: &[u8]) -> Vec<u8> {
-    let len = HDR + 4 + attrs.len();
-    let mut m = Vec::with_capacity(len);
-    m.extend_from_slice(&(len as u32).to_ne_bytes());
-    m.extend_from_slice(&((NFNL_SUBSYS_CTNETLINK << 8) | kind).to_ne_bytes());
-    m.extend_from_slice(&flags.to_ne_bytes());
-    m.extend_from_slice(&seq.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&[family, 0, 0, 0]);
-    m.extend_from_slice(attrs);
-    m
-}
-
 /// Dumps the table; for each chosen entry, the attributes that name it in
 /// a delete (its original tuple and zone, as the kernel sent them).
-fn dump(
-    fd: &OwnedFd,
-    family: u8,
-    pick: &dyn Fn(&Entry) -> bool,
-) -> Result<Vec<Vec<u8>>, ConntrackError> {
-    let req = message(
-        IPCTNL_MSG_CT_GET,
-        NLM_F_REQUEST | NLM_F_DUMP,
-        1,
-        family,
-        &[],
-    );
-    send(fd.as_raw_fd(), &req, MsgFlags::empty()).map_err(sys("request a dump"))?;
+fn dump(sock: &Socket, family: u8, pick: &dyn Fn(&Entry) -> bool) -> Result<Vec<Vec<u8>>, NlError> {
+    let kind = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET;
+    sock.send(
+        "request a dump",
+        &message(kind, NLM_F_REQUEST | NLM_F_DUMP, 1, family, 0, &[]),
+    )?;
     let mut buf = vec![0u8; 1 << 16];
     let mut out = Vec::new();
     loop {
-        let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(sys("read the dump"))?;
-        for (kind, body) in messages(&buf[..n]) {
+        let n = sock.recv("read the dump", &mut buf)?;
+        for (kind, _, body) in messages(&buf[..n]) {
             match kind {
                 NLMSG_DONE => return Ok(out),
                 NLMSG_ERROR => {
                     if let Some(e) = error_code(body) {
-                        return Err(ConntrackError {
+                        return Err(NlError {
                             what: "dump the table",
                             source: e,
                         });
                     }
                 }
-                k if k == (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW => {
-                    if body.len() < 4 {
-                        continue;
-                    }
-                    let attrs = &body[4..];
+                k if k == (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW && body.len() >= 4 => {
                     let mut entry = Entry::default();
                     let mut keep = Vec::new();
-                    for (ty, raw, payload) in attributes(attrs) {
+                    for (ty, raw, payload) in attributes(&body[4..]) {
                         match ty {
                             CTA_TUPLE_ORIG => {
                                 entry.orig = tuple(payload);
@@ -178,13 +135,13 @@ fn dump(
 }
 
 /// Waits for the kernel's answer to one request.
-fn ack(fd: &OwnedFd) -> Result<(), ConntrackError> {
+fn ack(sock: &Socket) -> Result<(), NlError> {
     let mut buf = vec![0u8; 4096];
-    let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(sys("read an answer"))?;
-    for (kind, body) in messages(&buf[..n]) {
+    let n = sock.recv("read an answer", &mut buf)?;
+    for (kind, _, body) in messages(&buf[..n]) {
         if kind == NLMSG_ERROR {
             if let Some(e) = error_code(body) {
-                return Err(ConntrackError {
+                return Err(NlError {
                     what: "delete an entry",
                     source: e,
                 });
@@ -192,46 +149,6 @@ fn ack(fd: &OwnedFd) -> Result<(), ConntrackError> {
         }
     }
     Ok(())
-}
-
-/// The errno of an NLMSG_ERROR body; `None` for an acknowledgement.
-fn error_code(body: &[u8]) -> Option<Errno> {
-    let code = i32::from_ne_bytes(body.get(..4)?.try_into().ok()?);
-    (code != 0).then(|| Errno::from_raw(-code))
-}
-
-/// The netlink messages in a datagram: (type, body after the header).
-fn messages(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
-    let mut out = Vec::new();
-    while buf.len() >= HDR {
-        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if len < HDR || len > buf.len() {
-            break;
-        }
-        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
-        out.push((kind, &buf[HDR..len]));
-        buf = &buf[align(len).min(buf.len())..];
-    }
-    out
-}
-
-fn align(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// The attributes in `buf`: (type without flags, whole attribute, payload).
-fn attributes(mut buf: &[u8]) -> Vec<(u16, &[u8], &[u8])> {
-    let mut out = Vec::new();
-    while buf.len() >= 4 {
-        let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
-        if len < 4 || len > buf.len() {
-            break;
-        }
-        let ty = u16::from_ne_bytes([buf[2], buf[3]]) & 0x3fff;
-        out.push((ty, &buf[..len], &buf[4..len]));
-        buf = &buf[align(len).min(buf.len())..];
-    }
-    out
 }
 
 fn tuple(buf: &[u8]) -> Tuple {
@@ -283,12 +200,7 @@ mod tests {
 
     fn attr(ty: u16, payload: &[u8]) -> Vec<u8> {
         let mut a = Vec::new();
-        a.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
-        a.extend_from_slice(&ty.to_ne_bytes());
-        a.extend_from_slice(payload);
-        while a.len() % 4 != 0 {
-            a.push(0);
-        }
+        super::super::nfnetlink::attr(&mut a, ty, payload);
         a
     }
 
@@ -320,6 +232,5 @@ mod tests {
         );
         // Truncated input stops the walk without a panic.
         assert_eq!(tuple(&[5, 0]), Tuple::default());
-        assert!(messages(&[0xff; 20]).is_empty());
     }
 }

@@ -11,6 +11,8 @@
 //! - [`firewall`]: per-network nftables state (masquerade, isolation)
 //! - [`nft`]: running `nft` scripts
 //! - [`conntrack`]: deleting conntrack entries (ctnetlink)
+//! - [`nf_tables`]: adding and deleting set elements (nf_tables netlink)
+//! - [`nfnetlink`]: the netfilter netlink socket both go through
 //! - [`detached`]: detached copies of the plugin binary
 //! - [`timing`]: step timings
 
@@ -21,6 +23,8 @@ pub mod detached;
 pub mod error;
 pub mod firewall;
 pub mod iface;
+pub mod nf_tables;
+pub mod nfnetlink;
 pub mod nft;
 pub mod teardown;
 pub mod timing;

@@ -33,7 +33,7 @@ use crate::netlink::sysctl;
 use crate::plugins::pkg::conntrack;
 use state::{Attachment, State, StateError};
 
-pub use state::{cleanup, CLEANUP_ENV};
+pub use state::{flush_later, FLUSH_ENV};
 
 pub struct Portmap;
 
@@ -234,31 +234,39 @@ impl Plugin for Portmap {
             .and_then(|s| s.add(&att))
             .map_err(state_err(req))?;
         // A UDP "connection" to the host port from before the mapping
-        // would keep its packets from being forwarded.
-        for m in conf.mappings.iter().filter(|m| m.proto == Proto::Udp) {
-            for v6 in [false, true] {
-                let _ = conntrack::delete_where(v6, |e| {
-                    e.orig.proto == conntrack::UDP
-                        && e.orig.dport == Some(m.host_port)
-                        && m.host_ip
-                            .filter(|ip| !ip.is_unspecified())
-                            .is_none_or(|ip| e.orig.dst == Some(ip))
-                });
+        // would keep its packets from being forwarded. One walk of the
+        // conntrack table per family a UDP mapping forwards (~14 ms here,
+        // whatever the table holds; TCP mappings cost nothing).
+        for v4 in [true, false] {
+            let udp: Vec<&PortMapping> = conf
+                .mappings
+                .iter()
+                .filter(|m| m.proto == Proto::Udp && m.applies(v4))
+                .collect();
+            if udp.is_empty() || !addrs.iter().any(|a| a.addr().is_ipv4() == v4) {
+                continue;
             }
+            let _ = conntrack::delete_where(!v4, |e| {
+                e.orig.proto == conntrack::UDP
+                    && udp.iter().any(|m| {
+                        e.orig.dport == Some(m.host_port)
+                            && m.host_ip
+                                .filter(|ip| !ip.is_unspecified())
+                                .is_none_or(|ip| e.orig.dst == Some(ip))
+                    })
+            });
         }
         Ok(prev)
     }
 
     fn del(&self, req: &Request) -> Result<(), CniError> {
         // A config DEL cannot act on must not block the pod's teardown:
-        // the state says what to remove.
+        // the state says what to remove. The elements and the pod's
+        // conntrack entries go with the flush DEL schedules.
         let member = state::member_name(&req.container_id, &req.ifname);
-        let removed = State::lock()
+        State::lock()
             .and_then(|s| s.remove(&member))
             .map_err(state_err(req))?;
-        if let Some(att) = removed {
-            forget_connections(&att.addrs);
-        }
         Ok(())
     }
 
@@ -277,16 +285,15 @@ impl Plugin for Portmap {
             let args = e.get_args();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let found = crate::plugins::pkg::nft::run(&args, "").ok();
-            let ok =
-                found.is_some_and(|out| e.value.as_ref().is_none_or(|v| out.contains(v.as_str())));
+            let ok = found.is_some_and(|out| e.value().is_none_or(|v| out.contains(v.as_str())));
             if !ok {
                 return Err(CniError::new(
                     codes::INTERNAL,
                     format!(
                         "network \"{}\": portmap: element {} of {} is missing from table inet {}",
                         req.name,
-                        e.key,
-                        e.map,
+                        e.key(),
+                        e.set(),
                         rules::TABLE
                     ),
                 ));
@@ -301,16 +308,16 @@ impl Plugin for Portmap {
             .iter()
             .map(|(c, i)| state::member_name(c, i))
             .collect();
-        let s = State::lock().map_err(state_err(req))?;
-        let mut gone = Vec::new();
-        for a in s.all() {
-            if !valid.contains(&a.member()) {
-                if let Some(att) = s.remove(&a.member()).map_err(state_err(req))? {
-                    gone.push(att);
+        let gone = State::lock()
+            .and_then(|s| {
+                for a in s.all() {
+                    if !valid.contains(&a.member()) {
+                        s.remove(&a.member())?;
+                    }
                 }
-            }
-        }
-        drop(s);
+                s.flush()
+            })
+            .map_err(state_err(req))?;
         for a in gone {
             forget_connections(&a.addrs);
         }

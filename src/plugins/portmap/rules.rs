@@ -19,9 +19,12 @@
 //!   host's localhost services (CVE-2020-8558, as kube-proxy guards it).
 
 use ipnet::IpNet;
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
-use crate::cni::port_mapping::PortMapping;
+use crate::cni::port_mapping::{PortMapping, Proto};
+use crate::plugins::pkg::nf_tables::{Elem, Fields};
 
 pub const TABLE: &str = "rkt-portmap";
 
@@ -68,50 +71,147 @@ pub fn remove() -> String {
 
 /// One element of one of the table's maps or sets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Element {
-    pub map: String,
-    pub key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Element {
+    /// `any4`/`any6` (no host address) or `hip4`/`hip6`: a host port
+    /// forwarded to the pod.
+    #[serde(rename_all = "camelCase")]
+    Forward {
+        proto: Proto,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_ip: Option<IpAddr>,
+        host_port: u16,
+        pod: IpAddr,
+        pod_port: u16,
+    },
+    /// `masq4`/`masq6`: connections from the pod's subnet to the pod are
+    /// masqueraded (hairpin).
+    Hairpin { subnet: IpNet, pod: IpAddr },
+}
+
+fn octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn proto_number(p: Proto) -> u8 {
+    match p {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+        Proto::Sctp => 132,
+    }
 }
 
 impl Element {
-    fn text(&self) -> String {
-        match &self.value {
-            Some(v) => format!("{} : {v}", self.key),
-            None => self.key.clone(),
+    /// The map or set it belongs to.
+    pub fn set(&self) -> String {
+        let (name, ip) = match self {
+            Element::Forward {
+                host_ip: None, pod, ..
+            } => ("any", pod),
+            Element::Forward { pod, .. } => ("hip", pod),
+            Element::Hairpin { pod, .. } => ("masq", pod),
+        };
+        format!("{name}{}", if ip.is_ipv4() { 4 } else { 6 })
+    }
+
+    /// The key in nft's syntax.
+    pub fn key(&self) -> String {
+        match self {
+            Element::Forward {
+                proto,
+                host_ip: Some(ip),
+                host_port,
+                ..
+            } => {
+                format!("{} . {ip} . {host_port}", proto.name())
+            }
+            Element::Forward {
+                proto, host_port, ..
+            } => format!("{} . {host_port}", proto.name()),
+            Element::Hairpin { subnet, pod } => format!("{} . {pod}", subnet.trunc()),
         }
     }
 
-    pub fn add(&self) -> String {
-        format!(
-            "add element inet {TABLE} {} {{ {} }}\n",
-            self.map,
-            self.text()
-        )
+    /// A map element's value in nft's syntax.
+    pub fn value(&self) -> Option<String> {
+        match self {
+            Element::Forward { pod, pod_port, .. } => Some(format!("{pod} . {pod_port}")),
+            Element::Hairpin { .. } => None,
+        }
     }
 
-    pub fn delete(&self) -> String {
-        format!(
-            "delete element inet {TABLE} {} {{ {} }}\n",
-            self.map, self.key
-        )
+    /// `add element ...` for an nft script.
+    pub fn add(&self) -> String {
+        let text = match self.value() {
+            Some(v) => format!("{} : {v}", self.key()),
+            None => self.key(),
+        };
+        format!("add element inet {TABLE} {} {{ {text} }}\n", self.set())
     }
 
     /// `nft get element` arguments that print it.
     pub fn get_args(&self) -> Vec<String> {
-        ["get", "element", "inet", TABLE, &self.map]
+        ["get", "element", "inet", TABLE, &self.set()]
             .iter()
             .map(|s| s.to_string())
-            .chain([format!("{{ {} }}", self.key)])
+            .chain([format!("{{ {} }}", self.key())])
             .collect()
     }
 
-    /// The name of the host port this element claims (maps only), unique
-    /// per map key: a file name for the claim.
+    /// The host port a forward claims, as a file name unique per map key.
     pub fn claim(&self) -> Option<String> {
-        self.value.as_ref()?;
-        Some(format!("{}-{}", self.map, self.key.replace(" . ", "-")))
+        match self {
+            Element::Forward { .. } => {
+                Some(format!("{}-{}", self.set(), self.key().replace(" . ", "-")))
+            }
+            Element::Hairpin { .. } => None,
+        }
+    }
+
+    /// The element as nf_tables netlink carries it.
+    pub fn netlink(&self) -> Elem {
+        match self {
+            Element::Forward {
+                proto,
+                host_ip,
+                host_port,
+                pod,
+                pod_port,
+            } => {
+                let mut key = Fields::new().bytes(&[proto_number(*proto)]);
+                if let Some(ip) = host_ip {
+                    key = key.bytes(&octets(*ip));
+                }
+                Elem {
+                    set: self.set(),
+                    key: key.bytes(&host_port.to_be_bytes()).done(),
+                    key_end: None,
+                    data: Some(
+                        Fields::new()
+                            .bytes(&octets(*pod))
+                            .bytes(&pod_port.to_be_bytes())
+                            .done(),
+                    ),
+                }
+            }
+            Element::Hairpin { subnet, pod } => Elem {
+                set: self.set(),
+                key: Fields::new()
+                    .bytes(&octets(subnet.network()))
+                    .bytes(&octets(*pod))
+                    .done(),
+                key_end: Some(
+                    Fields::new()
+                        .bytes(&octets(subnet.broadcast()))
+                        .bytes(&octets(*pod))
+                        .done(),
+                ),
+                data: None,
+            },
+        }
     }
 }
 
@@ -120,29 +220,20 @@ impl Element {
 pub fn elements(m: &PortMapping, addrs: &[IpNet], snat: bool) -> Vec<Element> {
     let mut out = Vec::new();
     for pod in addrs {
-        let v4 = pod.addr().is_ipv4();
-        if !m.applies(v4) {
+        if !m.applies(pod.addr().is_ipv4()) {
             continue;
         }
-        let fam = if v4 { '4' } else { '6' };
-        let proto = m.proto.name();
-        let (map, key) = match m.host_ip.filter(|ip| !ip.is_unspecified()) {
-            Some(ip) => (
-                format!("hip{fam}"),
-                format!("{proto} . {ip} . {}", m.host_port),
-            ),
-            None => (format!("any{fam}"), format!("{proto} . {}", m.host_port)),
-        };
-        out.push(Element {
-            map,
-            key,
-            value: Some(format!("{} . {}", pod.addr(), m.container_port)),
+        out.push(Element::Forward {
+            proto: m.proto,
+            host_ip: m.host_ip.filter(|ip| !ip.is_unspecified()),
+            host_port: m.host_port,
+            pod: pod.addr(),
+            pod_port: m.container_port,
         });
         if snat {
-            let e = Element {
-                map: format!("masq{fam}"),
-                key: format!("{} . {}", pod.trunc(), pod.addr()),
-                value: None,
+            let e = Element::Hairpin {
+                subnet: pod.trunc(),
+                pod: pod.addr(),
             };
             if !out.contains(&e) {
                 out.push(e);
@@ -155,7 +246,6 @@ pub fn elements(m: &PortMapping, addrs: &[IpNet], snat: bool) -> Vec<Element> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cni::port_mapping::Proto;
 
     fn m(host_ip: Option<&str>) -> PortMapping {
         PortMapping {
@@ -185,11 +275,20 @@ mod tests {
         );
         let one = elements(&m(Some("192.168.1.1")), &addrs, false);
         assert_eq!(one.len(), 1);
-        assert_eq!(one[0].key, "tcp . 192.168.1.1 . 8080");
+        assert_eq!(one[0].key(), "tcp . 192.168.1.1 . 8080");
         assert_eq!(one[0].claim().unwrap(), "hip4-tcp-192.168.1.1-8080");
+        let nl = one[0].netlink();
+        assert_eq!(nl.key, [6, 0, 0, 0, 192, 168, 1, 1, 0x1f, 0x90, 0, 0]);
+        assert_eq!(nl.data.unwrap(), [10, 1, 0, 5, 0, 80, 0, 0]);
         // 0.0.0.0 is IPv4's wildcard, :: IPv6's.
-        assert_eq!(elements(&m(Some("0.0.0.0")), &addrs, false)[0].map, "any4");
+        assert_eq!(
+            elements(&m(Some("0.0.0.0")), &addrs, false)[0].set(),
+            "any4"
+        );
         let v6 = elements(&m(Some("::")), &addrs, false);
-        assert_eq!((v6.len(), v6[0].map.as_str()), (1, "any6"));
+        assert_eq!((v6.len(), v6[0].set().as_str()), (1, "any6"));
+        let hairpin = all[1].netlink();
+        assert_eq!(hairpin.key, [10, 1, 0, 0, 10, 1, 0, 5]);
+        assert_eq!(hairpin.key_end.unwrap(), [10, 1, 0, 255, 10, 1, 0, 5]);
     }
 }

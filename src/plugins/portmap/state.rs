@@ -4,18 +4,25 @@
 //! ```text
 //! /run/rkt-portmap/lock              one lock for all of it
 //! /run/rkt-portmap/table             present while our table is installed
-//! /run/rkt-portmap/gen               the removal generation
 //! /run/rkt-portmap/pods/<member>     one attachment: its elements (JSON)
 //! /run/rkt-portmap/claims/<claim>    a host port in use: its member's name
+//! /run/rkt-portmap/gone/<member>     an attachment DEL forgot, whose
+//!                                    elements are still to be deleted
+//! /run/rkt-portmap/flush             a flush of `gone` is scheduled
 //! ```
 //!
-//! Every change happens under the lock: an ADD claims its host ports,
-//! records its attachment and adds its elements (one `nft` run, no chain
-//! rewritten); a DEL deletes them. When `nft` fails on what the state says
-//! is installed (someone flushed the ruleset), the table is rebuilt from
-//! the state of every attachment, in one transaction. After the last
-//! attachment the table goes half a second later, by a detached copy of
-//! the plugin, unless an attachment came back.
+//! Every change happens under the lock. An ADD claims its host ports,
+//! records its attachment and adds its elements over nf_tables netlink
+//! (one batch, no `nft` run, no chain rewritten). Deleting elements costs
+//! the kernel an RCU grace period (10-20 ms here), so a DEL only forgets
+//! the attachment (its host ports are free at once) and a detached copy
+//! of the plugin deletes what DELs left, in one batch, half a second
+//! later, with the table itself when no attachment is left, and then the
+//! conntrack entries of those pods. An ADD that needs a key a forgotten
+//! attachment still holds deletes it in its own batch. When the kernel
+//! refuses a batch on what the state says is installed (someone flushed
+//! the ruleset), the table is rebuilt from the state with `nft`, in one
+//! transaction.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -24,12 +31,15 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::{self, Element};
 use crate::lock::FileLock;
+use crate::plugins::pkg::nf_tables::{self, Elem};
 use crate::plugins::pkg::nft::{self, NftError};
 
 const ROOT: &str = "/run/rkt-portmap";
-/// The environment of the detached copy that removes the table.
-pub const CLEANUP_ENV: &str = "RKT_PORTMAP_CLEANUP_GEN";
+/// The environment of the detached copy that flushes what DELs left.
+pub const FLUSH_ENV: &str = "RKT_PORTMAP_FLUSH";
 const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+/// A scheduled flush older than this died before it ran.
+const STALE_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -93,7 +103,12 @@ impl State {
     }
 
     fn lock_at(root: &Path) -> Result<State, StateError> {
-        for d in [root.to_path_buf(), root.join("pods"), root.join("claims")] {
+        for d in [
+            root.to_path_buf(),
+            root.join("pods"),
+            root.join("claims"),
+            root.join("gone"),
+        ] {
             std::fs::create_dir_all(&d).map_err(io("create", &d))?;
         }
         let path = root.join("lock");
@@ -160,15 +175,8 @@ impl State {
         let mut claimed = Vec::new();
         let result = self
             .claim_all(att, &member, &mut claimed)
-            .and_then(|()| {
-                let path = self.pod_path(&member);
-                let text = serde_json::to_vec(att).unwrap_or_default();
-                std::fs::write(&path, text).map_err(io("write", &path))
-            })
-            .and_then(|()| {
-                let script: String = att.elements.iter().map(Element::add).collect();
-                self.apply_or_rebuild(&script)
-            });
+            .and_then(|()| self.write(&self.pod_path(&member), att))
+            .and_then(|()| self.insert(att));
         if result.is_err() {
             for c in &claimed {
                 let _ = std::fs::remove_file(c);
@@ -176,6 +184,43 @@ impl State {
             let _ = std::fs::remove_file(self.pod_path(&member));
         }
         result
+    }
+
+    fn write(&self, path: &Path, att: &Attachment) -> Result<(), StateError> {
+        let text = serde_json::to_vec(att).unwrap_or_default();
+        std::fs::write(path, text).map_err(io("write", path))
+    }
+
+    /// Adds the attachment's elements (the table first when it is not
+    /// installed), deleting in the same batch what a forgotten attachment
+    /// still holds of its keys.
+    fn insert(&self, att: &Attachment) -> Result<(), StateError> {
+        if !self.installed() {
+            return self.rebuild();
+        }
+        let gone = self.gone();
+        let stale: Vec<Elem> = gone
+            .iter()
+            .flat_map(|g| &g.elements)
+            .filter(|e| att.elements.iter().any(|a| same_key(a, e)))
+            .map(Element::netlink)
+            .collect();
+        let adds: Vec<Elem> = att.elements.iter().map(Element::netlink).collect();
+        if nf_tables::apply(rules::TABLE, &stale, &adds).is_err() {
+            return self.rebuild();
+        }
+        if !stale.is_empty() {
+            // Those elements are gone now: the flush must not delete them.
+            for mut g in gone {
+                let before = g.elements.len();
+                g.elements
+                    .retain(|e| !att.elements.iter().any(|a| same_key(a, e)));
+                if g.elements.len() != before {
+                    self.write(&self.gone_path(&g.member()), &g)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn claim_all(
@@ -187,18 +232,13 @@ impl State {
         for e in &att.elements {
             let Some(claim) = e.claim() else { continue };
             let path = self.root.join("claims").join(&claim);
-            match std::fs::read_to_string(&path) {
-                Ok(owner) if owner != member && self.get(&owner).is_some() => {
-                    let owner = self
-                        .get(&owner)
-                        .map(|a| format!("{} (interface {})", a.container_id, a.ifname))
-                        .unwrap_or(owner);
+            if let Ok(owner) = std::fs::read_to_string(&path) {
+                if let Some(a) = self.get(&owner).filter(|_| owner != member) {
                     return Err(StateError::Claimed {
-                        port: e.key.replace(" . ", " "),
-                        owner,
+                        port: e.key().replace(" . ", " "),
+                        owner: format!("{} (interface {})", a.container_id, a.ifname),
                     });
                 }
-                _ => {}
             }
             std::fs::write(&path, member).map_err(io("write", &path))?;
             claimed.push(path);
@@ -206,18 +246,8 @@ impl State {
         Ok(())
     }
 
-    /// Applies `script` on the installed table; installs the table first
-    /// when it is not, and rebuilds it from the state when the script
-    /// fails on what should be there.
-    fn apply_or_rebuild(&self, script: &str) -> Result<(), StateError> {
-        if self.installed() && nft::apply(script).is_ok() {
-            return Ok(());
-        }
-        self.rebuild()
-    }
-
     /// The table afresh with the elements of every recorded attachment,
-    /// in one transaction; without attachments, no table.
+    /// in one `nft` transaction; without attachments, no table.
     pub fn rebuild(&self) -> Result<(), StateError> {
         let all = self.all();
         if all.is_empty() {
@@ -232,21 +262,30 @@ impl State {
         self.set_installed(true)
     }
 
-    /// Deletes the attachment's elements and forgets it; with the last
-    /// one, the table's removal is scheduled. What it had, if anything.
+    fn gone_path(&self, member: &str) -> PathBuf {
+        self.root.join("gone").join(member)
+    }
+
+    /// The attachments DEL forgot whose elements are still to delete.
+    fn gone(&self) -> Vec<Attachment> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("gone")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .collect()
+    }
+
+    /// Forgets the attachment: its host ports are free at once, its
+    /// elements go with the next flush (scheduled here). What it had.
     pub fn remove(&self, member: &str) -> Result<Option<Attachment>, StateError> {
         let Some(att) = self.get(member) else {
             return Ok(None);
         };
-        let script: String = att.elements.iter().map(Element::delete).collect();
+        self.write(&self.gone_path(member), &att)?;
         let path = self.pod_path(member);
         std::fs::remove_file(&path).map_err(io("remove", &path))?;
-        if !(self.installed() && nft::apply(&script).is_ok()) {
-            if let Err(e) = self.rebuild() {
-                let _ = std::fs::write(&path, serde_json::to_vec(&att).unwrap_or_default());
-                return Err(e);
-            }
-        }
         for e in &att.elements {
             let Some(claim) = e.claim() else { continue };
             let c = self.root.join("claims").join(claim);
@@ -254,53 +293,82 @@ impl State {
                 let _ = std::fs::remove_file(&c);
             }
         }
-        if !self.has_members() && self.installed() {
-            self.remove_later();
-        }
+        self.schedule_flush();
         Ok(Some(att))
     }
 
-    fn bump_gen(&self) -> u64 {
-        let path = self.root.join("gen");
-        let gen = std::fs::read_to_string(&path)
+    /// Starts the detached flush unless one is scheduled (a marker older
+    /// than a few seconds is one that died).
+    fn schedule_flush(&self) {
+        let marker = self.root.join("flush");
+        let fresh = std::fs::metadata(&marker)
+            .and_then(|m| m.modified())
             .ok()
-            .and_then(|g| g.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            + 1;
-        let _ = std::fs::write(&path, gen.to_string());
-        gen
-    }
-
-    fn gen(&self) -> u64 {
-        std::fs::read_to_string(self.root.join("gen"))
-            .ok()
-            .and_then(|g| g.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Deleting a table costs 10-15 ms of kernel time: a detached copy of
-    /// the plugin does it after [`GRACE`], unless an attachment came back
-    /// or a later DEL scheduled its own removal.
-    fn remove_later(&self) {
-        let gen = self.bump_gen().to_string();
-        let spawned = crate::plugins::pkg::detached::spawn_detached(&[(CLEANUP_ENV, gen.as_ref())]);
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < STALE_FLUSH);
+        if fresh {
+            return;
+        }
+        let _ = std::fs::write(&marker, b"");
+        let spawned = crate::plugins::pkg::detached::spawn_detached(&[(FLUSH_ENV, "1".as_ref())]);
         if spawned.is_err() {
-            let _ = self.remove_if_idle(gen.parse().unwrap_or(0));
+            let _ = std::fs::remove_file(&marker);
+            let _ = self.flush();
         }
     }
 
-    fn remove_if_idle(&self, gen: u64) -> Result<(), StateError> {
-        if self.gen() != gen || self.has_members() {
-            return Ok(());
+    /// Deletes the elements of the forgotten attachments (not those a
+    /// live attachment took over), or the whole table when none is live;
+    /// the forgotten attachments, whose conntrack entries are to go.
+    pub fn flush(&self) -> Result<Vec<Attachment>, StateError> {
+        let gone = self.gone();
+        if gone.is_empty() && (self.has_members() || !self.installed()) {
+            return Ok(gone);
         }
-        nft::apply(&rules::remove())?;
-        self.set_installed(false)
+        if !self.has_members() {
+            nft::apply(&rules::remove())?;
+            self.set_installed(false)?;
+        } else {
+            let live = self.all();
+            let dels: Vec<Elem> = gone
+                .iter()
+                .flat_map(|g| &g.elements)
+                .filter(|e| {
+                    !live
+                        .iter()
+                        .flat_map(|a| &a.elements)
+                        .any(|a| same_key(a, e))
+                })
+                .map(Element::netlink)
+                .collect();
+            if nf_tables::apply(rules::TABLE, &dels, &[]).is_err() {
+                self.rebuild()?;
+            }
+        }
+        for g in &gone {
+            let _ = std::fs::remove_file(self.gone_path(&g.member()));
+        }
+        Ok(gone)
     }
 }
 
-/// The detached removal [`State::remove_later`] started.
-pub fn cleanup(gen: &str) -> Result<(), StateError> {
+/// Whether two elements have the same key in the same map or set.
+fn same_key(a: &Element, b: &Element) -> bool {
+    a.set() == b.set() && a.key() == b.key()
+}
+
+/// The detached flush [`State::schedule_flush`] started: after a grace
+/// period (pods started back to back reuse the table), the forgotten
+/// attachments' elements go, then their pods' conntrack entries.
+pub fn flush_later() -> Result<(), StateError> {
     std::thread::sleep(GRACE);
-    let gen = gen.parse().unwrap_or(0);
-    State::lock()?.remove_if_idle(gen)
+    let gone = {
+        let s = State::lock()?;
+        let _ = std::fs::remove_file(s.root.join("flush"));
+        s.flush()?
+    };
+    for a in gone {
+        super::forget_connections(&a.addrs);
+    }
+    Ok(())
 }
