@@ -594,3 +594,162 @@ fn a_pod_cannot_reach_the_hosts_localhost() {
     stop(&host, &uuid, child);
     host.finish();
 }
+
+const DUAL: &str = r#"{"cniVersion":"1.0.0","name":"dual","plugins":[
+ {"type":"ptp","ipMasq":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.95.0.0/24"}],[{"subnet":"fd95::/64"}]],
+  "routes":[{"dst":"0.0.0.0/0"},{"dst":"::/0"}]}},
+ {"type":"portmap","capabilities":{"portMappings":true}}]}"#;
+
+/// What `GET http://[addr]:port/` answers over IPv6, from netns `from`
+/// (the host when `None`).
+fn get6(host: &Session, from: Option<&str>, addr: &str, port: u16) -> String {
+    let py = "import socket, sys\ns = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\ns.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\nd = b''\nwhile True:\n    c = s.recv(4096)\n    if not c: break\n    d += c\nprint(d.split(b'\\r\\n\\r\\n', 1)[-1].decode().strip())";
+    let port = port.to_string();
+    let mut argv = vec![];
+    if let Some(ns) = from {
+        argv.extend(["ip", "netns", "exec", ns]);
+    }
+    argv.extend(["python3", "-c", py, addr, &port]);
+    host.exec(&argv).stdout.trim().to_string()
+}
+
+/// A dual-stack pod is reached over IPv6 too: from the other host, from
+/// the host to its own address, and from itself; a mapping limited to an
+/// IPv4 host address does not answer on IPv6.
+#[test]
+fn ipv6_paths_answer_on_a_dual_stack_network() {
+    let host = Host::new().start();
+    other_host(&host);
+    host.sh("ip addr add fd50::1/64 dev cli nodad
+         ip -n client addr add fd50::2/64 dev eth0 nodad
+         ip -n client route add default via fd50::1")
+        .ok();
+    host.net_conf("10-dual.conflist", DUAL);
+    let (child, uuid) = serve(
+        &host,
+        "dual",
+        &["--publish=8080:80", "--publish=10.250.0.1:8081:80"],
+        "dual",
+    );
+    assert_eq!(
+        get6(&host, Some("client"), "fd50::1", 8080),
+        "served-by-dual",
+        "other host over IPv6"
+    );
+    assert_eq!(
+        get6(&host, None, "fd50::1", 8080),
+        "served-by-dual",
+        "the host's own IPv6 address"
+    );
+    let ns = format!("rkt-{uuid}");
+    assert_eq!(
+        get6(&host, Some(&ns), "fd50::1", 8080),
+        "served-by-dual",
+        "the pod itself over IPv6"
+    );
+    assert_eq!(
+        get(&host, From::OtherHost, &format!("{HOST_IP}:8081")),
+        "served-by-dual"
+    );
+    assert_eq!(
+        get6(&host, Some("client"), "fd50::1", 8081),
+        "",
+        "an IPv4 host address is IPv4 only"
+    );
+    stop(&host, &uuid, child);
+    remove_other_host(&host);
+    host.finish();
+}
+
+/// Our portmap and the reference portmap (iptables-nft) forward ports of
+/// two pods on the same host at the same time, beside our masquerade
+/// table; each answers.
+#[test]
+fn coexists_with_the_reference_portmap() {
+    let host = Host::new().start();
+    other_host(&host);
+    let path = host.fake_plugin(
+        "refportmap",
+        "#!/bin/sh\nexec /usr/lib/cni/portmap \"$@\"\n",
+    );
+    host.net_conf("10-webptp.conflist", PTP);
+    host.net_conf(
+        "20-theirs.conflist",
+        &PTP.replace("webptp", "theirs")
+            .replace("10.91.0.0/24", "10.96.0.0/24")
+            .replace(r#""type":"portmap""#, r#""type":"refportmap""#),
+    );
+    let flags = |port: &'static str| vec![path.as_str(), port];
+    let (a, ua) = serve(&host, "webptp", &flags("--publish=8080:80"), "ours");
+    let (b, ub) = serve(&host, "theirs", &flags("--publish=8090:80"), "theirs");
+    assert_eq!(
+        get(&host, From::OtherHost, &format!("{HOST_IP}:8080")),
+        "served-by-ours"
+    );
+    assert_eq!(
+        get(&host, From::OtherHost, &format!("{HOST_IP}:8090")),
+        "served-by-theirs"
+    );
+    assert_eq!(get(&host, From::Host, "127.0.0.1:8090"), "served-by-theirs");
+    assert_eq!(get(&host, From::Host, "127.0.0.1:8080"), "served-by-ours");
+    stop(&host, &ua, a);
+    stop(&host, &ub, b);
+    remove_other_host(&host);
+    host.sh("for t in iptables ip6tables; do $t -t nat -F; $t -t nat -X; done")
+        .ok();
+    host.finish();
+}
+
+/// Config keys of the reference that name iptables objects are refused
+/// with a CNI error saying what to do; the others are accepted.
+#[test]
+fn reference_config_keys_are_honoured_or_refused() {
+    let host = Host::new().start();
+    host.exec(&["ip", "netns", "add", "x"]).ok();
+    let portmap = ours("portmap");
+    let prev = r#"{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"/run/netns/x"}],"ips":[{"address":"10.97.0.2/24","interface":0}]}"#;
+    let call = |extra: &str| {
+        let conf = format!(
+            r#"{{"cniVersion":"1.0.0","name":"keys","type":"portmap",{extra}"runtimeConfig":{{"portMappings":[{{"hostPort":8080,"containerPort":80}}]}},"prevResult":{prev}}}"#
+        );
+        host.cni(&Cni::new(&portmap, "ADD", "k").netns("/run/netns/x"), &conf)
+    };
+    for (extra, says) in [
+        (
+            r#""externalSetMarkChain":"KUBE-MARK-MASQ","#,
+            "externalSetMarkChain",
+        ),
+        (r#""conditionsV4":["-s","1.2.3.4"],"#, "conditionsV4"),
+        (r#""markMasqBit":40,"#, "markMasqBit"),
+        (r#""snat":"yes","#, "\"snat\" must be true or false"),
+        (r#""backend":"ebpf","#, "\"backend\""),
+    ] {
+        let out = call(extra);
+        assert_ne!(out.code, 0, "{extra}: {out:?}");
+        let err: serde_json::Value =
+            serde_json::from_str(&out.stdout).expect("a CNI error on stdout");
+        assert_eq!(err["code"], 7, "{extra}: {err}");
+        assert!(
+            err["msg"].as_str().unwrap().contains(says),
+            "{extra}: {err}"
+        );
+    }
+    assert!(
+        host.ls("/run/rkt-portmap/pods").is_empty(),
+        "nothing recorded"
+    );
+    // Accepted as the reference takes them (no mark is used here).
+    let ok = call(r#""snat":false,"markMasqBit":13,"backend":"iptables","conditionsV4":[],"#).ok();
+    assert!(
+        ok.stdout.contains("10.97.0.2/24"),
+        "the prevResult is passed on: {}",
+        ok.stdout
+    );
+    let conf =
+        format!(r#"{{"cniVersion":"1.0.0","name":"keys","type":"portmap","prevResult":{prev}}}"#);
+    host.cni(&Cni::new(&portmap, "DEL", "k").netns("/run/netns/x"), &conf)
+        .ok();
+    host.exec(&["ip", "netns", "del", "x"]).ok();
+    assert!(table_gone(&host));
+    host.finish();
+}
