@@ -499,6 +499,32 @@ fn plugin_gc_drops_what_is_gone() {
         "{elements}"
     );
     assert_eq!(host.ls("/run/rkt-portmap/claims"), ["any4-tcp-8081"]);
+    // CHECK finds c1's elements, and says what is missing once they are not.
+    let (c1, ns1, r1) = &results[0];
+    let m1 = r#"{"hostPort":8081,"containerPort":80,"protocol":"tcp"}"#;
+    host.cni(
+        &Cni::new(&portmap, "CHECK", c1).netns(ns1),
+        &conf(m1, r1.trim()),
+    )
+    .ok();
+    host.exec(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "rkt-portmap",
+        "any4",
+        "{ tcp . 8081 }",
+    ])
+    .ok();
+    let check = host.cni(
+        &Cni::new(&portmap, "CHECK", c1).netns(ns1),
+        &conf(m1, r1.trim()),
+    );
+    assert!(
+        check.code != 0 && check.stdout.contains("tcp . 8081 of any4 is missing"),
+        "{check:?}"
+    );
     for (c, ns, r) in &results {
         host.cni(&Cni::new(&portmap, "DEL", c).netns(ns), &conf("", r.trim()))
             .ok();
@@ -751,5 +777,83 @@ fn reference_config_keys_are_honoured_or_refused() {
         .ok();
     host.exec(&["ip", "netns", "del", "x"]).ok();
     assert!(table_gone(&host));
+    host.finish();
+}
+
+/// A UDP "connection" the other host opened to a host port before it was
+/// forwarded (answered by nobody, kept by conntrack) would keep its next
+/// datagrams from the new mapping: ADD deletes it. A HOSTIP of 127.0.0.1
+/// forwards only there.
+#[test]
+fn stale_udp_entries_go_and_host_addresses_limit_mappings() {
+    let host = Host::new().start();
+    other_host(&host);
+    let send_from_40000 = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.250.0.2", 40000)); s.settimeout(1)
+for _ in range(3):
+    s.sendto(b"?", ("10.250.0.1", 5353))
+    try:
+        print(s.recv(100).decode()); break
+    except Exception:
+        pass
+"#;
+    let from_40000 = || {
+        host.exec(&[
+            "ip",
+            "netns",
+            "exec",
+            "client",
+            "python3",
+            "-c",
+            send_from_40000,
+        ])
+        .stdout
+        .trim()
+        .to_string()
+    };
+    // Another pod's mapping: the nat hooks, and so conntrack, are active.
+    let (other, other_uuid) = serve(&host, "default", &["--publish=9999:80"], "other");
+    assert_eq!(from_40000(), "", "nothing listens yet");
+    let stale = host
+        .read("/proc/net/nf_conntrack")
+        .lines()
+        .any(|l| l.contains("udp") && l.contains("sport=40000 dport=5353"));
+    assert!(stale, "the unanswered datagrams left a conntrack entry");
+    let (child, uuid) = serve(
+        &host,
+        "default",
+        &["--publish=5353:53/udp", "--publish=127.0.0.1:8082:80"],
+        "limited",
+    );
+    let udp = host.spawn(&[
+        "ip",
+        "netns",
+        "exec",
+        &format!("rkt-{uuid}"),
+        "python3",
+        "-c",
+        UDP_ECHO,
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        from_40000(),
+        "udp-from-10.250.0.2",
+        "the same source port is forwarded now"
+    );
+    assert_eq!(
+        get(&host, From::Host, "127.0.0.1:8082"),
+        "served-by-limited"
+    );
+    assert_eq!(
+        get(&host, From::OtherHost, &format!("{HOST_IP}:8082")),
+        "",
+        "127.0.0.1 only"
+    );
+    kill_spawned(udp);
+    stop(&host, &uuid, child);
+    stop(&host, &other_uuid, other);
+    remove_other_host(&host);
     host.finish();
 }
