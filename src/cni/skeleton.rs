@@ -171,6 +171,19 @@ pub fn attachment_hash(container_id: &str, ifname: &str) -> String {
         .collect()
 }
 
+/// An attachment as a file name: `<cid>-<ifname>`, or the first 160
+/// bytes of the container ID and the [`attachment_hash`] when that would
+/// be longer than 200 bytes (container IDs reaching a plugin are checked
+/// names: letters, digits, `_ . -`).
+pub fn attachment_file_name(container_id: &str, ifname: &str) -> String {
+    let name = format!("{container_id}-{ifname}");
+    if name.len() <= 200 {
+        return name;
+    }
+    let hex = attachment_hash(container_id, ifname);
+    format!("{}-{hex}", &container_id[..container_id.len().min(160)])
+}
+
 /// Interface names: 1-15 bytes, no `/`, `:`, whitespace, not `.` or `..`.
 pub fn valid_ifname(s: &str) -> bool {
     !s.is_empty()

@@ -275,17 +275,6 @@ pub fn group(network: &str) -> u32 {
     0x4000_0000 | (u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x3fff_ffff)
 }
 
-/// The file of an attachment under `pods/`: `<cid>-<ifname>`, hashed when
-/// that would be too long for a file name.
-fn member_name(container_id: &str, ifname: &str) -> String {
-    let name = format!("{container_id}-{ifname}");
-    if name.len() <= 200 {
-        return name;
-    }
-    let hex = crate::cni::skeleton::attachment_hash(container_id, ifname);
-    format!("{}-{hex}", &container_id[..container_id.len().min(160)])
-}
-
 fn nft(script: &str) -> Result<(), FwError> {
     super::nft::apply(script).map_err(FwError::from)
 }
@@ -353,7 +342,10 @@ fn add_at(root: &Path, want: &Spec, container_id: &str, ifname: &str) -> Result<
     std::fs::create_dir_all(&pods).map_err(io("create", &pods))?;
     let have = read_spec(&dir.join("spec"));
     let merged = have.clone().unwrap_or_default().merge(want);
-    let member = pods.join(member_name(container_id, ifname));
+    let member = pods.join(crate::cni::skeleton::attachment_file_name(
+        container_id,
+        ifname,
+    ));
     if have.as_ref() == Some(&merged) {
         File::create(&member).map_err(io("create", &member))?;
         return Ok(());
@@ -384,7 +376,11 @@ fn add_at(root: &Path, want: &Spec, container_id: &str, ifname: &str) -> Result<
 /// (after a grace period), and our tables with the last network.
 /// Idempotent, and a single failed unlink for an attachment that had none.
 pub fn del(network: &str, container_id: &str, ifname: &str) -> Result<(), FwError> {
-    del_member(Path::new(ROOT), network, &member_name(container_id, ifname))
+    del_member(
+        Path::new(ROOT),
+        network,
+        &crate::cni::skeleton::attachment_file_name(container_id, ifname),
+    )
 }
 
 /// Removes one member file (by name) and, with the last one, schedules the
@@ -525,7 +521,10 @@ fn gc_members(root: &Path, network: &str, valid: &[(String, String)]) -> Result<
     if !pods.exists() {
         return Ok(0);
     }
-    let keep: Vec<String> = valid.iter().map(|(c, i)| member_name(c, i)).collect();
+    let keep: Vec<String> = valid
+        .iter()
+        .map(|(c, i)| crate::cni::skeleton::attachment_file_name(c, i))
+        .collect();
     let stale: Vec<String> = {
         let _lock = lock(root)?;
         let entries = match std::fs::read_dir(&pods) {
@@ -731,7 +730,7 @@ mod tests {
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
         assert_ne!(group("default"), group("default-restricted"));
         assert!((0x4000_0000..0x8000_0000).contains(&group("x")));
-        assert!(member_name(&"c".repeat(253), "eth0").len() <= 200);
+        assert!(crate::cni::skeleton::attachment_file_name(&"c".repeat(253), "eth0").len() <= 200);
     }
 
     #[test]

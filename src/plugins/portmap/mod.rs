@@ -27,9 +27,8 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::cni::port_mapping::{PortMapping, Proto};
-use crate::cni::skeleton::{Plugin, Request};
+use crate::cni::skeleton::{attachment_file_name, Plugin, Request};
 use crate::cni::{codes, CniError, CniResult};
-use crate::netlink::sysctl;
 use crate::plugins::pkg::conntrack;
 use state::{Attachment, State, StateError};
 
@@ -217,18 +216,19 @@ impl Plugin for Portmap {
                 None => true,
                 Some(ip) => ip.is_ipv4() && (ip.is_unspecified() || ip.is_loopback()),
             });
-        if localhost && addrs.iter().any(|a| a.addr().is_ipv4()) {
-            for name in host_interfaces(&prev) {
-                sysctl::ensure(&format!("net/ipv4/conf/{name}/route_localnet"), "1").map_err(|e| {
-                    CniError::new(codes::IO_FAILURE, format!("network \"{}\": portmap: cannot let {name} route 127.0.0.1 to the pod: {e}", req.name))
-                })?;
-            }
-        }
         let att = Attachment {
             container_id: req.container_id.clone(),
             ifname: req.ifname.clone(),
             elements,
             addrs: addrs.iter().map(IpNet::addr).collect(),
+            localnet: if localhost && addrs.iter().any(|a| a.addr().is_ipv4()) {
+                host_interfaces(&prev)
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
         State::lock()
             .and_then(|s| s.add(&att))
@@ -263,7 +263,7 @@ impl Plugin for Portmap {
         // A config DEL cannot act on must not block the pod's teardown:
         // the state says what to remove. The elements and the pod's
         // conntrack entries go with the flush DEL schedules.
-        let member = state::member_name(&req.container_id, &req.ifname);
+        let member = attachment_file_name(&req.container_id, &req.ifname);
         State::lock()
             .and_then(|s| s.remove(&member))
             .map_err(state_err(req))?;
@@ -276,7 +276,7 @@ impl Plugin for Portmap {
         if conf.mappings.is_empty() {
             return Ok(());
         }
-        let member = state::member_name(&req.container_id, &req.ifname);
+        let member = attachment_file_name(&req.container_id, &req.ifname);
         let att = State::lock()
             .map_err(state_err(req))?
             .get(&member)
@@ -306,7 +306,7 @@ impl Plugin for Portmap {
         let valid: Vec<String> = req
             .valid_attachments()
             .iter()
-            .map(|(c, i)| state::member_name(c, i))
+            .map(|(c, i)| attachment_file_name(c, i))
             .collect();
         let gone = State::lock()
             .and_then(|s| {

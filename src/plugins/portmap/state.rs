@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::{self, Element};
 use crate::lock::FileLock;
+use crate::netlink::sysctl;
 use crate::plugins::pkg::nf_tables::{self, Elem};
 use crate::plugins::pkg::nft::{self, NftError};
 
@@ -51,6 +52,8 @@ pub enum StateError {
     },
     #[error("port mapping rules (table inet rkt-portmap): {0}")]
     Nft(#[from] NftError),
+    #[error("cannot let {ifname} route 127.0.0.1 to the pod (route_localnet): {error}")]
+    Localnet { ifname: String, error: String },
     #[error("host port {port} is already forwarded to container {owner}; stop that pod or pick another host port (run `rkt gc` if its pod is gone)")]
     Claimed { port: String, owner: String },
 }
@@ -73,22 +76,16 @@ pub struct Attachment {
     /// The pod's addresses the elements forward to (their conntrack
     /// entries go at DEL).
     pub addrs: Vec<IpAddr>,
+    /// Host-side interfaces that must route 127.0.0.1 to the pod
+    /// (`route_localnet`) for localhost forwarding.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub localnet: Vec<String>,
 }
 
 impl Attachment {
     pub fn member(&self) -> String {
-        member_name(&self.container_id, &self.ifname)
+        crate::cni::skeleton::attachment_file_name(&self.container_id, &self.ifname)
     }
-}
-
-/// The file of an attachment: `<cid>-<ifname>`, hashed when too long.
-pub fn member_name(container_id: &str, ifname: &str) -> String {
-    let name = format!("{container_id}-{ifname}");
-    if name.len() <= 200 {
-        return name;
-    }
-    let hex = crate::cni::skeleton::attachment_hash(container_id, ifname);
-    format!("{}-{hex}", &container_id[..container_id.len().min(160)])
 }
 
 /// The state directory, locked while this value lives.
@@ -108,6 +105,7 @@ impl State {
             root.join("pods"),
             root.join("claims"),
             root.join("gone"),
+            root.join("localnet"),
         ] {
             std::fs::create_dir_all(&d).map_err(io("create", &d))?;
         }
@@ -176,14 +174,54 @@ impl State {
         let result = self
             .claim_all(att, &member, &mut claimed)
             .and_then(|()| self.write(&self.pod_path(&member), att))
+            .and_then(|()| self.route_localnet(att))
             .and_then(|()| self.insert(att));
         if result.is_err() {
             for c in &claimed {
                 let _ = std::fs::remove_file(c);
             }
             let _ = std::fs::remove_file(self.pod_path(&member));
+            self.unroute_localnet();
         }
         result
+    }
+
+    /// Turns `route_localnet` on where the attachment needs it, noting
+    /// (under `localnet/`) where it was off: those go back off once no
+    /// attachment needs them ([`Self::unroute_localnet`]), so a bridge
+    /// that outlives its pods does not keep routing 127.0.0.1.
+    fn route_localnet(&self, att: &Attachment) -> Result<(), StateError> {
+        for name in &att.localnet {
+            let key = format!("net/ipv4/conf/{name}/route_localnet");
+            if sysctl::read(&key).is_ok_and(|v| v == "1") {
+                continue;
+            }
+            let note = self.root.join("localnet").join(name);
+            std::fs::write(&note, b"").map_err(io("write", &note))?;
+            sysctl::write(&key, "1").map_err(|e| StateError::Localnet {
+                ifname: name.clone(),
+                error: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Turns `route_localnet` back off where we turned it on and no
+    /// recorded attachment needs it any more.
+    fn unroute_localnet(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("localnet")) else {
+            return;
+        };
+        let live = self.all();
+        for e in entries.filter_map(Result::ok) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if live.iter().any(|a| a.localnet.contains(&name)) {
+                continue;
+            }
+            // A link that is gone took its setting with it.
+            let _ = sysctl::write(&format!("net/ipv4/conf/{name}/route_localnet"), "0");
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 
     fn write(&self, path: &Path, att: &Attachment) -> Result<(), StateError> {
@@ -325,6 +363,8 @@ impl State {
         if gone.is_empty() && (self.has_members() || !self.installed()) {
             return Ok(gone);
         }
+        // Off before the guard goes with the table.
+        self.unroute_localnet();
         if !self.has_members() {
             nft::apply(&rules::remove())?;
             self.set_installed(false)?;
