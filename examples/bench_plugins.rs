@@ -16,52 +16,19 @@ use std::time::{Duration, Instant};
 
 use rkt::cni::exec::{self, Invocation};
 
-const INNER: &str = "RKT_BENCH_INNER";
+#[path = "common/throwaway.rs"]
+mod throwaway;
 
 fn main() {
-    if std::env::var_os(INNER).is_none() {
-        reexec();
+    if !throwaway::inside() {
+        throwaway::reexec(
+            "for d in /var/lib/cni /run; do mkdir -p $d; mount -t tmpfs tmpfs $d; done\nmkdir -p /run/netns",
+        );
         return;
     }
     if let Err(e) = inner() {
         eprintln!("bench failed: {e}");
         std::process::exit(1);
-    }
-}
-
-/// Runs this binary again inside `unshare --net --mount` with tmpfs mounts.
-fn reexec() {
-    let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench_plugins"));
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let script = r#"set -e
-for d in /var/lib/cni /run; do mkdir -p $d; mount -t tmpfs tmpfs $d; done
-mkdir -p /run/netns
-ip link set lo up
-exec "$0" "$@""#;
-    let status = std::process::Command::new("unshare")
-        .args([
-            "--net",
-            "--mount",
-            "--propagation",
-            "private",
-            "bash",
-            "-c",
-            script,
-        ])
-        .arg(&me)
-        .args(&args)
-        .env(INNER, "1")
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => {
-            eprintln!("bench exited with {s}");
-            std::process::exit(1)
-        }
-        Err(e) => {
-            eprintln!("cannot run unshare (needs root and util-linux): {e}");
-            std::process::exit(1)
-        }
     }
 }
 

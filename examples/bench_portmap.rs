@@ -18,38 +18,14 @@ use std::time::{Duration, Instant};
 
 use rkt::cni::exec::{self, Invocation};
 
-const INNER: &str = "RKT_BENCH_INNER";
+#[path = "common/throwaway.rs"]
+mod throwaway;
 
 fn main() {
-    if std::env::var_os(INNER).is_none() {
-        let me = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("bench_portmap"));
-        let script = r#"set -e
-mkdir -p /run && mount -t tmpfs tmpfs /run
-ip link set lo up
-ip link add pmhost type veth peer name pmpeer
-ip link set pmhost up
-exec "$0" "$@""#;
-        let status = std::process::Command::new("unshare")
-            .args([
-                "--net",
-                "--mount",
-                "--propagation",
-                "private",
-                "bash",
-                "-c",
-                script,
-            ])
-            .arg(&me)
-            .args(std::env::args().skip(1))
-            .env(INNER, "1")
-            .status();
-        match status {
-            Ok(s) if s.success() => {}
-            other => {
-                eprintln!("bench_portmap failed: {other:?} (needs root, util-linux, iptables for the reference)");
-                std::process::exit(1);
-            }
-        }
+    if !throwaway::inside() {
+        throwaway::reexec(
+            "mkdir -p /run && mount -t tmpfs tmpfs /run\nip link add pmhost type veth peer name pmpeer\nip link set pmhost up",
+        );
         return;
     }
     if let Err(e) = inner() {
@@ -162,11 +138,12 @@ fn inner() -> Result<(), String> {
     for (label, a, d) in [(ours.label, &oa, &od), (reference.label, &ra, &rd)] {
         println!("{label:<40} {:>8.2} {:>8.2}", median(a), median(d));
     }
+    let rk = k.min(ref_pods / 2).max(1);
     println!(
-        "ours vs reference: ADD {:.1}x faster, DEL {:.1}x faster; reference ADD of its last {k} vs first {k}: {:.2}x",
+        "ours vs reference: ADD {:.1}x faster, DEL {:.1}x faster; reference ADD of its last {rk} vs first {rk}: {:.2}x",
         median(&ra) / median(&oa),
         median(&rd) / median(&od),
-        median(&ra[ref_pods - k.min(ref_pods / 2)..]) / median(&ra[..k.min(ref_pods / 2)])
+        median(&ra[ref_pods - rk..]) / median(&ra[..rk])
     );
     Ok(())
 }

@@ -87,20 +87,28 @@ enum From<'a> {
     Itself(&'a str),
 }
 
+/// `busybox wget` of `url` with a 5 s limit, in netns `netns` (the
+/// host's when `None`).
+fn wget(host: &Session, netns: Option<&str>, url: &str) -> common::Outcome {
+    let mut argv = vec![];
+    if let Some(ns) = netns {
+        argv.extend(["ip", "netns", "exec", ns]);
+    }
+    argv.extend(["timeout", "5", "busybox", "wget", "-q", "-O", "-", url]);
+    host.exec(&argv)
+}
+
 /// What `GET http://addr/` answers from `from` (empty when nothing).
 fn get(host: &Session, from: From, addr: &str) -> String {
     let url = format!("http://{addr}/");
-    let wget = ["timeout", "5", "wget", "-q", "-O", "-", url.as_str()];
+    let in_pod = ["timeout", "5", "wget", "-q", "-O", "-", url.as_str()];
     let out = match from {
-        From::OtherHost => host.exec(&[
-            "ip", "netns", "exec", "client", "timeout", "5", "busybox", "wget", "-q", "-O", "-",
-            &url,
-        ]),
-        From::Host => host.exec(&["timeout", "5", "busybox", "wget", "-q", "-O", "-", &url]),
-        From::PodOn(net) => host.in_pod(net, &wget),
+        From::OtherHost => wget(host, Some("client"), &url),
+        From::Host => wget(host, None, &url),
+        From::PodOn(net) => host.in_pod(net, &in_pod),
         From::Itself(uuid) => {
             let mut argv = vec!["enter", uuid, "/bin/timeout"];
-            argv.extend(&wget[1..]);
+            argv.extend(&in_pod[1..]);
             host.rkt(&argv)
         }
     };
@@ -576,20 +584,8 @@ fn a_pod_cannot_reach_the_hosts_localhost() {
         "net.ipv4.conf.eth0.route_localnet=1",
     ])
     .ok();
-    let attack = host.exec(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns,
-        "timeout",
-        "3",
-        "busybox",
-        "wget",
-        "-q",
-        "-O",
-        "-",
-        "http://127.0.0.2:9999/",
-    ]);
+    let steal = || wget(&host, Some(&ns), "http://127.0.0.2:9999/");
+    let attack = steal();
     assert!(
         attack.stdout.is_empty() && attack.code != 0,
         "the pod reached the host's 127.0.0.1: {attack:?}"
@@ -598,20 +594,7 @@ fn a_pod_cannot_reach_the_hosts_localhost() {
     // guard chain and try again, to show the test can fail.
     host.exec(&["nft", "flush", "chain", "inet", "rkt-portmap", "guard"])
         .ok();
-    let open = host.exec(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns,
-        "timeout",
-        "3",
-        "busybox",
-        "wget",
-        "-q",
-        "-O",
-        "-",
-        "http://127.0.0.2:9999/",
-    ]);
+    let open = steal();
     assert!(
         open.code == 0,
         "without the guard the attack should work: {open:?}"
