@@ -60,6 +60,14 @@ for _ in range(3):
         pass
 "#;
 
+/// Starts [`UDP_ECHO`] in the pod's network namespace (the caller ends it).
+fn udp_echo(host: &Session, uuid: &str) -> std::process::Child {
+    let ns = format!("rkt-{uuid}");
+    let child = host.spawn(&["ip", "netns", "exec", &ns, "python3", "-c", UDP_ECHO]);
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
 /// The other host: netns `client` at 10.250.0.2, routed through the
 /// throwaway host's 10.250.0.1.
 fn other_host(host: &Session) {
@@ -167,16 +175,7 @@ type Answers = Vec<(String, String)>;
 fn matrix(host: &Session, net: &str) -> (Answers, Vec<String>) {
     let flags = ["--publish=8080:80", "--publish=5353:53/udp"];
     let (child, uuid) = serve(host, net, &flags, net);
-    let udp = host.spawn(&[
-        "ip",
-        "netns",
-        "exec",
-        &format!("rkt-{uuid}"),
-        "python3",
-        "-c",
-        UDP_ECHO,
-    ]);
-    std::thread::sleep(Duration::from_millis(300));
+    let udp = udp_echo(host, &uuid);
     let at = format!("{HOST_IP}:8080");
     let mut out = vec![];
     for (what, from, addr) in [
@@ -810,16 +809,7 @@ for _ in range(3):
         &["--publish=5353:53/udp", "--publish=127.0.0.1:8082:80"],
         "limited",
     );
-    let udp = host.spawn(&[
-        "ip",
-        "netns",
-        "exec",
-        &format!("rkt-{uuid}"),
-        "python3",
-        "-c",
-        UDP_ECHO,
-    ]);
-    std::thread::sleep(Duration::from_millis(300));
+    let udp = udp_echo(&host, &uuid);
     assert_eq!(
         from_40000(),
         "udp-from-10.250.0.2",
