@@ -139,9 +139,7 @@ impl Plan {
             uuid_file_save: a.uuid_file_save.clone(),
         })
     }
-}
 
-impl Plan {
     /// The `runtimeConfig` the networks' plugins get (each plugin the
     /// capabilities it declares): `dns` from the DNS flags,
     /// `portMappings` from `--port` and `--publish`.

@@ -16,7 +16,8 @@
 //!
 //! UDP conntrack entries to a newly mapped host port are deleted at ADD
 //! (as the reference does: a stale entry would keep the traffic from the
-//! new mapping), and every entry of the pod's addresses at DEL.
+//! new mapping); every entry of the pod's addresses goes with its
+//! elements, in the flush that follows DEL (see [`state`]).
 
 pub mod rules;
 mod state;
@@ -122,9 +123,7 @@ impl Conf {
         {
             let m = PortMapping::from_value(m)
                 .map_err(|e| config_err(req, format!("portMappings[{i}]: {e}")))?;
-            if let Some(same) = mappings.iter().find(|o| {
-                o.proto == m.proto && o.host_port == m.host_port && o.host_ip == m.host_ip
-            }) {
+            if let Some(same) = mappings.iter().find(|o| o.overlaps(&m)) {
                 return Err(config_err(
                     req,
                     format!(
@@ -194,10 +193,10 @@ impl Plugin for Portmap {
         for m in &conf.mappings {
             let mine = rules::elements(m, &addrs, conf.snat);
             if mine.is_empty() {
-                let fam = if m.host_ip.is_some_and(|ip| ip.is_ipv6()) {
-                    "IPv6"
-                } else {
-                    "IP"
+                let fam = match m.host_ip {
+                    Some(IpAddr::V6(_)) => "IPv6",
+                    Some(IpAddr::V4(_)) => "IPv4",
+                    None => "IP",
                 };
                 return Err(config_err(
                     req,

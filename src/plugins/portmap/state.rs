@@ -9,12 +9,14 @@
 //! /run/rkt-portmap/gone/<member>     an attachment DEL forgot, whose
 //!                                    elements are still to be deleted
 //! /run/rkt-portmap/flush             a flush of `gone` is scheduled
+//! /run/rkt-portmap/localnet/<ifname> route_localnet was off there and we
+//!                                    turned it on
 //! ```
 //!
 //! Every change happens under the lock. An ADD claims its host ports,
 //! records its attachment and adds its elements over nf_tables netlink
 //! (one batch, no `nft` run, no chain rewritten). Deleting elements costs
-//! the kernel an RCU grace period (10-20 ms here), so a DEL only forgets
+//! the kernel an RCU grace period (8-35 ms here), so a DEL only forgets
 //! the attachment (its host ports are free at once) and a detached copy
 //! of the plugin deletes what DELs left, in one batch, half a second
 //! later, with the table itself when no attachment is left, and then the
@@ -321,7 +323,25 @@ impl State {
         let Some(att) = self.get(member) else {
             return Ok(None);
         };
-        self.write(&self.gone_path(member), &att)?;
+        // What an earlier DEL of the same attachment left and no flush
+        // deleted yet stays to delete.
+        let mut gone = att.clone();
+        if let Some(earlier) = std::fs::read(self.gone_path(member))
+            .ok()
+            .and_then(|t| serde_json::from_slice::<Attachment>(&t).ok())
+        {
+            for e in earlier.elements {
+                if !gone.elements.contains(&e) {
+                    gone.elements.push(e);
+                }
+            }
+            for a in earlier.addrs {
+                if !gone.addrs.contains(&a) {
+                    gone.addrs.push(a);
+                }
+            }
+        }
+        self.write(&self.gone_path(member), &gone)?;
         let path = self.pod_path(member);
         std::fs::remove_file(&path).map_err(io("remove", &path))?;
         for e in &att.elements {
