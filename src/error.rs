@@ -99,6 +99,12 @@ pub enum FlagError {
         path: std::path::PathBuf,
         problem: EnvFileProblem,
     },
+    #[error("{flag}={value}: {problem}")]
+    Identity {
+        flag: &'static str,
+        value: String,
+        problem: String,
+    },
     #[error("--working-dir={0}: not an absolute path in the pod")]
     WorkingDir(String),
     #[error("--uuid-file={}: {source}", path.display())]

@@ -104,3 +104,114 @@ fn uuid_files_round_trip() {
     assert_eq!(host.list_json(), serde_json::json!([]));
     host.finish();
 }
+
+/// Issue 15: `--user` and `--group`, by number or by the image's names;
+/// a non-root app holds no capability; unknown names are refused before
+/// anything exists.
+#[test]
+fn user_and_group() {
+    let host = Host::new().start();
+    host.exec(&["cp", "-a", &host.image(), "/tmp/img"]).ok();
+    host.write(
+        "/tmp/img/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1001::/:/bin/sh\n",
+    );
+    host.write(
+        "/tmp/img/etc/group",
+        "root:x:0:\nweb:x:1001:\nstaff:x:50:web,other\n",
+    );
+    let run = |flags: &[&str], argv: &[&str]| {
+        let mut args = vec!["run", "--net=none"];
+        args.extend(flags);
+        args.extend(["/tmp/img", "--exec", argv[0], "--"]);
+        args.extend(&argv[1..]);
+        host.rkt(&args)
+    };
+    let ids = |flags: &[&str]| {
+        run(flags, &["/bin/sh", "-c", "echo $(id -u) $(id -g) $(id -G)"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(ids(&[]), "0 0 0", "root by default");
+    assert_eq!(
+        ids(&["--user=web"]),
+        "1000 1001 1001 50",
+        "the user's group and its supplementary groups"
+    );
+    assert_eq!(ids(&["--user=web", "--group=staff"]), "1000 50 50");
+    assert_eq!(
+        ids(&["--user=4321", "--group=765"]),
+        "4321 765 765",
+        "numbers need no entry"
+    );
+    assert_eq!(ids(&["--group=web"]), "0 1001 1001");
+    let caps = run(
+        &["--user=web"],
+        &["/bin/grep", "CapEff", "/proc/self/status"],
+    )
+    .ok();
+    assert!(
+        caps.stdout.contains("0000000000000000"),
+        "a non-root app holds no capability: {}",
+        caps.stdout
+    );
+    let root_caps = run(&[], &["/bin/grep", "CapEff", "/proc/self/status"]).ok();
+    assert!(
+        !root_caps.stdout.contains("0000000000000000"),
+        "{}",
+        root_caps.stdout
+    );
+    for (flags, says) in [
+        (
+            &["--user=nobody"][..],
+            "--user=nobody: no such user in the image's /etc/passwd (it has: root, web)",
+        ),
+        (
+            &["--group=wheel"],
+            "--group=wheel: no such group in the image's /etc/group (it has: root, web, staff)",
+        ),
+        (&["--user=4294967295"], "--user=4294967295: no such user"),
+    ] {
+        run(flags, &["/bin/true"]).fails_with(254, says);
+    }
+    // A passwd that is a symlink is not followed.
+    host.exec(&["rm", "/tmp/img/etc/passwd"]).ok();
+    host.exec(&["ln", "-s", "/proc/1/environ", "/tmp/img/etc/passwd"])
+        .ok();
+    run(&["--user=web"], &["/bin/true"]).fails_with(254, "is not a regular file");
+    assert!(host.pods("").is_empty(), "nothing was created");
+    host.finish();
+}
+
+/// Issue 15: `--readonly-rootfs`: writes to the root fail, /dev/shm and
+/// /proc stay as they are.
+#[test]
+fn readonly_rootfs() {
+    let host = Host::new().start();
+    let out = host
+        .in_pod_with(
+            "none",
+            &["--readonly-rootfs"],
+            &[
+                "/bin/sh",
+                "-c",
+                "touch /x 2>&1; touch /etc/y 2>&1; touch /dev/shm/z && echo shm-ok",
+            ],
+        )
+        .ok();
+    assert_eq!(
+        out.lines(),
+        [
+            "touch: /x: Read-only file system",
+            "touch: /etc/y: Read-only file system",
+            "shm-ok"
+        ]
+    );
+    let rw = host
+        .in_pod("none", &["/bin/sh", "-c", "touch /x && echo rw-ok"])
+        .ok();
+    assert_eq!(rw.lines(), ["rw-ok"]);
+    host.finish();
+}

@@ -19,6 +19,7 @@ pub mod layer;
 mod oci;
 mod size;
 mod source;
+pub mod users;
 
 use std::fs;
 use std::path::{Path, PathBuf};

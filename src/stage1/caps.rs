@@ -53,15 +53,21 @@ pub fn effective_set(retain: Option<&[Capability]>, remove: &[Capability]) -> Ve
     base.into_iter().filter(|c| !remove.contains(c)).collect()
 }
 
-/// Drops every capability outside `keep` from the bounding set and sets the
-/// remaining sets to `keep`. Called between fork and exec.
-pub fn apply(keep: &[Capability]) -> Result<(), caps::errors::CapsError> {
-    let keep: HashSet<Capability> = keep.iter().copied().collect();
+/// Drops every capability outside `keep` from the bounding set. Called
+/// between fork and exec.
+pub fn drop_bounding(keep: &[Capability]) -> Result<(), caps::errors::CapsError> {
     for c in caps::all() {
         if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
             caps::drop(None, CapSet::Bounding, c)?;
         }
     }
+    Ok(())
+}
+
+/// Sets the inheritable, effective and permitted sets to `keep` (after
+/// [`drop_bounding`]). Called between fork and exec.
+pub fn apply(keep: &[Capability]) -> Result<(), caps::errors::CapsError> {
+    let keep: HashSet<Capability> = keep.iter().copied().collect();
     caps::set(None, CapSet::Inheritable, &keep)?;
     caps::set(None, CapSet::Effective, &keep)?;
     caps::set(None, CapSet::Permitted, &keep)?;

@@ -64,6 +64,16 @@ pub enum Stage1Error {
     NoNewPrivs(Errno),
     #[error("cannot install the seccomp filter: {0}")]
     Seccomp(io::Error),
+    #[error(
+        "cannot run the app as uid {uid}, gid {gid}: {errno} (is CAP_SETUID/CAP_SETGID removed?)"
+    )]
+    Identity {
+        uid: u32,
+        gid: u32,
+        errno: nix::errno::Errno,
+    },
+    #[error("cannot make the pod's root read-only: {0}")]
+    ReadOnlyRoot(nix::errno::Errno),
     #[error("cannot set capabilities: {0}")]
     Caps(caps::errors::CapsError),
     #[error(transparent)]

@@ -47,6 +47,10 @@ pub struct PodSpec {
     pub sysctls: Vec<sysctl::Sysctl>,
     /// Masked and read-only kernel paths (off with `--insecure-options=paths`).
     pub mask_paths: bool,
+    /// Who the app runs as (`--user`, `--group`); root when `None`.
+    pub identity: Option<security::Identity>,
+    /// `--readonly-rootfs`: the pod's root is mounted read-only.
+    pub readonly_rootfs: bool,
 }
 
 /// A started pod: its first process and the pipe its errors come through.
@@ -137,7 +141,7 @@ fn exec_app(spec: &PodSpec, errfd: BorrowedFd) -> ! {
             }
         }
     }
-    if let Err(e) = spec.security.apply() {
+    if let Err(e) = spec.security.apply(spec.identity.as_ref()) {
         fail(e.to_string());
     }
     // `rkt run` refuses arguments with a NUL byte before the pod exists.
@@ -338,6 +342,8 @@ pub fn enter(
         security,
         sysctls: Vec::new(),
         mask_paths: true,
+        identity: None,
+        readonly_rootfs: false,
     };
     let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Stage1Error::Pipe)?;
     // SAFETY: the runtime is single-threaded here; the child execs at once.

@@ -256,5 +256,16 @@ pub fn setup_root(spec: &PodSpec) -> Result<(), Stage1Error> {
         path: "/".into(),
         errno,
     })?;
+    if spec.readonly_rootfs {
+        // The root only: /dev, /proc and the volumes keep their own flags.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .map_err(Stage1Error::ReadOnlyRoot)?;
+    }
     Ok(())
 }

@@ -122,15 +122,51 @@ impl AppSecurity {
     /// Applies everything to the calling process, which is about to exec.
     /// The filter goes in while the process still has CAP_SYS_ADMIN (so it
     /// does not depend on `no_new_privs`), and before the capabilities are
-    /// dropped: the calls that drop them are allowed by the filter.
-    pub fn apply(&self) -> Result<(), Stage1Error> {
+    /// dropped: the calls that drop them are allowed by the filter. A
+    /// non-root `identity` is taken after the bounding set is cut and
+    /// leaves the app no capability, as Docker and Podman do.
+    pub fn apply(&self, identity: Option<&Identity>) -> Result<(), Stage1Error> {
         if self.no_new_privs {
             nix::sys::prctl::set_no_new_privs().map_err(Stage1Error::NoNewPrivs)?;
         }
         if let Some(f) = &self.seccomp {
             f.install().map_err(Stage1Error::Seccomp)?;
         }
+        caps::drop_bounding(&self.caps).map_err(Stage1Error::Caps)?;
+        if let Some(id) = identity {
+            id.take()?;
+            if id.uid != 0 {
+                return Ok(());
+            }
+        }
         caps::apply(&self.caps).map_err(Stage1Error::Caps)
+    }
+}
+
+/// Who the app runs as: `--user` and `--group`, resolved in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (the image's groups listing the user).
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    /// Becomes this user and group (real, effective and saved ids).
+    fn take(&self) -> Result<(), Stage1Error> {
+        use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+        let groups: Vec<Gid> = self.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        let gid = Gid::from_raw(self.gid);
+        let uid = Uid::from_raw(self.uid);
+        setgroups(&groups)
+            .and_then(|()| setresgid(gid, gid, gid))
+            .and_then(|()| setresuid(uid, uid, uid))
+            .map_err(|errno| Stage1Error::Identity {
+                uid: self.uid,
+                gid: self.gid,
+                errno,
+            })
     }
 }
 

@@ -1,10 +1,13 @@
 //! The app's process settings from `rkt run`'s flags, over the image's:
-//! its environment (`--set-env`, `--set-env-file`) and its working
-//! directory (`--working-dir`), as rkt sets them.
+//! its environment (`--set-env`, `--set-env-file`), its working
+//! directory (`--working-dir`) and who it runs as (`--user`, `--group`,
+//! names resolved in the image), as rkt sets them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{EnvFileProblem, FlagError};
+use crate::image::users;
+use crate::stage1::security::Identity;
 
 /// Largest `--set-env-file` read.
 const MAX_ENV_FILE: u64 = 1 << 20;
@@ -80,6 +83,108 @@ pub fn working_dir(flag: Option<&str>, image: &str) -> Result<String, FlagError>
         Some(d) if d.starts_with('/') && !d.contains('\0') => Ok(d.to_string()),
         Some(d) => Err(FlagError::WorkingDir(d.to_string())),
     }
+}
+
+/// A numeric id: `u32::MAX` is refused (to the kernel it means "unchanged").
+fn numeric_id(v: &str) -> Option<u32> {
+    v.parse::<u32>().ok().filter(|id| *id != u32::MAX)
+}
+
+/// `--user` and `--group`, resolved in the image's `/etc/passwd` and
+/// `/etc/group` (numbers need no entry); the group defaults to the user's
+/// in `/etc/passwd`, else 0; supplementary groups are the image's groups
+/// that list the user. `None` without either flag: the app runs as root.
+pub fn identity(
+    user: Option<&str>,
+    group: Option<&str>,
+    lowers: &[PathBuf],
+) -> Result<Option<Identity>, FlagError> {
+    if user.is_none() && group.is_none() {
+        return Ok(None);
+    }
+    let refuse = |flag: &'static str, value: &str, problem: String| FlagError::Identity {
+        flag,
+        value: value.to_string(),
+        problem,
+    };
+    let names = |list: Vec<String>| -> String {
+        if list.is_empty() {
+            "none".into()
+        } else {
+            list.into_iter().take(12).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let passwd =
+        users::users(lowers).map_err(|e| refuse("--user", user.unwrap_or(""), e.to_string()))?;
+    let entry = match user {
+        None => passwd.iter().find(|u| u.uid == 0).cloned(),
+        Some(v) => match numeric_id(v) {
+            Some(uid) => passwd
+                .iter()
+                .find(|u| u.uid == uid)
+                .cloned()
+                .or(Some(users::User {
+                    name: String::new(),
+                    uid,
+                    gid: 0,
+                })),
+            None if v.is_empty() || v.contains([':', '\n', '\0']) => {
+                return Err(refuse("--user", v, "not a uid or a user name".into()))
+            }
+            None => Some(
+                passwd
+                    .iter()
+                    .find(|u| u.name == v)
+                    .cloned()
+                    .ok_or_else(|| {
+                        refuse(
+                            "--user",
+                            v,
+                            format!(
+                        "no such user in the image's /etc/passwd (it has: {}); give a uid instead",
+                        names(passwd.iter().map(|u| u.name.clone()).collect())
+                    ),
+                        )
+                    })?,
+            ),
+        },
+    };
+    let uid = entry.as_ref().map_or(0, |u| u.uid);
+    let groups =
+        users::groups(lowers).map_err(|e| refuse("--group", group.unwrap_or(""), e.to_string()))?;
+    let gid = match group {
+        None => entry.as_ref().map_or(0, |u| u.gid),
+        Some(v) => match numeric_id(v) {
+            Some(gid) => gid,
+            None => groups
+                .iter()
+                .find(|g| g.name == v)
+                .map(|g| g.gid)
+                .ok_or_else(|| {
+                    refuse(
+                        "--group",
+                        v,
+                        format!(
+                        "no such group in the image's /etc/group (it has: {}); give a gid instead",
+                        names(groups.iter().map(|g| g.name.clone()).collect())
+                    ),
+                    )
+                })?,
+        },
+    };
+    let name = entry.map(|u| u.name).unwrap_or_default();
+    let mut supplementary: Vec<u32> = groups
+        .iter()
+        .filter(|g| !name.is_empty() && g.members.contains(&name))
+        .map(|g| g.gid)
+        .collect();
+    supplementary.sort_unstable();
+    supplementary.dedup();
+    Ok(Some(Identity {
+        uid,
+        gid,
+        groups: supplementary,
+    }))
 }
 
 #[cfg(test)]

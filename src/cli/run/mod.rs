@@ -87,6 +87,17 @@ pub struct RunArgs {
     /// The app's working directory in the pod [default: the image's].
     #[arg(long = "working-dir", value_name = "DIR")]
     pub working_dir: Option<String>,
+    /// The app's user: a uid or a name from the image's /etc/passwd
+    /// [default: root].
+    #[arg(long = "user", value_name = "UID|NAME")]
+    pub user: Option<String>,
+    /// The app's group: a gid or a name from the image's /etc/group
+    /// [default: the user's group in /etc/passwd, else root].
+    #[arg(long = "group", value_name = "GID|NAME")]
+    pub group: Option<String>,
+    /// Mount the pod's root filesystem read-only.
+    #[arg(long = "readonly-rootfs")]
+    pub readonly_rootfs: bool,
     /// Write the pod's UUID to FILE once the pod exists.
     #[arg(long = "uuid-file-save", value_name = "FILE")]
     pub uuid_file_save: Option<PathBuf>,
@@ -253,6 +264,8 @@ fn start_app(
         security: plan.security.clone(),
         sysctls: plan.sysctls.clone(),
         mask_paths: !plan.insecure.paths,
+        identity: plan.identity.clone(),
+        readonly_rootfs: plan.readonly_rootfs,
     };
     for dir in [&spec.rootfs, &spec.work] {
         std::fs::create_dir_all(dir).map_err(Error::state("create", dir))?;

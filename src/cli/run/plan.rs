@@ -20,7 +20,7 @@ use crate::networking::{self, dns, netd, ports};
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, SecurityRecord};
 use crate::pod::time;
 use crate::stage1::caps;
-use crate::stage1::security::{AppSecurity, Insecure};
+use crate::stage1::security::{AppSecurity, Identity, Insecure};
 use crate::stage1::sysctl::Sysctl;
 
 /// Everything `rkt run` will do, checked.
@@ -39,6 +39,9 @@ pub struct Plan {
     pub interactive: bool,
     pub mds_register: bool,
     pub uuid_file_save: Option<PathBuf>,
+    /// `--user`/`--group`, resolved in the image.
+    pub identity: Option<Identity>,
+    pub readonly_rootfs: bool,
 }
 
 impl Plan {
@@ -94,6 +97,7 @@ impl Plan {
         let exec = app_exec(a, &image.config)?;
         let env = app::environment(&image.config.env, &a.set_env, a.set_env_file.as_deref())?;
         let working_dir = app::working_dir(a.working_dir.as_deref(), &image.config.working_dir)?;
+        let identity = app::identity(a.user.as_deref(), a.group.as_deref(), &image.lowers)?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let manifest = Manifest {
             uuid: uuid.clone(),
@@ -137,6 +141,8 @@ impl Plan {
             interactive: a.interactive,
             mds_register: a.mds_register,
             uuid_file_save: a.uuid_file_save.clone(),
+            identity,
+            readonly_rootfs: a.readonly_rootfs,
         })
     }
 
