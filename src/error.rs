@@ -100,6 +100,12 @@ pub enum FlagError {
         problem: EnvFileProblem,
     },
     #[error("{flag}={value}: {problem}")]
+    Volume {
+        flag: &'static str,
+        value: String,
+        problem: String,
+    },
+    #[error("{flag}={value}: {problem}")]
     Identity {
         flag: &'static str,
         value: String,

@@ -14,7 +14,7 @@ mod digest;
 mod docker;
 mod error;
 mod fetch;
-mod in_root;
+pub mod in_root;
 pub mod layer;
 mod oci;
 mod size;
@@ -48,6 +48,8 @@ pub struct ImageConfig {
     pub working_dir: String,
     /// `ExposedPorts` keys (`8080/tcp`), as the image declares them.
     pub exposed_ports: Vec<String>,
+    /// `Volumes` keys: the image's mount points (`/data`).
+    pub volumes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +129,13 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The keys of a JSON object (`{"80/tcp": {}}`), none for anything else.
+fn keys(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
 fn parse_config(cfg: &Value) -> ImageConfig {
     let c = cfg.get("config").unwrap_or(&Value::Null);
     ImageConfig {
@@ -138,11 +147,8 @@ fn parse_config(cfg: &Value) -> ImageConfig {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string(),
-        exposed_ports: c
-            .get("ExposedPorts")
-            .and_then(Value::as_object)
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default(),
+        exposed_ports: keys(c.get("ExposedPorts")),
+        volumes: keys(c.get("Volumes")),
     }
 }
 

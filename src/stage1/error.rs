@@ -72,6 +72,12 @@ pub enum Stage1Error {
         gid: u32,
         errno: nix::errno::Errno,
     },
+    #[error("volume at {target}: cannot {what}: {source}")]
+    Volume {
+        target: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("cannot make the pod's root read-only: {0}")]
     ReadOnlyRoot(nix::errno::Errno),
     #[error("cannot set capabilities: {0}")]

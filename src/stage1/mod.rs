@@ -51,6 +51,18 @@ pub struct PodSpec {
     pub identity: Option<security::Identity>,
     /// `--readonly-rootfs`: the pod's root is mounted read-only.
     pub readonly_rootfs: bool,
+    /// Volumes, bound into the root before pivot_root.
+    pub mounts: Vec<BindMount>,
+}
+
+/// A volume in the pod: `source` on the host bound at `target` (an
+/// absolute path in the pod, resolved inside its root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+    pub recursive: bool,
 }
 
 /// A started pod: its first process and the pipe its errors come through.
@@ -344,6 +356,7 @@ pub fn enter(
         mask_paths: true,
         identity: None,
         readonly_rootfs: false,
+        mounts: Vec::new(),
     };
     let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Stage1Error::Pipe)?;
     // SAFETY: the runtime is single-threaded here; the child execs at once.

@@ -12,7 +12,7 @@
 //! (`--insecure-options=paths` turns that off).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
@@ -225,6 +225,76 @@ fn proc_and_sys(spec: &PodSpec) -> Result<(), Stage1Error> {
     Ok(())
 }
 
+/// Binds the volumes into the root. Each target is resolved inside the
+/// root (openat2 `RESOLVE_IN_ROOT`: a symlink in the image cannot send a
+/// mount outside it) and created when missing, as a directory, or as a
+/// file for a file volume; the bind goes onto the opened target (its
+/// `/proc/self/fd` path), then is remounted nodev (and read-only for
+/// `readOnly`), as every mount of the pod but its `/dev` is.
+fn volumes(spec: &PodSpec) -> Result<(), Stage1Error> {
+    use crate::image::in_root::{dir_in_root, open_in_root, RelPath};
+    use nix::fcntl::OFlag;
+    use std::os::fd::{AsFd, AsRawFd};
+    if spec.mounts.is_empty() {
+        return Ok(());
+    }
+    let root = nix::fcntl::open(
+        &spec.rootfs,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|errno| Stage1Error::Volume {
+        target: "/".into(),
+        what: "open the pod's root",
+        source: errno.into(),
+    })?;
+    for b in &spec.mounts {
+        let fail = |what: &'static str| {
+            let target = b.target.clone();
+            move |source: std::io::Error| Stage1Error::Volume {
+                target,
+                what,
+                source,
+            }
+        };
+        let rel = RelPath::parse(b.target.trim_start_matches('/').as_bytes())
+            .ok_or_else(|| fail("resolve the target")(std::io::ErrorKind::InvalidInput.into()))?;
+        let is_dir = fs::metadata(&b.source)
+            .map_err(fail("read the volume's source"))?
+            .is_dir();
+        let fd = if is_dir {
+            dir_in_root(root.as_fd(), &rel, true).map_err(fail("make the target directory"))?
+        } else {
+            dir_in_root(root.as_fd(), &rel.parent(), true)
+                .map_err(fail("make the target's directory"))?;
+            open_in_root(
+                root.as_fd(),
+                &rel,
+                OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            )
+            .map_err(fail("make the target file"))?
+        };
+        let at = PathBuf::from(format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd()));
+        let mut flags = MsFlags::MS_BIND;
+        if b.recursive {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(&b.source), &at, None::<&str>, flags, None::<&str>)
+            .map_err(|e| fail("bind the volume")(e.into()))?;
+        // The new mount sits on the target's path (inside the root, as
+        // resolved above): remount it there.
+        let path = fs::read_link(&at).map_err(fail("find the target"))?;
+        let mut flags =
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
+        if b.read_only {
+            flags |= MsFlags::MS_RDONLY;
+        }
+        mount(None::<&str>, &path, None::<&str>, flags, None::<&str>)
+            .map_err(|e| fail("remount the volume nodev/read-only")(e.into()))?;
+    }
+    Ok(())
+}
+
 pub fn setup_root(spec: &PodSpec) -> Result<(), Stage1Error> {
     m(
         None,
@@ -241,6 +311,7 @@ pub fn setup_root(spec: &PodSpec) -> Result<(), Stage1Error> {
         MsFlags::MS_NODEV,
         Some(&overlay_data(spec)),
     )?;
+    volumes(spec)?;
     dev(root)?;
     proc_and_sys(spec)?;
     unistd::chdir(root).map_err(|errno| Stage1Error::Chdir {

@@ -92,7 +92,8 @@ fn config_json(layer: &[u8]) -> Vec<u8> {
             "Cmd": ["echo from-image-cmd $GREETING; pwd"],
             "Env": ["PATH=/bin", "GREETING=hello-oci"],
             "WorkingDir": "/tmp",
-            "ExposedPorts": {"80/tcp": {}, "53/udp": {}}
+            "ExposedPorts": {"80/tcp": {}, "53/udp": {}},
+            "Volumes": {"/data": {}}
         },
         "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{:x}", Sha256::digest(layer))]}
     }))
@@ -100,12 +101,13 @@ fn config_json(layer: &[u8]) -> Vec<u8> {
 }
 
 /// An OCI image layout directory (one gzip layer, with an entrypoint, cmd,
-/// env, working directory and two exposed ports, `80/tcp` and `53/udp`),
+/// env, working directory, two exposed ports, `80/tcp` and `53/udp`, and a
+/// mount point, `/data`),
 /// named `busybox-test:1`.
 pub fn oci_layout() -> PathBuf {
     static ONCE: OnceLock<PathBuf> = OnceLock::new();
     ONCE.get_or_init(|| {
-        let dest = tmp_dir().join("busybox-oci-2");
+        let dest = tmp_dir().join("busybox-oci-3");
         build_once(&dest, |root| {
             let layer = tar_dir(&busybox_rootfs());
             let layer_gz = gzip(&layer);
@@ -139,7 +141,7 @@ pub fn oci_layout() -> PathBuf {
 
 /// The OCI layout as a tar archive.
 pub fn oci_archive() -> PathBuf {
-    let dest = tmp_dir().join("busybox-oci-2.tar");
+    let dest = tmp_dir().join("busybox-oci-3.tar");
     if !dest.exists() {
         let tmp = dest.with_extension(format!("tmp{}", std::process::id()));
         fs::write(&tmp, tar_dir(&oci_layout())).unwrap();
@@ -151,7 +153,7 @@ pub fn oci_archive() -> PathBuf {
 /// A `docker save` archive (manifest.json, config, layer.tar) named
 /// `docker.test/busybox:2`.
 pub fn docker_archive() -> PathBuf {
-    let dest = tmp_dir().join("busybox-docker-2.tar");
+    let dest = tmp_dir().join("busybox-docker-3.tar");
     if !dest.exists() {
         let layer = tar_dir(&busybox_rootfs());
         let config = config_json(&layer);

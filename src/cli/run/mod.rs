@@ -7,6 +7,7 @@
 mod app;
 mod plan;
 mod teardown;
+mod volumes;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -95,6 +96,15 @@ pub struct RunArgs {
     /// [default: the user's group in /etc/passwd, else root].
     #[arg(long = "group", value_name = "GID|NAME")]
     pub group: Option<String>,
+    /// A volume, `NAME,kind=host,source=/PATH[,readOnly=true][,recursive=true]`
+    /// or `NAME,kind=empty[,mode=0755][,uid=0][,gid=0][,readOnly=true]`
+    /// (repeatable).
+    #[arg(long = "volume", value_name = "NAME,kind=...")]
+    pub volume: Vec<String>,
+    /// Where a volume appears in the pod, `volume=NAME,target=/PATH`
+    /// (repeatable).
+    #[arg(long = "mount", value_name = "volume=NAME,target=PATH")]
+    pub mount: Vec<String>,
     /// Mount the pod's root filesystem read-only.
     #[arg(long = "readonly-rootfs")]
     pub readonly_rootfs: bool,
@@ -266,6 +276,7 @@ fn start_app(
         mask_paths: !plan.insecure.paths,
         identity: plan.identity.clone(),
         readonly_rootfs: plan.readonly_rootfs,
+        mounts: volumes::prepare(pod, &plan.volumes)?,
     };
     for dir in [&spec.rootfs, &spec.work] {
         std::fs::create_dir_all(dir).map_err(Error::state("create", dir))?;

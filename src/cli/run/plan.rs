@@ -9,7 +9,7 @@ use ::caps::Capability;
 
 use std::path::PathBuf;
 
-use super::{app, phase, RunArgs};
+use super::{app, phase, volumes, RunArgs};
 use crate::cli::Global;
 use crate::cni::port_mapping::{self, PortMapping};
 use crate::error::{Error, FlagError};
@@ -41,6 +41,8 @@ pub struct Plan {
     pub uuid_file_save: Option<PathBuf>,
     /// `--user`/`--group`, resolved in the image.
     pub identity: Option<Identity>,
+    /// `--volume`/`--mount` and the image's mount points.
+    pub volumes: Vec<volumes::Planned>,
     pub readonly_rootfs: bool,
 }
 
@@ -98,6 +100,7 @@ impl Plan {
         let env = app::environment(&image.config.env, &a.set_env, a.set_env_file.as_deref())?;
         let working_dir = app::working_dir(a.working_dir.as_deref(), &image.config.working_dir)?;
         let identity = app::identity(a.user.as_deref(), a.group.as_deref(), &image.lowers)?;
+        let volumes = volumes::plan(&a.volume, &a.mount, &image.config.volumes)?;
         let uuid = uuid::Uuid::new_v4().to_string();
         let manifest = Manifest {
             uuid: uuid.clone(),
@@ -142,6 +145,7 @@ impl Plan {
             mds_register: a.mds_register,
             uuid_file_save: a.uuid_file_save.clone(),
             identity,
+            volumes,
             readonly_rootfs: a.readonly_rootfs,
         })
     }
