@@ -65,7 +65,8 @@ fn environment_and_working_dir() {
     host.finish();
 }
 
-/// `--uuid-file-save` then `--uuid-file` through status, enter, stop and rm.
+/// `--uuid-file-save` then `--uuid-file` through status, enter,
+/// cat-manifest, stop and rm.
 #[test]
 fn uuid_files_round_trip() {
     let host = Host::new().start();
@@ -81,6 +82,17 @@ fn uuid_files_round_trip() {
         .rkt(&["enter", "--uuid-file=/tmp/pod.uuid", "/bin/hostname"])
         .ok();
     assert_eq!(entered.stdout.trim(), format!("rkt-{uuid}"));
+    let manifest = host
+        .rkt(&["cat-manifest", "--uuid-file=/tmp/pod.uuid"])
+        .ok();
+    let m: serde_json::Value =
+        serde_json::from_str(&manifest.stdout).expect("cat-manifest prints JSON");
+    assert_eq!(m["uuid"], uuid.as_str());
+    assert_eq!(m["app"]["exec"], serde_json::json!(["/bin/sleep", "30"]));
+    let one_line = host
+        .rkt(&["cat-manifest", "--pretty-print=false", &uuid])
+        .ok();
+    assert_eq!(one_line.lines().len(), 1);
     host.rkt(&["stop", "--uuid-file=/tmp/pod.uuid"]).ok();
     run.wait_with_output().expect("rkt run");
     host.rkt(&["rm", "--uuid-file=/tmp/pod.uuid"]).ok();

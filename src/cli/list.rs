@@ -31,6 +31,33 @@ pub struct StatusArgs {
     pub pod: super::PodRef,
 }
 
+#[derive(Debug, Args)]
+pub struct CatManifestArgs {
+    /// Indent the JSON.
+    #[arg(long = "pretty-print", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub pretty_print: bool,
+    pub uuid: Option<String>,
+    #[command(flatten)]
+    pub pod: super::PodRef,
+}
+
+/// `rkt cat-manifest`: the pod's manifest as it was written at creation.
+pub fn cat_manifest(g: &Global, a: CatManifestArgs) -> Result<i32, Error> {
+    let uuid = a.pod.uuid(a.uuid)?;
+    let pod = g.store().find(&uuid)?;
+    let m = pod
+        .manifest()
+        .map_err(Error::state("read the manifest of", pod.path("pod.json")))?;
+    let text = if a.pretty_print {
+        serde_json::to_string_pretty(&m)?
+    } else {
+        serde_json::to_string(&m)?
+    };
+    println!("{text}");
+    Ok(0)
+}
+
 fn ago(secs: u64) -> String {
     let d = time::now().saturating_sub(secs);
     let (n, unit) = match d {
@@ -94,6 +121,12 @@ fn pod_json(pod: &Pod) -> Value {
     }
     if !m.ports.is_empty() {
         v["ports"] = json!(ports(&m));
+    }
+    if !m.limits.is_empty() {
+        v["limits"] = json!(m.limits);
+    }
+    if pod.path("oom-killed").exists() {
+        v["oom_killed"] = json!(true);
     }
     v
 }
@@ -226,6 +259,12 @@ pub fn status(g: &Global, a: StatusArgs) -> Result<i32, Error> {
     );
     if !m.ports.is_empty() {
         println!("ports={}", ports(&m).join(","));
+    }
+    for l in &m.limits {
+        println!("{l}");
+    }
+    if pod.path("oom-killed").exists() {
+        println!("oom-killed=true");
     }
     if state == PodState::Running {
         println!("pid={}", pod.pid().unwrap_or(-1));

@@ -61,6 +61,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Show the status of a pod.
     Status(list::StatusArgs),
+    /// Print a pod's manifest (pod.json).
+    CatManifest(list::CatManifestArgs),
     /// Run a command inside a running pod.
     Enter(enter::EnterArgs),
     /// Stop running pods.
@@ -143,6 +145,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Run(a) => run::run(g, *a),
         Command::List(a) => list::list(g, a),
         Command::Status(a) => list::status(g, a),
+        Command::CatManifest(a) => list::cat_manifest(g, a),
         Command::Enter(a) => enter::enter(g, a),
         Command::Stop(a) => stop::stop(g, a),
         Command::Rm(a) => stop::rm(g, a),
@@ -196,7 +199,8 @@ impl Global {
         Ok(t)
     }
 
-    /// Releases a pod's networks with this invocation's plugin settings.
+    /// Releases what a pod holds on the host: its networks (with this
+    /// invocation's plugin settings) and its cgroups.
     pub fn release_network(&self, pod: &Pod, force: bool) -> networking::Released {
         let timeout = self.plugin_timeout().unwrap_or(Duration::from_secs(60));
         let path = self.plugin_path();
@@ -204,6 +208,20 @@ impl Global {
             path: &path,
             timeout,
         };
-        networking::release(pod, plugins, force)
+        let released = networking::release(pod, plugins, force);
+        if let Ok(list) = std::fs::read_to_string(pod.path("cgroups")) {
+            let left = crate::stage1::cgroup::PodCgroups::from_list(&list).remove();
+            if left.is_empty() {
+                let _ = std::fs::remove_file(pod.path("cgroups"));
+            }
+            for d in left {
+                eprintln!(
+                    "rkt: pod {}: warning: cgroup {} is still in use; `rkt gc` retries",
+                    pod.uuid,
+                    d.display()
+                );
+            }
+        }
+        released
     }
 }

@@ -38,6 +38,9 @@ pub struct Manifest {
     /// in pods created before it was recorded (they ran with the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityRecord>,
+    /// `--memory`, `--cpu` (`memory=BYTES`, `cpu=MILLISm`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<String>,
     /// Host ports forwarded to the pod (`--port`, `--publish`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<crate::cni::port_mapping::PortMapping>,

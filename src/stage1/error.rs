@@ -22,6 +22,12 @@ pub enum FlagError {
     },
     #[error("the seccomp filter is too large ({0} instructions)")]
     SeccompTooLarge(usize),
+    #[error("{flag}={value}: {why}")]
+    Limit {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 /// A step of creating, starting or entering the pod that failed.
@@ -78,6 +84,13 @@ pub enum Stage1Error {
         what: &'static str,
         source: std::io::Error,
     },
+    #[error("cannot join the pod's cgroup {}: {source}", path.display())]
+    JoinCgroup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] super::cgroup::CgroupError),
     #[error("cannot make the pod's root read-only: {0}")]
     ReadOnlyRoot(nix::errno::Errno),
     #[error("cannot set capabilities: {0}")]

@@ -7,6 +7,7 @@
 //! and exits with its code.
 
 pub mod caps;
+pub mod cgroup;
 mod error;
 mod mounts;
 pub mod seccomp;
@@ -53,6 +54,9 @@ pub struct PodSpec {
     pub readonly_rootfs: bool,
     /// Volumes, bound into the root before pivot_root.
     pub mounts: Vec<BindMount>,
+    /// The `cgroup.procs` files of the pod's cgroups (`--memory`,
+    /// `--cpu`), joined by its first process before anything else.
+    pub cgroup_procs: Vec<PathBuf>,
 }
 
 /// A volume in the pod: `source` on the host bound at `target` (an
@@ -202,6 +206,13 @@ fn loopback_up() -> std::io::Result<()> {
 
 fn pid1(spec: &PodSpec, netns: Option<&Netns>, errfd: BorrowedFd) -> isize {
     let step = || -> Result<(), Stage1Error> {
+        // Into the pod's cgroups first: the app, forked later, inherits them.
+        for p in &spec.cgroup_procs {
+            std::fs::write(p, "0").map_err(|source| Stage1Error::JoinCgroup {
+                path: p.clone(),
+                source,
+            })?;
+        }
         // The pod dies with its runtime; `rkt gc` then recovers what it held.
         nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(Stage1Error::DeathSignal)?;
         if let Some(ns) = netns {
@@ -357,6 +368,7 @@ pub fn enter(
         identity: None,
         readonly_rootfs: false,
         mounts: Vec::new(),
+        cgroup_procs: Vec::new(),
     };
     let (rd, wr) = unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Stage1Error::Pipe)?;
     // SAFETY: the runtime is single-threaded here; the child execs at once.

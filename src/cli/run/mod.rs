@@ -105,6 +105,13 @@ pub struct RunArgs {
     /// (repeatable).
     #[arg(long = "mount", value_name = "volume=NAME,target=PATH")]
     pub mount: Vec<String>,
+    /// The pod's memory limit (e.g. 256M, 1G); the kernel kills the pod's
+    /// processes beyond it.
+    #[arg(long = "memory", value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// The pod's CPU limit in thousandths of a CPU (500m) or CPUs (2).
+    #[arg(long = "cpu", value_name = "MILLICORES")]
+    pub cpu: Option<String>,
     /// Mount the pod's root filesystem read-only.
     #[arg(long = "readonly-rootfs")]
     pub readonly_rootfs: bool,
@@ -277,6 +284,7 @@ fn start_app(
         identity: plan.identity.clone(),
         readonly_rootfs: plan.readonly_rootfs,
         mounts: volumes::prepare(pod, &plan.volumes)?,
+        cgroup_procs: Vec::new(),
     };
     for dir in [&spec.rootfs, &spec.work] {
         std::fs::create_dir_all(dir).map_err(Error::state("create", dir))?;
@@ -284,6 +292,17 @@ fn start_app(
     let in_pod = |source| Error::Pod {
         pod: plan.uuid.clone(),
         source,
+    };
+    let mut spec = spec;
+    let cgroups = if plan.limits.is_empty() {
+        None
+    } else {
+        let c = stage1::cgroup::create(&plan.uuid, &plan.limits).map_err(|e| in_pod(e.into()))?;
+        // Listed before anything joins them: teardown and gc remove them.
+        pod.write_file("cgroups", c.list().as_bytes())
+            .map_err(Error::state("write", pod.path("cgroups")))?;
+        spec.cgroup_procs = c.procs();
+        Some(c)
     };
     let start = phase("app start");
     let started = stage1::start(&spec).map_err(in_pod)?;
@@ -301,6 +320,14 @@ fn start_app(
     drop(start);
     let code = started.wait();
     exec_result.map_err(in_pod)?;
+    if cgroups.as_ref().is_some_and(|c| c.oom_killed()) {
+        record("oom-killed", String::new())?;
+        eprintln!(
+            "rkt: pod {}: the kernel killed the app: out of memory (--memory={})",
+            plan.uuid,
+            plan.limits.memory.unwrap_or(0)
+        );
+    }
     Ok(code)
 }
 

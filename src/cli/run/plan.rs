@@ -20,6 +20,7 @@ use crate::networking::{self, dns, netd, ports};
 use crate::pod::manifest::{AppManifest, ImageRef, Manifest, SecurityRecord};
 use crate::pod::time;
 use crate::stage1::caps;
+use crate::stage1::cgroup::Limits;
 use crate::stage1::security::{AppSecurity, Identity, Insecure};
 use crate::stage1::sysctl::Sysctl;
 
@@ -43,6 +44,8 @@ pub struct Plan {
     pub identity: Option<Identity>,
     /// `--volume`/`--mount` and the image's mount points.
     pub volumes: Vec<volumes::Planned>,
+    /// `--memory`, `--cpu`.
+    pub limits: Limits,
     pub readonly_rootfs: bool,
 }
 
@@ -58,6 +61,10 @@ impl Plan {
         let remove = caps::parse_list("--caps-remove", a.caps_remove.as_deref().unwrap_or(""))?;
         let app_caps = caps::effective_set(retain.as_deref(), &remove);
         let insecure = Insecure::parse(&a.insecure_options)?;
+        let limits = Limits {
+            memory: a.memory.as_deref().map(Limits::parse_memory).transpose()?,
+            cpu_millis: a.cpu.as_deref().map(Limits::parse_cpu).transpose()?,
+        };
         if let Some(h) = &a.hostname {
             if !valid_hostname(h) {
                 return Err(FlagError::Hostname(h.clone()).into());
@@ -128,6 +135,7 @@ impl Plan {
             annotations,
             security: Some(record(&app_caps, &insecure, &sysctls)),
             ports: forwarded,
+            limits: limits.describe(),
         };
         Ok(Plan {
             uuid,
@@ -146,6 +154,7 @@ impl Plan {
             uuid_file_save: a.uuid_file_save.clone(),
             identity,
             volumes,
+            limits,
             readonly_rootfs: a.readonly_rootfs,
         })
     }
