@@ -2,6 +2,7 @@
 
 mod enter;
 mod gc;
+mod image;
 mod list;
 mod metadata;
 mod run;
@@ -71,6 +72,8 @@ pub enum Command {
     Rm(stop::RmArgs),
     /// Tear down pods whose runtime died and remove exited pods.
     Gc(gc::GcArgs),
+    /// The image store: list, rm, gc.
+    Image(image::ImageArgs),
     /// Serve pod metadata and identity to pods (AC_METADATA_URL).
     MetadataService(metadata::MetadataArgs),
 }
@@ -150,6 +153,7 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Stop(a) => stop::stop(g, a),
         Command::Rm(a) => stop::rm(g, a),
         Command::Gc(a) => gc::gc(g, a),
+        Command::Image(a) => image::image(g, a),
         Command::MetadataService(a) => metadata::metadata_service(g, a),
     }
 }

@@ -19,6 +19,7 @@ pub mod layer;
 mod oci;
 mod size;
 mod source;
+pub mod store;
 pub mod users;
 
 use std::fs;
@@ -241,6 +242,12 @@ pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageErr
                 .map_err(|e| err(image, ImageProblem::Io(e)))?,
         );
     }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    store::record(cas, &img.id, &img.name, &img.lowers, now)
+        .map_err(|e| err(image, ImageProblem::Io(e)))?;
     Ok(img)
 }
 
