@@ -90,6 +90,17 @@ pub enum FlagError {
         value: String,
         source: pod::time::DurationError,
     },
+    #[error("--expire-prepared={value}: {source}")]
+    ExpirePrepared {
+        value: String,
+        source: pod::time::DurationError,
+    },
+    #[error(
+        "pod {uuid} is {state}, not prepared; `rkt run-prepared` runs pods made by `rkt prepare`"
+    )]
+    NotPrepared { uuid: String, state: &'static str },
+    #[error("pod {0} is being started by another `rkt run-prepared`")]
+    PreparedBusy(String),
     #[error("--format={0}: unknown format; use tabbed or json")]
     Format(String),
     #[error("--set-env={0}: not NAME=VALUE (a non-empty name, no NUL byte)")]

@@ -14,6 +14,10 @@ pub struct GcArgs {
     /// How long exited pods are kept before they are removed.
     #[arg(long = "grace-period", default_value = "30m")]
     pub grace_period: String,
+    /// How long prepared pods (`rkt prepare`) wait for `rkt run-prepared`
+    /// before they are removed.
+    #[arg(long = "expire-prepared", default_value = "24h")]
+    pub expire_prepared: String,
 }
 
 /// The pod's lock, unless someone holds it.
@@ -29,9 +33,29 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32, Error> {
             source,
         })?
         .as_secs();
+    let expire = time::parse_duration(&a.expire_prepared)
+        .map_err(|source| FlagError::ExpirePrepared {
+            value: a.expire_prepared.clone(),
+            source,
+        })?
+        .as_secs();
     let store = g.store();
     let mut problems = 0;
     for mut pod in store.all() {
+        if pod.state() == PodState::Prepared {
+            let created = pod.manifest().map(|m| m.created).unwrap_or(0);
+            if time::now().saturating_sub(created) >= expire {
+                let Some(_lock) = lock(&pod)? else {
+                    continue;
+                };
+                match std::fs::remove_dir_all(&pod.dir) {
+                    Ok(()) => println!("Garbage collected prepared pod \"{}\"", pod.uuid),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::state("remove", &pod.dir)(e)),
+                }
+            }
+            continue;
+        }
         if pod.state() == PodState::Abandoned {
             let Some(_lock) = lock(&pod)? else {
                 continue;

@@ -62,6 +62,11 @@ pub enum Command {
     List(list::ListArgs),
     /// Show the status of a pod.
     Status(list::StatusArgs),
+    /// Check a pod's flags and image and make it, without running it;
+    /// prints its UUID.
+    Prepare(Box<run::RunArgs>),
+    /// Run a pod made by `rkt prepare`, on the networks given now.
+    RunPrepared(run::RunPreparedArgs),
     /// Print a pod's manifest (pod.json).
     CatManifest(list::CatManifestArgs),
     /// Run a command inside a running pod.
@@ -146,6 +151,8 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
     let g = &cli.global;
     match cli.command {
         Command::Run(a) => run::run(g, *a),
+        Command::Prepare(a) => run::prepare(g, *a),
+        Command::RunPrepared(a) => run::run_prepared(g, a),
         Command::List(a) => list::list(g, a),
         Command::Status(a) => list::status(g, a),
         Command::CatManifest(a) => list::cat_manifest(g, a),

@@ -12,6 +12,8 @@ use crate::lock::FileLock;
 
 const RUN: &str = "run";
 const EXITED: &str = "exited-garbage";
+/// Pods `rkt prepare` made, waiting for `rkt run-prepared`.
+const PREPARED: &str = "prepared";
 /// Prefix of a pod directory being created (see [`Store::create`]).
 const CREATING: &str = ".creating-";
 
@@ -30,6 +32,8 @@ fn pod_name(e: &fs::DirEntry) -> Option<String> {
 /// What a pod is doing, derived from where its directory is and its lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PodState {
+    /// Made by `rkt prepare`; `rkt run-prepared` runs it.
+    Prepared,
     /// Its runtime is setting it up.
     Preparing,
     Running,
@@ -41,6 +45,7 @@ pub enum PodState {
 impl PodState {
     pub fn as_str(self) -> &'static str {
         match self {
+            PodState::Prepared => "prepared",
             PodState::Preparing => "preparing",
             PodState::Running => "running",
             PodState::Abandoned => "abandoned",
@@ -97,7 +102,36 @@ impl Store {
     /// `pod.json` is in it, so a directory in `run/` named as a UUID
     /// without a `pod.json` is never a pod (see [`Store::all`]).
     pub fn create(&self, uuid: &str, manifest: &Manifest) -> io::Result<(Pod, FileLock)> {
+        self.create_in(RUN, uuid, manifest)
+    }
+
+    /// Creates a prepared pod (`rkt prepare`): as [`Store::create`], in
+    /// `prepared/`.
+    pub fn prepare(&self, uuid: &str, manifest: &Manifest) -> io::Result<Pod> {
+        self.create_in(PREPARED, uuid, manifest).map(|(pod, _)| pod)
+    }
+
+    /// Moves a prepared pod to `run/` with its lock taken (`rkt
+    /// run-prepared`); `None` when another runtime holds it.
+    pub fn start_prepared(&self, pod: &Pod) -> io::Result<Option<(Pod, FileLock)>> {
+        let Some(lock) = pod.try_lock()? else {
+            return Ok(None);
+        };
         let run = self.root.join(RUN);
+        mkdir_private(&run)?;
+        let dir = run.join(&pod.uuid);
+        fs::rename(&pod.dir, &dir)?;
+        Ok(Some((
+            Pod {
+                uuid: pod.uuid.clone(),
+                dir,
+            },
+            lock,
+        )))
+    }
+
+    fn create_in(&self, loc: &str, uuid: &str, manifest: &Manifest) -> io::Result<(Pod, FileLock)> {
+        let run = self.root.join(loc);
         mkdir_private(&run)?;
         mkdir_private(&self.root.join(EXITED))?;
         let staging = run.join(format!("{CREATING}{uuid}"));
@@ -130,7 +164,7 @@ impl Store {
     /// lists it.
     pub fn all(&self) -> Vec<Pod> {
         let mut pods: Vec<(u64, Pod)> = Vec::new();
-        for loc in [RUN, EXITED] {
+        for loc in [RUN, EXITED, PREPARED] {
             let Ok(entries) = fs::read_dir(self.root.join(loc)) else {
                 continue;
             };
@@ -155,7 +189,7 @@ impl Store {
     /// [`Store::all`]), with the reason; pods being created are not listed.
     pub fn strays(&self) -> Vec<(PathBuf, &'static str)> {
         let mut out = Vec::new();
-        for loc in [RUN, EXITED] {
+        for loc in [RUN, EXITED, PREPARED] {
             let Ok(entries) = fs::read_dir(self.root.join(loc)) else {
                 continue;
             };
@@ -326,9 +360,19 @@ impl Pod {
         FileLock::try_acquire(&self.path("lock"))
     }
 
+    pub fn is_prepared_dir(&self) -> bool {
+        self.dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n == PREPARED)
+    }
+
     pub fn state(&self) -> PodState {
         if self.is_exited_dir() {
             return PodState::Exited;
+        }
+        if self.is_prepared_dir() {
+            return PodState::Prepared;
         }
         match self.try_lock() {
             Ok(Some(_)) => PodState::Abandoned,

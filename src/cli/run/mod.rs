@@ -29,7 +29,7 @@ use crate::stage1::{self, PodSpec};
 use plan::Plan;
 use teardown::Teardown;
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
 pub struct RunArgs {
     /// Networks to attach: names (comma lists or repeated), `name:K=V;K2=V2`
     /// for CNI_ARGS, `default`, `default-restricted`, `none`, `host`, `all`.
@@ -158,14 +158,121 @@ fn phase(name: &'static str) -> Phase {
 
 pub fn run(g: &Global, a: RunArgs) -> Result<i32, Error> {
     let total = phase("total");
-    let plan = Plan::new(g, &a)?;
+    let plan = Plan::new(g, &a, None)?;
     let (pod, _lock) = create_pod(g, &plan)?;
-    let mut pod = Teardown::new(g, pod);
-    let result = launch(g, &plan, &mut pod);
-    let code = pod.finish(result)?;
+    let code = run_pod(g, &plan, pod)?;
     drop(total);
     log_peak_memory();
     Ok(code)
+}
+
+/// From a pod directory with our lock on it to the app's exit code, under
+/// the one teardown guard.
+fn run_pod(g: &Global, plan: &Plan, pod: Pod) -> Result<i32, Error> {
+    let mut pod = Teardown::new(g, pod);
+    let result = launch(g, plan, &mut pod);
+    pod.finish(result)
+}
+
+/// `rkt prepare`: every check `rkt run` makes and the pod directory (in
+/// `prepared/`, with the flags kept for `rkt run-prepared`); prints the
+/// UUID. No network, namespace or process exists until run-prepared.
+pub fn prepare(g: &Global, a: RunArgs) -> Result<i32, Error> {
+    let plan = Plan::new(g, &a, None)?;
+    let pod = g
+        .store()
+        .prepare(&plan.uuid, &plan.manifest)
+        .map_err(Error::state("create the pod directory in", &g.dir))?;
+    let saved = pod.write_json("run-args.json", &a);
+    let uuid_file = match (&saved, &plan.uuid_file_save) {
+        (Ok(()), Some(path)) => {
+            std::fs::write(path, format!("{}\n", plan.uuid)).map_err(|source| {
+                FlagError::UuidFileSave {
+                    path: path.clone(),
+                    source,
+                }
+                .into()
+            })
+        }
+        _ => Ok(()),
+    };
+    if let Err(e) = saved
+        .map_err(Error::state("write", pod.path("run-args.json")))
+        .and(uuid_file)
+    {
+        let _ = std::fs::remove_dir_all(&pod.dir);
+        return Err(e);
+    }
+    println!("{}", plan.uuid);
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+pub struct RunPreparedArgs {
+    /// Networks to attach (as `rkt run --net`) [default: what prepare got].
+    #[arg(long = "net")]
+    pub net: Vec<String>,
+    /// DNS servers, `host` or `none` (as `rkt run --dns`).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    #[arg(long = "dns-opt")]
+    pub dns_opt: Vec<String>,
+    #[arg(long = "dns-domain")]
+    pub dns_domain: Option<String>,
+    /// Hand the terminal to the app.
+    #[arg(long)]
+    pub interactive: bool,
+    /// Register the pod with the metadata service [default: what prepare got].
+    #[arg(long = "mds-register", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub mds_register: Option<bool>,
+    pub uuid: Option<String>,
+    #[command(flatten)]
+    pub pod: super::PodRef,
+}
+
+/// `rkt run-prepared`: runs a prepared pod with the flags prepare kept,
+/// its networks (and DNS) given now as rkt does, checked again.
+pub fn run_prepared(g: &Global, r: RunPreparedArgs) -> Result<i32, Error> {
+    let uuid = r.pod.uuid(r.uuid.clone())?;
+    let store = g.store();
+    let pod = store.find(&uuid)?;
+    let state = pod.state();
+    if state != crate::pod::PodState::Prepared {
+        return Err(FlagError::NotPrepared {
+            uuid: pod.uuid,
+            state: state.as_str(),
+        }
+        .into());
+    }
+    let mut a: RunArgs = pod
+        .read_json("run-args.json")
+        .map_err(Error::state("read", pod.path("run-args.json")))?;
+    if !r.net.is_empty() {
+        a.net = r.net;
+    }
+    if !r.dns.is_empty()
+        || !r.dns_search.is_empty()
+        || !r.dns_opt.is_empty()
+        || r.dns_domain.is_some()
+    {
+        (a.dns, a.dns_search, a.dns_opt, a.dns_domain) =
+            (r.dns, r.dns_search, r.dns_opt, r.dns_domain);
+    }
+    a.interactive |= r.interactive;
+    if let Some(m) = r.mds_register {
+        a.mds_register = m;
+    }
+    a.uuid_file_save = None;
+    let plan = Plan::new(g, &a, Some(pod.uuid.clone()))?;
+    let (pod, _lock) = store
+        .start_prepared(&pod)
+        .map_err(Error::state("start the prepared pod at", &pod.dir))?
+        .ok_or_else(|| FlagError::PreparedBusy(pod.uuid.clone()))?;
+    pod.write_json("pod.json", &plan.manifest)
+        .map_err(Error::state("write", pod.path("pod.json")))?;
+    run_pod(g, &plan, pod)
 }
 
 /// The pod directory appears with its manifest and our lock on it; the

@@ -50,8 +50,9 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Checks the flags and loads what the pod needs (see the module comment).
-    pub fn new(g: &Global, a: &RunArgs) -> Result<Plan, Error> {
+    /// Checks the flags and loads what the pod needs (see the module
+    /// comment), for a new pod or the prepared pod `uuid`.
+    pub fn new(g: &Global, a: &RunArgs, uuid: Option<String>) -> Result<Plan, Error> {
         let plugin_timeout = g.plugin_timeout()?;
         let retain = a
             .caps_retain
@@ -108,7 +109,7 @@ impl Plan {
         let working_dir = app::working_dir(a.working_dir.as_deref(), &image.config.working_dir)?;
         let identity = app::identity(a.user.as_deref(), a.group.as_deref(), &image.lowers)?;
         let volumes = volumes::plan(&a.volume, &a.mount, &image.config.volumes)?;
-        let uuid = uuid::Uuid::new_v4().to_string();
+        let uuid = uuid.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let manifest = Manifest {
             uuid: uuid.clone(),
             created: time::now(),
