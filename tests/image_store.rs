@@ -81,3 +81,29 @@ fn list_rm_and_gc() {
     assert_eq!(host.ls("/var/lib/rkt/cas/images").len(), 1);
     host.finish();
 }
+
+/// Importing on a terminal shows the layer and the bytes so far; without
+/// a terminal nothing is shown.
+#[test]
+fn import_progress_on_a_terminal() {
+    let image = common::image::oci_archive();
+    let image = image.to_str().unwrap();
+    let host = Host::new().start();
+    let rkt = common::rkt_bin().display().to_string();
+    let cmd = format!("{rkt} run --net=none {image} --exec=/bin/true");
+    let on_tty = host.exec(&["script", "-qec", &cmd, "/dev/null"]).ok();
+    assert!(
+        on_tty
+            .stdout
+            .contains("importing busybox-oci-3.tar: layer 1 of 1")
+            && on_tty.stdout.contains("MiB"),
+        "{on_tty:?}"
+    );
+    host.rkt(&["image", "rm", "busybox-test:1"]).ok();
+    host.rkt(&["image", "gc"]).ok();
+    let no_tty = host
+        .rkt(&["run", "--net=none", image, "--exec=/bin/true"])
+        .ok();
+    assert!(!no_tty.stderr.contains("importing"), "{no_tty:?}");
+    host.finish();
+}

@@ -50,6 +50,8 @@ pub struct Budget {
     limit: u64,
     used: Cell<u64>,
     exceeded: Cell<bool>,
+    /// Shown on a terminal as bytes are charged.
+    progress: Option<super::progress::Progress>,
 }
 
 /// The error a reader returns once the budget is spent.
@@ -63,6 +65,22 @@ impl Budget {
             limit,
             used: Cell::new(0),
             exceeded: Cell::new(false),
+            progress: None,
+        }
+    }
+
+    /// A budget that shows its progress on a terminal, as `image`'s.
+    pub fn with_progress(limit: u64, image: &str) -> Self {
+        Budget {
+            progress: super::progress::Progress::on_terminal(image),
+            ..Budget::new(limit)
+        }
+    }
+
+    /// What is being unpacked now, for the progress line.
+    pub fn step(&self, what: &str) {
+        if let Some(p) = &self.progress {
+            p.step(what);
         }
     }
 
@@ -70,6 +88,9 @@ impl Budget {
     pub fn charge(&self, n: u64) -> io::Result<()> {
         let used = self.used.get().saturating_add(n);
         self.used.set(used);
+        if let Some(p) = &self.progress {
+            p.bytes(used);
+        }
         if used > self.limit {
             self.exceeded.set(true);
             return Err(io::Error::other(OverBudget));

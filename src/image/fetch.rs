@@ -70,6 +70,7 @@ pub fn layer<'s>(
     spec: &LayerSpec,
     open: impl Fn() -> io::Result<Blob<'s>>,
 ) -> Result<PathBuf, ImageError> {
+    ctx.budget.step(&spec.what);
     let fail = |problem: fn(String, io::Error) -> ImageProblem| {
         move |e| err(ctx.image, problem(spec.what.clone(), e))
     };

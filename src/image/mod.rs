@@ -17,6 +17,7 @@ mod fetch;
 pub mod in_root;
 pub mod layer;
 mod oci;
+mod progress;
 mod size;
 mod source;
 pub mod store;
@@ -221,7 +222,7 @@ pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageErr
             .map_err(|e| err(image, ImageProblem::NotArchive(e)))?;
         (src, cache)
     };
-    let budget = Budget::new(opts.max_size);
+    let budget = Budget::with_progress(opts.max_size, &default_name(image));
     let ctx = Ctx {
         image,
         cache: &cache,
