@@ -12,17 +12,17 @@ fn list_rm_and_gc() {
     let image = common::image::oci_layout();
     let image = image.to_str().unwrap();
     let host = Host::new().start();
-    assert_eq!(
+    let images = || {
         host.rkt(&["image", "list", "--format=json"])
             .ok()
             .stdout
-            .trim(),
-        "[]"
-    );
+            .trim()
+            .to_string()
+    };
+    assert_eq!(images(), "[]");
     let run = host.rkt_spawn(&["run", "--net=none", image, "--exec=/bin/sleep", "--", "30"]);
     let uuid = host.wait_running(1).remove(0);
-    let list: serde_json::Value =
-        serde_json::from_str(&host.rkt(&["image", "list", "--format=json"]).ok().stdout).unwrap();
+    let list: serde_json::Value = serde_json::from_str(&images()).unwrap();
     let img = &list[0];
     assert_eq!(img["name"], "busybox-test:1");
     assert_eq!(img["pods"], 1);
@@ -58,13 +58,7 @@ fn list_rm_and_gc() {
     host.rkt(&["rm", &uuid]).ok();
     let removed = host.rkt(&["image", "rm", "busybox-test:1"]).ok();
     assert!(removed.stdout.contains(&id), "{}", removed.stdout);
-    assert_eq!(
-        host.rkt(&["image", "list", "--format=json"])
-            .ok()
-            .stdout
-            .trim(),
-        "[]"
-    );
+    assert_eq!(images(), "[]");
     let gc = host.rkt(&["image", "gc"]).ok();
     assert!(
         gc.stdout.starts_with("removed layer sha256:"),

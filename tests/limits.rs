@@ -37,19 +37,21 @@ fn memory_over_the_limit_is_killed_and_reported() {
     let host = Host::new().start();
     let img = host.image();
     // dd's 64 MiB buffer cannot fit in 32M.
-    let out = host.rkt(&[
-        "run",
-        "--net=none",
-        "--memory=32M",
-        "--uuid-file-save=/tmp/pod.uuid",
-        &img,
-        "--exec=/bin/dd",
-        "--",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=64M",
-        "count=1",
-    ]);
+    let dd = |flags: &[&str]| {
+        let mut args = vec!["run", "--net=none"];
+        args.extend(flags);
+        args.extend([
+            img.as_str(),
+            "--exec=/bin/dd",
+            "--",
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=64M",
+            "count=1",
+        ]);
+        host.rkt(&args)
+    };
+    let out = dd(&["--memory=32M", "--uuid-file-save=/tmp/pod.uuid"]);
     assert_eq!(out.code, 137, "killed by SIGKILL: {out:?}");
     assert!(
         out.stderr
@@ -71,18 +73,7 @@ fn memory_over_the_limit_is_killed_and_reported() {
     );
     assert!(cgroups_of(&uuid).is_empty(), "the pod's cgroup is gone");
     // The same app with room enough is not killed.
-    let fine = host.rkt(&[
-        "run",
-        "--net=none",
-        "--memory=256M",
-        &img,
-        "--exec=/bin/dd",
-        "--",
-        "if=/dev/zero",
-        "of=/dev/null",
-        "bs=64M",
-        "count=1",
-    ]);
+    let fine = dd(&["--memory=256M"]);
     assert_eq!(fine.code, 0, "{fine:?}");
     host.finish();
 }

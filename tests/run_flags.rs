@@ -198,7 +198,7 @@ fn user_and_group() {
 }
 
 /// Issue 15: `--readonly-rootfs`: writes to the root fail, /dev/shm and
-/// /proc stay as they are.
+/// /proc stay as they are, an empty volume gives it a writable /tmp.
 #[test]
 fn readonly_rootfs() {
     let host = Host::new().start();

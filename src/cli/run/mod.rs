@@ -29,21 +29,14 @@ use crate::stage1::{self, PodSpec};
 use plan::Plan;
 use teardown::Teardown;
 
-#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
-pub struct RunArgs {
+/// The flags that choose a pod's networks and DNS: `rkt run`'s, and
+/// `rkt run-prepared`'s (networks are attached then, as in rkt).
+#[derive(Debug, Clone, Default, Args, serde::Serialize, serde::Deserialize)]
+pub struct NetFlags {
     /// Networks to attach: names (comma lists or repeated), `name:K=V;K2=V2`
     /// for CNI_ARGS, `default`, `default-restricted`, `none`, `host`, `all`.
     #[arg(long = "net")]
     pub net: Vec<String>,
-    /// Hand the terminal to the app.
-    #[arg(long)]
-    pub interactive: bool,
-    /// The pod's hostname [default: rkt-<uuid>].
-    #[arg(long)]
-    pub hostname: Option<String>,
-    /// Run this instead of the image's entrypoint.
-    #[arg(long)]
-    pub exec: Option<String>,
     /// DNS servers (IP[,IP], repeatable), `host` (the host's resolv.conf) or
     /// `none` (no resolv.conf written).
     #[arg(long)]
@@ -57,6 +50,31 @@ pub struct RunArgs {
     /// DNS domain.
     #[arg(long = "dns-domain")]
     pub dns_domain: Option<String>,
+}
+
+impl NetFlags {
+    fn dns_given(&self) -> bool {
+        !self.dns.is_empty()
+            || !self.dns_search.is_empty()
+            || !self.dns_opt.is_empty()
+            || self.dns_domain.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Args, serde::Serialize, serde::Deserialize)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub network: NetFlags,
+    /// Hand the terminal to the app.
+    #[arg(long)]
+    pub interactive: bool,
+    /// The pod's hostname [default: rkt-<uuid>].
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Run this instead of the image's entrypoint.
+    #[arg(long)]
+    pub exec: Option<String>,
     /// /etc/hosts entries `IP=HOST[,HOST...]` (repeatable), or `host`.
     #[arg(long = "hosts-entry")]
     pub hosts_entry: Vec<String>,
@@ -209,18 +227,9 @@ pub fn prepare(g: &Global, a: RunArgs) -> Result<i32, Error> {
 
 #[derive(Debug, Args)]
 pub struct RunPreparedArgs {
-    /// Networks to attach (as `rkt run --net`) [default: what prepare got].
-    #[arg(long = "net")]
-    pub net: Vec<String>,
-    /// DNS servers, `host` or `none` (as `rkt run --dns`).
-    #[arg(long)]
-    pub dns: Vec<String>,
-    #[arg(long = "dns-search")]
-    pub dns_search: Vec<String>,
-    #[arg(long = "dns-opt")]
-    pub dns_opt: Vec<String>,
-    #[arg(long = "dns-domain")]
-    pub dns_domain: Option<String>,
+    /// Networks and DNS (as `rkt run`'s) [default: what prepare got].
+    #[command(flatten)]
+    pub network: NetFlags,
     /// Hand the terminal to the app.
     #[arg(long)]
     pub interactive: bool,
@@ -249,16 +258,12 @@ pub fn run_prepared(g: &Global, r: RunPreparedArgs) -> Result<i32, Error> {
     let mut a: RunArgs = pod
         .read_json("run-args.json")
         .map_err(Error::state("read", pod.path("run-args.json")))?;
-    if !r.net.is_empty() {
-        a.net = r.net;
+    if !r.network.net.is_empty() {
+        a.network.net = r.network.net.clone();
     }
-    if !r.dns.is_empty()
-        || !r.dns_search.is_empty()
-        || !r.dns_opt.is_empty()
-        || r.dns_domain.is_some()
-    {
-        (a.dns, a.dns_search, a.dns_opt, a.dns_domain) =
-            (r.dns, r.dns_search, r.dns_opt, r.dns_domain);
+    if r.network.dns_given() {
+        let net = std::mem::take(&mut a.network.net);
+        a.network = NetFlags { net, ..r.network };
     }
     a.interactive |= r.interactive;
     if let Some(m) = r.mds_register {

@@ -71,10 +71,15 @@ impl Plan {
                 return Err(FlagError::Hostname(h.clone()).into());
             }
         }
-        let dns = dns::DnsFlags::parse(&a.dns, &a.dns_search, &a.dns_opt, a.dns_domain.as_deref())?;
+        let dns = dns::DnsFlags::parse(
+            &a.network.dns,
+            &a.network.dns_search,
+            &a.network.dns_opt,
+            a.network.dns_domain.as_deref(),
+        )?;
         let hosts = dns::HostsFlags::parse(&a.hosts_entry)?;
         let annotations = metadata::pod::parse_annotations(&a.annotation)?;
-        let selection = netd::parse_selection(&a.net)?;
+        let selection = netd::parse_selection(&a.network.net)?;
         let own_netns = !matches!(selection, netd::Selection::Host);
         let sysctls = a
             .sysctl
