@@ -1,5 +1,6 @@
 //! The command line: global flags and one module per subcommand.
 
+mod docs;
 mod enter;
 mod gc;
 mod image;
@@ -7,6 +8,7 @@ mod list;
 mod metadata;
 mod run;
 mod stop;
+mod version;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,6 +81,12 @@ pub enum Command {
     Gc(gc::GcArgs),
     /// The image store: list, rm, gc.
     Image(image::ImageArgs),
+    /// The runtime's version, the CNI versions it speaks, its plugins'.
+    Version,
+    /// A shell completion script (bash, zsh, fish) on stdout.
+    Completion(docs::CompletionArgs),
+    /// Write the man pages (rkt.1, rkt-<command>.1) to a directory.
+    Man(docs::ManArgs),
     /// Serve pod metadata and identity to pods (AC_METADATA_URL).
     MetadataService(metadata::MetadataArgs),
 }
@@ -161,6 +169,9 @@ pub fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Rm(a) => stop::rm(g, a),
         Command::Gc(a) => gc::gc(g, a),
         Command::Image(a) => image::image(g, a),
+        Command::Version => version::version(g),
+        Command::Completion(a) => docs::completion(a),
+        Command::Man(a) => docs::man(a),
         Command::MetadataService(a) => metadata::metadata_service(g, a),
     }
 }
