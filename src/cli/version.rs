@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use super::Global;
-use crate::cni::exec::{self, Invocation};
+use crate::cni::exec;
 use crate::cni::version;
 use crate::error::Error;
+use crate::networking;
 
 /// The plugins this project ships.
 pub const BUNDLED: &[&str] = &[
@@ -24,31 +25,17 @@ pub fn version(g: &Global) -> Result<i32, Error> {
     println!("rkt Version: {}", env!("CARGO_PKG_VERSION"));
     println!("CNI spec versions: {}", version::SUPPORTED.join(", "));
     let path = g.plugin_path();
+    let plugins = networking::Plugins {
+        path: &path,
+        timeout: Duration::from_secs(5),
+    };
     for name in BUNDLED {
         let line = match exec::find_plugin(name, &path) {
             Err(_) => "not found on the plugin path".to_string(),
-            Ok(bin) => {
-                let inv = Invocation::global("VERSION", &path, Duration::from_secs(5));
-                let stdin = format!("{{\"cniVersion\":\"{}\"}}", version::LATEST);
-                match exec::run(&bin, &inv, stdin.as_bytes())
-                    .ok()
-                    .and_then(|out| serde_json::from_slice::<serde_json::Value>(&out).ok())
-                {
-                    Some(v) => format!(
-                        "{} (CNI {})",
-                        bin.display(),
-                        v["supportedVersions"]
-                            .as_array()
-                            .map(|a| a
-                                .iter()
-                                .filter_map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "))
-                            .unwrap_or_default()
-                    ),
-                    None => format!("{} (does not answer VERSION)", bin.display()),
-                }
-            }
+            Ok(bin) => match networking::plugin_versions(&plugins, &bin, version::LATEST) {
+                Some(vs) => format!("{} (CNI {})", bin.display(), vs.join(", ")),
+                None => format!("{} (does not answer VERSION)", bin.display()),
+            },
         };
         println!("plugin {name}: {line}");
     }

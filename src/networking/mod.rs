@@ -335,17 +335,25 @@ pub fn gc(
     problems
 }
 
-/// Whether a plugin supports a spec version (asked with VERSION).
-fn supports(plugins: &Plugins, plugin: &Path, ver: &str) -> bool {
+/// The spec versions a plugin says it supports (CNI VERSION, asked in
+/// `ver`); `None` when it does not answer.
+pub fn plugin_versions(plugins: &Plugins, plugin: &Path, ver: &str) -> Option<Vec<String>> {
     let inv = Invocation::global("VERSION", plugins.path, plugins.timeout);
     let stdin = serde_json::json!({ "cniVersion": ver }).to_string();
-    exec::run(plugin, &inv, stdin.as_bytes())
-        .ok()
-        .and_then(|out| serde_json::from_slice::<Value>(&out).ok())
-        .and_then(|v| v.get("supportedVersions").cloned())
-        .and_then(|v| v.as_array().cloned())
-        .map(|vs| vs.iter().any(|v| v.as_str() == Some(ver)))
-        .unwrap_or(false)
+    let out = exec::run(plugin, &inv, stdin.as_bytes()).ok()?;
+    let v: Value = serde_json::from_slice(&out).ok()?;
+    Some(
+        v.get("supportedVersions")?
+            .as_array()?
+            .iter()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect(),
+    )
+}
+
+/// Whether a plugin supports a spec version (asked with VERSION).
+fn supports(plugins: &Plugins, plugin: &Path, ver: &str) -> bool {
+    plugin_versions(plugins, plugin, ver).is_some_and(|vs| vs.iter().any(|v| v == ver))
 }
 
 #[cfg(test)]
