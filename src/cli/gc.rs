@@ -146,7 +146,7 @@ pub fn gc(g: &Global, a: GcArgs) -> Result<i32, Error> {
 /// Detaches a pod's networks, printing what was given up on (warnings) and
 /// what failed; returns how many failures keep the pod for the next gc.
 fn release(g: &Global, pod: &Pod) -> usize {
-    let released = g.release_network(pod, false);
+    let released = g.release_pod(pod, false);
     for w in &released.given_up {
         eprintln!("rkt: gc: pod {}: warning: {w}", pod.uuid);
     }

@@ -223,7 +223,7 @@ impl Global {
 
     /// Releases what a pod holds on the host: its networks (with this
     /// invocation's plugin settings) and its cgroups.
-    pub fn release_network(&self, pod: &Pod, force: bool) -> networking::Released {
+    pub fn release_pod(&self, pod: &Pod, force: bool) -> networking::Released {
         let timeout = self.plugin_timeout().unwrap_or(Duration::from_secs(60));
         let path = self.plugin_path();
         let plugins = networking::Plugins {

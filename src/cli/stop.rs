@@ -98,7 +98,7 @@ pub fn rm(g: &Global, a: RmArgs) -> Result<i32, Error> {
             let Some(_lock) = lock else {
                 return Err(PodCommandError::Running(pod.uuid).into());
             };
-            let released = g.release_network(&pod, a.force);
+            let released = g.release_pod(&pod, a.force);
             for w in &released.given_up {
                 eprintln!("rkt: pod {}: warning: {w}", pod.uuid);
             }

@@ -66,7 +66,7 @@ impl<'g> Teardown<'g> {
         if let Some(code) = exit {
             let _ = pod.write_file("exit", code.to_string().as_bytes());
         }
-        let released = self.g.release_network(pod, false);
+        let released = self.g.release_pod(pod, false);
         let _ = std::fs::remove_dir_all(pod.path("work"));
         let _ = std::fs::remove_dir(pod.path("rootfs"));
         for w in &released.given_up {

@@ -102,17 +102,18 @@ impl State {
     }
 
     fn lock_at(root: &Path) -> Result<State, StateError> {
-        for d in [
-            root.to_path_buf(),
-            root.join("pods"),
-            root.join("claims"),
-            root.join("gone"),
-            root.join("localnet"),
-        ] {
-            std::fs::create_dir_all(&d).map_err(io("create", &d))?;
-        }
         let path = root.join("lock");
-        let lock = FileLock::acquire(&path).map_err(io("lock", &path))?;
+        let lock = match FileLock::acquire(&path) {
+            Ok(lock) => lock,
+            // The first call since boot: the directories come first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                for d in ["pods", "claims", "gone", "localnet"].map(|d| root.join(d)) {
+                    std::fs::create_dir_all(&d).map_err(io("create", &d))?;
+                }
+                FileLock::acquire(&path).map_err(io("lock", &path))?
+            }
+            Err(e) => return Err(io("lock", &path)(e)),
+        };
         Ok(State {
             root: root.to_path_buf(),
             _lock: lock,
