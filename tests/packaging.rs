@@ -1,12 +1,205 @@
-//! Issue 16 (first part): `rkt version` names the runtime's version, the
-//! CNI versions it speaks and each bundled plugin it would run; the man
-//! pages and shell completions are generated from the command line's own
-//! definitions: every page renders with `man -l`, and the bash completion
-//! completes `rkt run --n` to `--net`.
+//! Issue 16: `rkt version` names the runtime's version, the CNI versions
+//! it speaks and each bundled plugin it would run; the man pages and shell
+//! completions are generated from the command line's own definitions: every
+//! page renders with `man -l`, and the bash completion completes
+//! `rkt run --n` to `--net`. The Debian package, unpacked into a temporary
+//! root, runs a pod on the default network from its own layout alone, and
+//! its systemd units pass `systemd-analyze verify`.
 
 mod common;
 
-use common::Host;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{tmp_dir, Host};
+
+/// The .deb under test: `$RKT_DEB` (`vagrant/test.sh` builds it with
+/// `vagrant/package.sh` before the tests), else built here the same way.
+fn package() -> &'static Path {
+    static DEB: OnceLock<PathBuf> = OnceLock::new();
+    DEB.get_or_init(|| {
+        if let Some(p) = std::env::var_os("RKT_DEB") {
+            return PathBuf::from(p);
+        }
+        let repo = env!("CARGO_MANIFEST_DIR");
+        let out = Command::new(format!("{repo}/vagrant/package.sh"))
+            .output()
+            .expect("run vagrant/package.sh");
+        assert!(
+            out.status.success(),
+            "vagrant/package.sh failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        PathBuf::from(repo).join(path)
+    })
+}
+
+/// The package unpacked (as dpkg would install it) into a new directory.
+fn unpacked() -> tempfile::TempDir {
+    let root = tempfile::Builder::new()
+        .prefix("deb-root-")
+        .tempdir_in(tmp_dir())
+        .expect("temp root");
+    let st = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(package())
+        .arg(root.path())
+        .status()
+        .expect("run dpkg-deb");
+    assert!(st.success(), "dpkg-deb -x {}", package().display());
+    root
+}
+
+/// The package's control fields.
+fn control() -> String {
+    let out = Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(package())
+        .output()
+        .expect("run dpkg-deb -f");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_package_runs_a_pod_from_its_installed_layout() {
+    let control = control();
+    assert!(
+        control.contains(&format!("Version: {}-1", env!("CARGO_PKG_VERSION"))),
+        "{control}"
+    );
+    // The binaries are static: nft is the one thing they run.
+    assert!(control.contains("Depends: nftables\n"), "{control}");
+    let root = unpacked();
+    let r = root.path();
+    let plugins = r.join("usr/lib/rkt/plugins/net");
+    for plugin in [
+        "loopback",
+        "ptp",
+        "bridge",
+        "macvlan",
+        "host-local",
+        "dhcp",
+        "portmap",
+    ] {
+        assert!(
+            plugins.join(plugin).is_file(),
+            "{plugin} in {}",
+            plugins.display()
+        );
+    }
+    for file in [
+        "usr/bin/rkt",
+        "usr/share/man/man1/rkt.1.gz",
+        "usr/share/man/man1/rkt-run.1.gz",
+        "usr/share/bash-completion/completions/rkt",
+        "usr/share/zsh/vendor-completions/_rkt",
+        "usr/share/fish/vendor_completions.d/rkt.fish",
+        "usr/share/doc/rkt/copyright",
+        "usr/share/doc/rkt/changelog.Debian.gz",
+        "usr/share/rkt/net.d-defaults/99-default.conflist",
+        "usr/lib/systemd/system/rkt-gc.timer",
+    ] {
+        assert!(r.join(file).is_file(), "{file} in the package");
+    }
+    // The installed rkt, with no flag, finds the installed plugins
+    // (PREFIX/bin/rkt -> PREFIX/lib/rkt/plugins/net), not the build's.
+    let host = Host::new().rkt_binary(r.join("usr/bin/rkt")).start();
+    let v = host.rkt(&["version"]).ok();
+    let ptp = format!("plugin ptp: {} ", plugins.join("ptp").display());
+    assert!(v.stdout.contains(&ptp), "{ptp} in\n{}", v.stdout);
+    let pod = host
+        .in_pod(
+            "default",
+            &["/bin/sh", "-c", "ip -4 addr show eth0; ip -4 route"],
+        )
+        .ok();
+    assert!(pod.stdout.contains("inet 172.16.28."), "{}", pod.stdout);
+    assert!(
+        pod.stdout.contains("default via 172.16.28.1"),
+        "{}",
+        pod.stdout
+    );
+    let list = host.rkt(&["list", "--full", "--no-legend"]).ok();
+    assert!(
+        list.stdout.contains("default:ip4=172.16.28."),
+        "{}",
+        list.stdout
+    );
+    host.rkt(&["gc", "--grace-period=0s"]).ok();
+    host.finish();
+}
+
+#[test]
+fn the_package_units_pass_systemd_analyze_verify() {
+    let root = unpacked();
+    let r = root.path();
+    let units = r.join("usr/lib/systemd/system");
+    // The root is a system with these units installed: the standard
+    // targets and slices they hang from come from the host's systemd.
+    for entry in std::fs::read_dir("/usr/lib/systemd/system").expect("the host's units") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        if (name.ends_with(".target") || name.ends_with(".slice")) && path.is_file() {
+            std::fs::copy(&path, units.join(&name)).expect("copy a standard unit");
+        }
+    }
+    let ours = [
+        "cni-dhcp.socket",
+        "cni-dhcp.service",
+        "rkt-metadata.socket",
+        "rkt-metadata.service",
+        "rkt-gc.service",
+        "rkt-gc.timer",
+    ];
+    let verify = |root: &Path| {
+        let mut cmd = Command::new("systemd-analyze");
+        cmd.arg("verify")
+            .arg(format!("--root={}", root.display()))
+            .env("MANPATH", root.join("usr/share/man"));
+        for u in ours {
+            cmd.arg(units.join(u));
+        }
+        cmd.output().expect("run systemd-analyze")
+    };
+    let out = verify(r);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {stderr}"
+    );
+    // The check looks inside the root: without the binary the units name,
+    // it fails.
+    std::fs::remove_file(r.join("usr/bin/rkt")).expect("remove rkt");
+    let out = verify(r);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("/usr/bin/rkt is not executable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The timer is enabled at install (the maintainer scripts cargo-deb
+    // generated), the others are not.
+    let postinst = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "dpkg-deb --ctrl-tarfile {} | tar -xO ./postinst",
+            package().display()
+        ))
+        .output()
+        .expect("read postinst");
+    let postinst = String::from_utf8_lossy(&postinst.stdout);
+    assert!(
+        postinst.contains("deb-systemd-helper enable rkt-gc.timer"),
+        "{postinst}"
+    );
+    assert!(!postinst.contains("cni-dhcp"), "{postinst}");
+}
 
 #[test]
 fn version_names_the_runtime_the_spec_and_the_plugins() {

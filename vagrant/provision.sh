@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # libc6-dev: the static glibc the binaries link (.cargo/config.toml).
-pkgs=(busybox-static nftables iproute2 dnsmasq-base containernetworking-plugins util-linux iptables ca-certificates curl gcc libc6-dev jq python3 podman runc man-db)
+pkgs=(busybox-static nftables iproute2 dnsmasq-base containernetworking-plugins util-linux iptables ca-certificates curl gcc libc6-dev jq python3 podman runc man-db systemd containerd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -32,4 +32,8 @@ if ! rust_ok; then
   else
     curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component clippy,rustfmt
   fi
+fi
+# cargo-deb packs the Debian package (vagrant/package.sh); built once.
+if ! "$HOME/.cargo/bin/cargo-deb" --version 2>/dev/null | grep -q '^cargo-deb 3\.8\.'; then
+  "$HOME/.cargo/bin/cargo" install cargo-deb --version 3.8.0 --locked --quiet
 fi

@@ -8,4 +8,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --all-targets
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
+# The Debian package, which tests/packaging.rs unpacks and runs.
+RKT_DEB="$PWD/$(./vagrant/package.sh)"
+export RKT_DEB
 cargo test --no-fail-fast

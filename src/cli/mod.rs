@@ -44,6 +44,7 @@ pub struct Global {
     #[arg(long, global = true)]
     pub debug: bool,
     /// Colon-separated plugin directories [default: beside rkt,
+    /// PREFIX/lib/rkt/plugins/net for rkt in PREFIX/bin,
     /// /usr/lib/rkt/plugins/net, /opt/cni/bin, /usr/lib/cni].
     #[arg(long = "net-plugin-path", global = true)]
     pub net_plugin_path: Option<String>,
@@ -192,10 +193,18 @@ impl Global {
             .ok()
             .and_then(|e| e.parent().map(Path::to_path_buf))
         {
-            out.push(dir);
+            // An installed tree under any prefix: PREFIX/bin/rkt finds
+            // PREFIX/lib/rkt/plugins/net (the package's layout).
+            if let Some(prefix) = dir.parent() {
+                out.push(prefix.join("lib/rkt/plugins/net"));
+            }
+            out.insert(0, dir);
         }
         for d in ["/usr/lib/rkt/plugins/net", "/opt/cni/bin", "/usr/lib/cni"] {
-            out.push(PathBuf::from(d));
+            let d = PathBuf::from(d);
+            if !out.contains(&d) {
+                out.push(d);
+            }
         }
         out
     }

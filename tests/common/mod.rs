@@ -156,6 +156,7 @@ leak_check() {
 /// (a busybox root filesystem) and the helpers of the prelude.
 pub struct Host {
     global: String,
+    rkt: Option<PathBuf>,
     envs: Vec<(String, String)>,
     check_leaks: bool,
 }
@@ -170,6 +171,7 @@ impl Host {
     pub fn new() -> Self {
         Host {
             global: String::new(),
+            rkt: None,
             envs: Vec::new(),
             check_leaks: true,
         }
@@ -178,6 +180,13 @@ impl Host {
     /// Global flags for every `rkt` call (e.g. `--net-plugin-path=/usr/lib/cni`).
     pub fn global(mut self, flags: &str) -> Self {
         self.global = flags.to_string();
+        self
+    }
+
+    /// Another `rkt` for [`Session::rkt`] than the one under test (an
+    /// installed package's).
+    pub fn rkt_binary(mut self, path: PathBuf) -> Self {
+        self.rkt = Some(path);
         self
     }
 
@@ -399,7 +408,8 @@ impl Session {
 
     /// `rkt`, the host's global flags, then `args`.
     fn rkt_argv(&self, args: &[&str]) -> Vec<String> {
-        let mut argv = vec![rkt_bin().display().to_string()];
+        let bin = self.host.rkt.clone().unwrap_or_else(rkt_bin);
+        let mut argv = vec![bin.display().to_string()];
         argv.extend(self.host.global.split_whitespace().map(String::from));
         argv.extend(args.iter().map(|a| a.to_string()));
         argv
