@@ -3,7 +3,8 @@
 //! whose host end is enslaved to the bridge; `isGateway` /
 //! `isDefaultGateway` / `forceAddress` put the gateway on the bridge,
 //! `ipMasq`, `mtu`, `hairpinMode`, `promiscMode`, `vlan` as in the
-//! reference bridge 1.1.1. `"isolation": "host-only"` keeps the pods to
+//! reference bridge 1.1.1; `nonMasqueradeCIDRs` (ours) leaves traffic to
+//! those destinations unmasqueraded (a cluster's pod CIDR). `"isolation": "host-only"` keeps the pods to
 //! the host: the bridge switches nothing between the network's ports and
 //! the host routes nothing from or to the bridge ([`super::firewall`]).
 
@@ -14,7 +15,7 @@ use serde::Deserialize;
 
 use super::ipam;
 use super::pkg::attachment::{self, enable_forwarding, open_netns, Undo};
-use super::pkg::conf::{parse_conf, IpamRef, Isolation};
+use super::pkg::conf::{parse_conf, BaseConf, Isolation};
 use super::pkg::error::{nl_err, PluginError};
 use super::pkg::{firewall, iface, veth};
 use crate::cni::result::{Interface, Route as CniRoute};
@@ -36,20 +37,15 @@ struct Conf {
     is_default_gateway: bool,
     #[serde(default, rename = "forceAddress")]
     force_address: bool,
-    #[serde(default, rename = "ipMasq")]
-    ip_masq: bool,
-    #[serde(default)]
-    mtu: u32,
+    /// `ipMasq`, `nonMasqueradeCIDRs`, `mtu`, `ipam`, `isolation`.
+    #[serde(flatten)]
+    base: BaseConf,
     #[serde(default, rename = "hairpinMode")]
     hairpin_mode: bool,
     #[serde(default, rename = "promiscMode")]
     promisc_mode: bool,
     #[serde(default)]
     vlan: u16,
-    #[serde(default)]
-    ipam: Option<IpamRef>,
-    #[serde(default)]
-    isolation: Isolation,
 }
 
 fn default_bridge() -> String {
@@ -82,7 +78,7 @@ impl Conf {
             n.chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-'))
         };
-        if c.isolation == Isolation::HostOnly && !plain(&c.bridge) {
+        if c.base.isolation == Isolation::HostOnly && !plain(&c.bridge) {
             return Err(bad(
                 "\"isolation\": \"host-only\" needs a \"bridge\" name of letters, digits, '_', '.', '-'",
             ));
@@ -90,13 +86,7 @@ impl Conf {
         Ok(c)
     }
     fn has_ipam(&self) -> bool {
-        self.ipam
-            .as_ref()
-            .map(|i| !i.ty.is_empty())
-            .unwrap_or(false)
-    }
-    fn mtu(&self) -> Option<u32> {
-        (self.mtu > 0).then_some(self.mtu)
+        self.base.has_ipam()
     }
 }
 
@@ -115,7 +105,7 @@ fn ensure_bridge(req: &Request, conf: &Conf, host: &Netlink) -> Result<Link, Plu
     let br = match existing {
         Some(l) => l,
         None => {
-            match host.create_bridge(&conf.bridge, conf.mtu(), conf.vlan != 0) {
+            match host.create_bridge(&conf.bridge, conf.base.mtu(), conf.vlan != 0) {
                 Err(e) if !e.is_exists() => {
                     let what = if conf.vlan != 0 {
                         format!(
@@ -225,7 +215,7 @@ impl Bridge {
         if conf.has_ipam() {
             res = ipam::add(req)?;
         }
-        let hveth = veth::create(req, host, ns, conf.mtu(), firewall::group(&req.name))?;
+        let hveth = veth::create(req, host, ns, conf.base.mtu(), firewall::group(&req.name))?;
         undo.veth = Some(hveth.clone());
         let host_name = hveth.name.as_str();
         host.set_master(hveth.index, br.index).map_err(nl_err(
@@ -248,10 +238,10 @@ impl Bridge {
             .map_err(nl_err(req, "turn IPv6 off on the host veth"))?;
         // The network's nftables state (masquerade, isolation) is in place
         // before the port comes up.
-        let host_only = conf.isolation == Isolation::HostOnly;
+        let host_only = conf.base.isolation == Isolation::HostOnly;
         let want = firewall::Spec {
             network: req.name.clone(),
-            masq: conf.ip_masq && conf.has_ipam(),
+            masq: conf.base.ip_masq && conf.has_ipam(),
             host_only,
             src_check: false,
             bridges: if host_only {
@@ -260,6 +250,7 @@ impl Bridge {
                 Vec::new()
             },
             subnets: res.ips.iter().map(|i| i.address.trunc()).collect(),
+            no_masq: conf.base.non_masquerade.clone(),
         };
         attachment::firewall_add(req, &want)?;
         undo.firewall = true;

@@ -60,6 +60,7 @@ impl Ptp {
             src_check: true,
             bridges: Vec::new(),
             subnets: res.ips.iter().map(|i| i.address.trunc()).collect(),
+            no_masq: conf.non_masquerade.clone(),
         };
         attachment::firewall_add(req, &want)?;
         undo.firewall = true;

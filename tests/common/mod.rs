@@ -364,6 +364,20 @@ impl Session {
         cmd
     }
 
+    /// Joins this host to `other` by a veth pair named `ifname` at both
+    /// ends (a link between two machines); the caller addresses it.
+    pub fn link_to(&self, other: &Session, ifname: &str) {
+        let out = Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", self.init))
+            .args([
+                "ip", "link", "add", ifname, "type", "veth", "peer", "name", ifname, "netns",
+            ])
+            .arg(other.init.to_string())
+            .output()
+            .expect("run nsenter ip link add");
+        assert!(out.status.success(), "link the hosts: {out:?}");
+    }
+
     /// The busybox image's path (inside the host too).
     pub fn image(&self) -> String {
         self.img.display().to_string()

@@ -11,6 +11,12 @@ use crate::cni::skeleton::Request;
 pub struct BaseConf {
     #[serde(default, rename = "ipMasq")]
     pub ip_masq: bool,
+    /// With `ipMasq`: destinations reached with the pod's own address
+    /// (a cluster's pod CIDR, so pods on other nodes see who called; the
+    /// name is Kubernetes' ip-masq-agent's). The network's own subnets are
+    /// never masqueraded either way.
+    #[serde(default, rename = "nonMasqueradeCIDRs")]
+    pub non_masquerade: Vec<ipnet::IpNet>,
     #[serde(default)]
     pub mtu: u32,
     #[serde(default)]

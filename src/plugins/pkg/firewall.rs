@@ -5,8 +5,9 @@
 //! host-only bridge network). A network that needs any of it has base
 //! chains of its own, named after its [`key`]:
 //! - `masq-<key>` (nat, postrouting; `ipMasq`): traffic from the network's
-//!   subnets to anywhere but them or multicast is masqueraded (the
-//!   reference plugins' rules, without per-pod chains).
+//!   subnets to anywhere but them, multicast or the `nonMasqueradeCIDRs`
+//!   (a cluster's pod CIDR) is masqueraded (the reference plugins' rules,
+//!   without per-pod chains; the reference cannot exclude a destination).
 //! - `fwd-<key>` (filter, forward; `"isolation": "host-only"`): whatever the
 //!   host would forward from or to the network's host-side veths is
 //!   dropped. The veths are matched by their device group ([`group`], set
@@ -105,19 +106,21 @@ pub struct Spec {
     /// The network's subnets (the pods' addresses with their prefix).
     #[serde(default)]
     pub subnets: Vec<IpNet>,
+    /// `nonMasqueradeCIDRs`: destinations besides `subnets` that traffic
+    /// from the pods reaches unmasqueraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_masq: Vec<IpNet>,
 }
 
 impl Spec {
     /// `self` and `other` together.
     fn merge(&self, other: &Spec) -> Spec {
-        let mut subnets: Vec<IpNet> = self
-            .subnets
-            .iter()
-            .chain(&other.subnets)
-            .map(IpNet::trunc)
-            .collect();
-        subnets.sort();
-        subnets.dedup();
+        let union = |a: &[IpNet], b: &[IpNet]| {
+            let mut all: Vec<IpNet> = a.iter().chain(b).map(IpNet::trunc).collect();
+            all.sort();
+            all.dedup();
+            all
+        };
         let mut bridges: Vec<String> = self.bridges.iter().chain(&other.bridges).cloned().collect();
         bridges.sort();
         bridges.dedup();
@@ -131,7 +134,8 @@ impl Spec {
             host_only: self.host_only || other.host_only,
             src_check: self.src_check || other.src_check,
             bridges,
-            subnets,
+            subnets: union(&self.subnets, &other.subnets),
+            no_masq: union(&self.no_masq, &other.no_masq),
         }
     }
 
@@ -147,12 +151,13 @@ impl Spec {
         if self.masq && !self.subnets.is_empty() {
             let mut rules = Vec::new();
             for v4 in [true, false] {
-                let own: Vec<String> = self
-                    .subnets
-                    .iter()
-                    .filter(|n| n.addr().is_ipv4() == v4)
-                    .map(|n| n.trunc().to_string())
-                    .collect();
+                let of_family = |nets: &[IpNet]| -> Vec<String> {
+                    nets.iter()
+                        .filter(|n| n.addr().is_ipv4() == v4)
+                        .map(|n| n.trunc().to_string())
+                        .collect()
+                };
+                let own = of_family(&self.subnets);
                 if own.is_empty() {
                     continue;
                 }
@@ -162,8 +167,12 @@ impl Spec {
                     ("ip6", "ff00::/8")
                 };
                 let set = own.join(", ");
+                let mut unmasked = own;
+                unmasked.extend(of_family(&self.no_masq));
+                // An interval set: a cluster CIDR may hold the subnet.
+                let unmasked = unmasked.join(", ");
                 rules.push(format!(
-                    "{fam} saddr {{ {set} }} {fam} daddr != {{ {set} }} {fam} daddr != {mc} masquerade"
+                    "{fam} saddr {{ {set} }} {fam} daddr != {{ {unmasked} }} {fam} daddr != {mc} masquerade"
                 ));
             }
             out.push(Chain {
@@ -653,11 +662,30 @@ mod tests {
             src_check: src,
             bridges: vec![],
             subnets: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            no_masq: vec![],
         }
     }
 
     fn script(s: &Spec) -> String {
         s.chains().iter().map(Chain::install).collect()
+    }
+
+    #[test]
+    fn non_masquerade_cidrs_join_the_unmasqueraded_destinations() {
+        let mut a = spec(true, false, false, &["10.244.1.7/24"]);
+        a.no_masq = vec!["10.244.0.0/16".parse().unwrap()];
+        let b = spec(true, false, false, &["10.244.1.9/24", "fd00::9/64"]);
+        let both = b.merge(&a);
+        assert_eq!(both.no_masq, a.no_masq, "kept by a merge");
+        let s = script(&both);
+        assert!(
+            s.contains("ip saddr { 10.244.1.0/24 } ip daddr != { 10.244.1.0/24, 10.244.0.0/16 } ip daddr != 224.0.0.0/4 masquerade"),
+            "{s}"
+        );
+        assert!(
+            s.contains("ip6 daddr != { fd00::/64 }"),
+            "IPv4 CIDRs stay in IPv4 rules: {s}"
+        );
     }
 
     #[test]
