@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{rkt_bin, Host};
+use common::{remove_cgroups, rkt_bin, Host};
 
 const CONFLIST: &str = r#"{"cniVersion":"1.0.0","name":"rktweb","plugins":[
  {"type":"bridge","bridge":"cnipod0","isGateway":true,"ipMasq":true,"hairpinMode":true,
@@ -124,13 +124,7 @@ fn podman_publishes_a_port_through_our_bridge_and_portmap() {
     assert!(host.ls("/run/rkt-portmap/pods").is_empty());
     host.sh("ip link del cli; ip netns del client; ip link del cnipod0")
         .ok();
-    let left = host.sh(&format!(
-        "for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {{}} \\; ; done; ls -d /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent} 2>/dev/null || true"
-    ));
-    assert!(
-        left.stdout.trim().is_empty(),
-        "cgroups left: {}",
-        left.stdout
-    );
+    let left = remove_cgroups(&host, &parent);
+    assert!(left.trim().is_empty(), "cgroups left: {left}");
     host.finish();
 }

@@ -607,6 +607,16 @@ impl Drop for Session {
     }
 }
 
+/// Removes the cgroups another runtime (Podman, containerd) made under
+/// `parent` for this test (cgroups are the machine's, not the host's);
+/// returns those still there.
+pub fn remove_cgroups(host: &Session, parent: &str) -> String {
+    host.sh(&format!(
+        "for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {{}} \\; ; done; ls -d /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent} 2>/dev/null || true"
+    ))
+    .stdout
+}
+
 /// SIGKILL to the process a [`Session::spawn`] started (not to its
 /// `nsenter`, which would leave it running), then reaps both.
 pub fn kill_spawned(nsenter: Child) {
