@@ -608,13 +608,23 @@ impl Drop for Session {
 }
 
 /// Removes the cgroups another runtime (Podman, containerd) made under
-/// `parent` for this test (cgroups are the machine's, not the host's);
+/// `parent` for this test (cgroups are the machine's, not the host's),
+/// giving its clean-up (Podman's runs after `run --rm` returns) up to 5 s;
 /// returns those still there.
 pub fn remove_cgroups(host: &Session, parent: &str) -> String {
-    host.sh(&format!(
-        "for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {{}} \\; ; done; ls -d /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent} 2>/dev/null || true"
-    ))
-    .stdout
+    let mut left = String::new();
+    for _ in 0..50 {
+        left = host
+            .sh(&format!(
+                "for d in /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent}; do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {{}} \\; 2>/dev/null; done; ls -d /sys/fs/cgroup/*{parent} /sys/fs/cgroup{parent} 2>/dev/null || true"
+            ))
+            .stdout;
+        if left.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    left
 }
 
 /// SIGKILL to the process a [`Session::spawn`] started (not to its
