@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use common::{remove_cgroups, rkt_bin, Host, Session};
 
-const CONFLIST: &str = r#"{"cniVersion":"1.0.0","name":"rktweb","plugins":[
- {"type":"bridge","bridge":"cnipod0","isGateway":true,"ipMasq":true,"hairpinMode":true,
-  "ipam":{"type":"host-local","subnet":"10.98.0.0/24","routes":[{"dst":"0.0.0.0/0"}]}},
- {"type":"portmap","capabilities":{"portMappings":true}}]}"#;
+const CONFLIST: &str = include_str!("../dist/podman/rktweb.conflist");
+/// The recipe's containers.conf (plugin and config directories are this
+/// host's in the test).
+const CONTAINERS_CONF: &str = include_str!("../dist/podman/containers.conf");
 
 /// A throwaway host whose Podman uses the CNI backend with our plugins
 /// and one network, `name`; its own storage under /tmp/pm.
@@ -31,11 +31,14 @@ impl Podman {
             .start();
         let plugins = rkt_bin().parent().expect("bin dir").display().to_string();
         host.write(&format!("/tmp/pm/net.d/{name}.conflist"), conflist);
+        let conf = CONTAINERS_CONF
+            .replace("/usr/lib/rkt/plugins/net", &plugins)
+            .replace("/etc/cni/net.d", "/tmp/pm/net.d");
+        assert_ne!(conf, CONTAINERS_CONF, "the recipe names both directories");
+        // The machine's cgroups are v1 and systemd-free here; no events log.
         host.write(
             "/tmp/pm/containers.conf",
-            format!(
-                "[network]\nnetwork_backend = \"cni\"\ncni_plugin_dirs = [\"{plugins}\"]\nnetwork_config_dir = \"/tmp/pm/net.d\"\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n"
-            ),
+            format!("{conf}[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\n"),
         );
         // A copy: the checkout, where the test image lives, is read-only here.
         host.exec(&["cp", "-a", &host.image(), "/tmp/pm/rootfs"])
@@ -173,9 +176,7 @@ fn podman_publishes_a_port_through_our_bridge_and_portmap() {
     pm.finish();
 }
 
-const PTP: &str = r#"{"cniVersion":"1.0.0","name":"rktptp","plugins":[
- {"type":"ptp","ipMasq":true,
-  "ipam":{"type":"host-local","subnet":"10.97.0.0/24","routes":[{"dst":"0.0.0.0/0"}]}}]}"#;
+const PTP: &str = include_str!("../dist/podman/rktptp.conflist");
 
 #[test]
 fn podman_runs_on_our_ptp_and_host_local() {
@@ -217,8 +218,7 @@ fn podman_runs_on_our_ptp_and_host_local() {
     pm.finish();
 }
 
-const MACVLAN_DHCP: &str = r#"{"cniVersion":"1.0.0","name":"rktlan","plugins":[
- {"type":"macvlan","master":"lan0","mode":"bridge","ipam":{"type":"dhcp"}}]}"#;
+const MACVLAN_DHCP: &str = include_str!("../dist/podman/rktlan.conflist");
 
 #[test]
 fn podman_runs_on_our_macvlan_with_dhcp_addresses() {
