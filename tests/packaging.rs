@@ -127,7 +127,25 @@ fn the_package_runs_a_pod_from_its_installed_layout() {
         "{}",
         list.stdout
     );
+    // rkt-gc.service's command, as systemd would run it (its Environment=
+    // expanded): a valid gc that keeps the pod exited moments ago.
+    let unit = std::fs::read_to_string(r.join("usr/lib/systemd/system/rkt-gc.service"))
+        .expect("rkt-gc.service");
+    let key = |k: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in rkt-gc.service"))
+            .to_string()
+    };
+    let grace = key("Environment=GRACE_PERIOD=");
+    let exec = key("ExecStart=").replace("${GRACE_PERIOD}", &grace);
+    let argv: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(argv[0], "/usr/bin/rkt", "{exec}");
+    host.rkt(&argv[1..]).ok();
+    assert_eq!(host.pods("exited").len(), 1, "kept for the grace period");
     host.rkt(&["gc", "--grace-period=0s"]).ok();
+    let list = host.rkt(&["list", "--no-legend"]).ok();
+    assert!(list.stdout.trim().is_empty(), "{}", list.stdout);
     host.finish();
 }
 
