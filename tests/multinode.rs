@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{kill_spawned, Host, Session};
+use common::{kill_spawned, remove_upstream, upstream, Host, Session};
 
 /// Node `n`'s network: our bridge + host-local on its slice, masquerade
 /// for everything but the cluster.
@@ -86,16 +86,7 @@ fn pods_reach_each_other_across_nodes_by_address_masquerade_only_off_cluster() {
     node(&a, 1, 2);
     node(&b, 2, 1);
     // Off the cluster: netns `up` behind node A, with no route to the pods.
-    for cmd in [
-        "ip netns add up",
-        "ip link add uphost type veth peer name eth0 netns up",
-        "ip addr add 10.200.0.1/24 dev uphost",
-        "ip link set uphost up",
-        "ip -n up addr add 10.200.0.2/24 dev eth0",
-        "ip -n up link set eth0 up",
-    ] {
-        a.exec(&cmd.split(' ').collect::<Vec<_>>()).ok();
-    }
+    upstream(&a);
 
     let (server_a, ip_a) = echo_server(&a);
     let (server_b, ip_b) = echo_server(&b);
@@ -128,8 +119,7 @@ fn pods_reach_each_other_across_nodes_by_address_masquerade_only_off_cluster() {
         let left = host.exec(&["ls", "/var/lib/cni/networks/cluster"]).stdout;
         assert!(!left.contains("10.244."), "addresses left: {left}");
     }
-    a.exec(&["ip", "link", "del", "uphost"]).ok();
-    a.exec(&["ip", "netns", "del", "up"]).ok();
+    remove_upstream(&a);
     a.exec(&["ip", "link", "del", "node0"]).ok();
     a.finish();
     b.finish();

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ours, Cni, Host, Session};
+use common::{ours, remove_upstream, upstream, Cni, Host, Session};
 use serde_json::{json, Value};
 
 const MASQ: &str = r#"{"cniVersion":"1.0.0","name":"default","type":"ptp","ipMasq":true,"ipam":{"type":"host-local","subnet":"172.16.28.0/24","routes":[{"dst":"0.0.0.0/0"}]}}"#;
@@ -25,27 +25,6 @@ try:
 except Exception:
     pass
 "#;
-
-/// The upstream: netns `up` at 10.200.0.2, routed through the host's
-/// 10.200.0.1, with no route back to the pods' subnets.
-fn upstream(host: &Session) {
-    for cmd in [
-        "ip netns add up",
-        "ip link add uphost type veth peer name eth0 netns up",
-        "ip addr add 10.200.0.1/24 dev uphost",
-        "ip link set uphost up",
-        "ip -n up addr add 10.200.0.2/24 dev eth0",
-        "ip -n up link set eth0 up",
-        "ip -n up link set lo up",
-    ] {
-        host.exec(&cmd.split(' ').collect::<Vec<_>>()).ok();
-    }
-}
-
-fn remove_upstream(host: &Session) {
-    host.exec(&["ip", "link", "del", "uphost"]).ok();
-    host.exec(&["ip", "netns", "del", "up"]).ok();
-}
 
 /// The address the upstream saw one TCP connection come from, made by
 /// `connect` (empty when none arrived).

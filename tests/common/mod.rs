@@ -607,6 +607,27 @@ impl Drop for Session {
     }
 }
 
+/// A machine off the pods' networks: netns `up` at 10.200.0.2, routed
+/// through the host's 10.200.0.1, with no route back to the pods' subnets.
+pub fn upstream(host: &Session) {
+    for cmd in [
+        "ip netns add up",
+        "ip link add uphost type veth peer name eth0 netns up",
+        "ip addr add 10.200.0.1/24 dev uphost",
+        "ip link set uphost up",
+        "ip -n up addr add 10.200.0.2/24 dev eth0",
+        "ip -n up link set eth0 up",
+        "ip -n up link set lo up",
+    ] {
+        host.exec(&cmd.split(' ').collect::<Vec<_>>()).ok();
+    }
+}
+
+pub fn remove_upstream(host: &Session) {
+    host.exec(&["ip", "link", "del", "uphost"]).ok();
+    host.exec(&["ip", "netns", "del", "up"]).ok();
+}
+
 /// Removes the cgroups another runtime (Podman, containerd) made under
 /// `parent` for this test (cgroups are the machine's, not the host's),
 /// giving its clean-up (Podman's runs after `run --rm` returns) up to 5 s;
