@@ -49,6 +49,12 @@ impl RelPath {
         RelPath(self.0[..self.0.len().saturating_sub(1)].to_vec())
     }
 
+    /// The directories above the last component, top-most first (`a`,
+    /// `a/b` for `a/b/c`).
+    pub fn ancestors(&self) -> impl Iterator<Item = RelPath> + '_ {
+        (1..self.0.len()).map(|n| self.prefix(n))
+    }
+
     /// The first `n` components.
     fn prefix(&self, n: usize) -> RelPath {
         RelPath(self.0[..n].to_vec())

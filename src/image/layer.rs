@@ -293,6 +293,23 @@ fn make_dir(
     Ok(())
 }
 
+/// Whether a layer's directory is opaque for overlayfs (it hides the lower
+/// layers' one): `trusted.overlay.opaque` is `y`.
+pub fn is_opaque(dir: BorrowedFd) -> bool {
+    let mut value = [0u8; 2];
+    // SAFETY: a valid fd, NUL-terminated name, and a buffer of the length
+    // given.
+    let n = unsafe {
+        libc::fgetxattr(
+            dir.as_raw_fd(),
+            c"trusted.overlay.opaque".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    n == 1 && value[0] == b'y'
+}
+
 /// Marks a directory opaque for overlayfs (it hides the lower layers' one).
 fn set_opaque(dir: BorrowedFd) -> io::Result<()> {
     // SAFETY: a valid fd, NUL-terminated name and a 1-byte value buffer.

@@ -1,17 +1,19 @@
 //! The users and groups an image declares: `/etc/passwd` and `/etc/group`
 //! read from its layers, top-most first, for `rkt run --user`/`--group`
 //! names. Hostile until checked: no symlink is followed (a link there is
-//! refused), a whiteout ends the search, a file is read up to 1 MiB, and
+//! refused), a whiteout or an opaque directory above the file ends the
+//! search, a file is read up to 1 MiB, and
 //! malformed lines are skipped.
 
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::{fstat, Mode, SFlag};
 
 use super::in_root::{open_beneath, RelPath};
+use super::layer::is_opaque;
 
 const MAX: u64 = 1 << 20;
 
@@ -65,7 +67,12 @@ fn read(lowers: &[PathBuf], rel: &str) -> Result<Option<String>, UsersError> {
         .map_err(|e| err(e.into()))?;
         let fd = match open_beneath(root.as_fd(), &path) {
             Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                if hides_lower_layers(root.as_fd(), &path) {
+                    return Ok(None);
+                }
+                continue;
+            }
             // A device node (an overlayfs whiteout is 0:0) cannot be
             // opened: deleted by this layer.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => {
@@ -94,6 +101,26 @@ fn read(lowers: &[PathBuf], rel: &str) -> Result<Option<String>, UsersError> {
         return Ok(Some(text));
     }
     Ok(None)
+}
+
+/// Whether a layer without `path` hides the lower layers' one: a
+/// directory above it is opaque, or deleted (a whiteout device).
+fn hides_lower_layers(root: BorrowedFd, path: &RelPath) -> bool {
+    for dir in path.ancestors() {
+        match open_beneath(root, &dir) {
+            Ok(fd) => {
+                let is_dir = fstat(&fd)
+                    .map(|st| st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFDIR.bits())
+                    .unwrap_or(false);
+                if !is_dir || is_opaque(fd.as_fd()) {
+                    return true;
+                }
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) => return true,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The image's users (none when it has no `/etc/passwd`).
@@ -191,5 +218,49 @@ mod tests {
         )
         .unwrap();
         assert!(groups(&lowers).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_opaque_or_deleted_directory_hides_the_lower_layers_file() {
+        let t = tempfile::tempdir().unwrap();
+        let (top, low) = (t.path().join("top"), t.path().join("low"));
+        std::fs::create_dir_all(top.join("etc")).unwrap();
+        std::fs::create_dir_all(low.join("etc")).unwrap();
+        std::fs::write(low.join("etc/passwd"), "old:x:5:5::/:/bin/sh\n").unwrap();
+        let lowers = vec![top.clone(), low.clone()];
+        assert_eq!(users(&lowers).unwrap().len(), 1, "seen through a plain dir");
+        let etc = std::fs::File::open(top.join("etc")).unwrap();
+        // SAFETY: a valid fd, NUL-terminated name, a 1-byte value.
+        let rc = unsafe {
+            libc::fsetxattr(
+                std::os::fd::AsRawFd::as_raw_fd(&etc),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        assert!(
+            users(&lowers).unwrap().is_empty(),
+            "hidden by an opaque etc"
+        );
+        // The opaque layer's own file is still read.
+        std::fs::write(top.join("etc/passwd"), "web:x:7:7::/:/bin/sh\n").unwrap();
+        assert_eq!(users(&lowers).unwrap()[0].name, "web");
+        // etc itself deleted by the top layer (a whiteout device).
+        std::fs::remove_file(top.join("etc/passwd")).unwrap();
+        std::fs::remove_dir(top.join("etc")).unwrap();
+        nix::sys::stat::mknod(
+            &top.join("etc"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o644),
+            0,
+        )
+        .unwrap();
+        assert!(
+            users(&lowers).unwrap().is_empty(),
+            "hidden by a deleted etc"
+        );
     }
 }
