@@ -57,14 +57,16 @@ pub fn image(g: &Global, a: ImageArgs) -> Result<i32, Error> {
     }
 }
 
-/// (image id, pod UUID) of every pod, with whether it runs.
+/// (image id, pod UUID) of every pod, with whether it runs (or is being
+/// started).
 fn pod_images(g: &Global) -> Vec<(String, String, bool)> {
     g.store()
         .all()
         .into_iter()
         .filter_map(|p| {
             let m = p.manifest().ok()?;
-            Some((m.image.id, p.uuid.clone(), p.state() == PodState::Running))
+            let in_use = matches!(p.state(), PodState::Running | PodState::Preparing);
+            Some((m.image.id, p.uuid.clone(), in_use))
         })
         .collect()
 }
@@ -127,6 +129,8 @@ fn list(g: &Global, cas: &std::path::Path, a: ImageListArgs) -> Result<i32, Erro
 }
 
 fn rm(g: &Global, cas: &std::path::Path, a: ImageRmArgs) -> Result<i32, Error> {
+    // Imports in progress finish first: their pods then show up below.
+    let _excl = store::exclusive(cas).map_err(Error::state("lock the image store", cas))?;
     let records = store::all(cas);
     let pods = pod_images(g);
     let mut failed = 0;
@@ -150,7 +154,7 @@ fn rm(g: &Global, cas: &std::path::Path, a: ImageRmArgs) -> Result<i32, Error> {
                 continue;
             }
         };
-        if let Some((_, uuid, _)) = pods.iter().find(|(i, _, running)| *i == r.id && *running) {
+        if let Some((_, uuid, _)) = pods.iter().find(|(i, _, in_use)| *i == r.id && *in_use) {
             eprintln!("rkt: image {what}: running pod {uuid} uses it; stop that pod first");
             failed += 1;
             continue;

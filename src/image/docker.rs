@@ -69,6 +69,7 @@ pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, Imag
         id: id.to_string(),
         lowers,
         config: parse_config(&config),
+        lease: None,
     })
 }
 

@@ -61,6 +61,17 @@ pub struct Image {
     /// overlayfs lower directories, top-most first.
     pub lowers: Vec<PathBuf>,
     pub config: ImageConfig,
+    /// The store's lease ([`store::lease`]) for an image from the store:
+    /// dropped once the pod's directory exists ([`Image::release_store`]).
+    pub lease: Option<std::sync::Arc<crate::lock::FileLock>>,
+}
+
+impl Image {
+    /// The pod that uses the image now names it: `rkt image gc` and `rm`
+    /// may go on.
+    pub fn release_store(&mut self) {
+        self.lease = None;
+    }
 }
 
 /// How an image is loaded.
@@ -222,6 +233,15 @@ pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageErr
             .map_err(|e| err(image, ImageProblem::NotArchive(e)))?;
         (src, cache)
     };
+    let lease = store::lease(cas).map_err(|source| {
+        err(
+            image,
+            ImageProblem::Cache {
+                dir: cas.to_path_buf(),
+                source,
+            },
+        )
+    })?;
     let budget = Budget::with_progress(opts.max_size, &default_name(image));
     let ctx = Ctx {
         image,
@@ -249,6 +269,7 @@ pub fn load(arg: &str, cas: &Path, opts: &LoadOptions) -> Result<Image, ImageErr
         .unwrap_or(0);
     store::record(cas, &img.id, &img.name, &img.lowers, now)
         .map_err(|e| err(image, ImageProblem::Io(e)))?;
+    img.lease = Some(std::sync::Arc::new(lease));
     Ok(img)
 }
 
@@ -260,6 +281,7 @@ fn rootfs(image: &Path) -> Result<Image, ImageError> {
         id: Sha256Digest::of(canon.as_os_str().as_encoded_bytes()).to_string(),
         lowers: vec![canon],
         config: ImageConfig::default(),
+        lease: None,
     })
 }
 

@@ -148,5 +148,6 @@ pub fn load(ctx: &Ctx, src: &Source, default_name: String) -> Result<Image, Imag
         id: config_digest.to_string(),
         lowers,
         config: parse_config(&config),
+        lease: None,
     })
 }

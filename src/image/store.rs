@@ -4,6 +4,12 @@
 //! is loaded (a root filesystem directory is the user's own, not stored).
 //! A layer no record names is garbage for `rkt image gc`, which also
 //! forgets what `verified/` remembers of it.
+//!
+//! `<dir>/cas/lock` keeps the two apart: an import holds it shared
+//! ([`lease`]) from its first layer until its pod's directory exists (the
+//! layers are recorded then, and the pod names the image), `rkt image gc`
+//! and `rkt image rm` hold it exclusively ([`exclusive`]), so neither
+//! removes what a pod being started is about to mount.
 
 use std::fs;
 use std::io;
@@ -12,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::in_root::remove_at;
+use crate::lock::FileLock;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -124,6 +131,26 @@ pub fn find<'a>(records: &'a [Record], what: &str) -> Vec<&'a Record> {
         .collect()
 }
 
+fn lock_path(cas: &Path) -> PathBuf {
+    cas.join("lock")
+}
+
+/// Taken by an import (shared with other imports) until its pod's
+/// directory exists.
+pub fn lease(cas: &Path) -> io::Result<FileLock> {
+    FileLock::acquire_shared(&lock_path(cas))
+}
+
+/// Taken by `rkt image rm` and [`gc`]: waits for the imports in progress;
+/// `None` when there is no store yet.
+pub fn exclusive(cas: &Path) -> io::Result<Option<FileLock>> {
+    match FileLock::acquire(&lock_path(cas)) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Forgets an image (its layers stay until [`gc`]).
 pub fn remove(cas: &Path, id: &str) -> io::Result<()> {
     fs::remove_file(record_path(cas, id))
@@ -132,6 +159,9 @@ pub fn remove(cas: &Path, id: &str) -> io::Result<()> {
 /// Removes the layers no record names, and what `verified/` says of
 /// them; the diff ids (hex) removed.
 pub fn gc(cas: &Path) -> io::Result<Vec<String>> {
+    let Some(_excl) = exclusive(cas)? else {
+        return Ok(Vec::new());
+    };
     let keep: Vec<String> = all(cas).into_iter().flat_map(|r| r.layers).collect();
     let layers = cas.join("layers/sha256");
     let mut removed = Vec::new();
@@ -167,4 +197,39 @@ pub fn gc(cas: &Path) -> io::Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// An import's layer is unpacked but not yet recorded: gc waits for
+    /// the import's lease, then keeps what the import recorded.
+    #[test]
+    fn gc_waits_for_imports_and_keeps_what_they_record() {
+        let t = tempfile::tempdir().unwrap();
+        let cas = t.path();
+        let layers = cas.join("layers/sha256");
+        fs::create_dir_all(layers.join("aa11")).unwrap();
+        fs::create_dir_all(layers.join("bb22")).unwrap();
+        let lease = lease(cas).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let cas2 = cas.to_path_buf();
+        let gc_thread = std::thread::spawn(move || tx.send(gc(&cas2).unwrap()).unwrap());
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "gc ran during an import"
+        );
+        assert!(layers.join("aa11").exists());
+        record(cas, "sha256:1234", "img", &[layers.join("aa11")], 1).unwrap();
+        drop(lease);
+        let removed = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        gc_thread.join().unwrap();
+        assert_eq!(removed, ["bb22"]);
+        assert!(layers.join("aa11").exists());
+        // No store at all: nothing to do, no error.
+        assert!(gc(&cas.join("missing")).unwrap().is_empty());
+    }
 }

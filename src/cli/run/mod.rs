@@ -176,8 +176,9 @@ fn phase(name: &'static str) -> Phase {
 
 pub fn run(g: &Global, a: RunArgs) -> Result<i32, Error> {
     let total = phase("total");
-    let plan = Plan::new(g, &a, None)?;
+    let mut plan = Plan::new(g, &a, None)?;
     let (pod, _lock) = create_pod(g, &plan)?;
+    plan.image.release_store();
     let code = run_pod(g, &plan, pod)?;
     drop(total);
     log_peak_memory();
@@ -196,11 +197,12 @@ fn run_pod(g: &Global, plan: &Plan, pod: Pod) -> Result<i32, Error> {
 /// `prepared/`, with the flags kept for `rkt run-prepared`); prints the
 /// UUID. No network, namespace or process exists until run-prepared.
 pub fn prepare(g: &Global, a: RunArgs) -> Result<i32, Error> {
-    let plan = Plan::new(g, &a, None)?;
+    let mut plan = Plan::new(g, &a, None)?;
     let pod = g
         .store()
         .prepare(&plan.uuid, &plan.manifest)
         .map_err(Error::state("create the pod directory in", &g.dir))?;
+    plan.image.release_store();
     let saved = pod.write_json("run-args.json", &a);
     let uuid_file = match (&saved, &plan.uuid_file_save) {
         (Ok(()), Some(path)) => {
@@ -270,13 +272,14 @@ pub fn run_prepared(g: &Global, r: RunPreparedArgs) -> Result<i32, Error> {
         a.mds_register = m;
     }
     a.uuid_file_save = None;
-    let plan = Plan::new(g, &a, Some(pod.uuid.clone()))?;
+    let mut plan = Plan::new(g, &a, Some(pod.uuid.clone()))?;
     let (pod, _lock) = store
         .start_prepared(&pod)
         .map_err(Error::state("start the prepared pod at", &pod.dir))?
         .ok_or_else(|| FlagError::PreparedBusy(pod.uuid.clone()))?;
     pod.write_json("pod.json", &plan.manifest)
         .map_err(Error::state("write", pod.path("pod.json")))?;
+    plan.image.release_store();
     run_pod(g, &plan, pod)
 }
 
