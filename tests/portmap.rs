@@ -463,6 +463,40 @@ fn nothing_is_left_after_exit_stop_or_kill_and_gc() {
     host.finish();
 }
 
+/// A table of ours with no state behind it (the state directory lost):
+/// the first mapping replaces it (its rules once, its elements gone), and
+/// the port answers.
+#[test]
+fn a_stale_table_is_replaced_not_merged() {
+    let host = Host::new().start();
+    host.exec_input(
+        &["nft", "-f", "-"],
+        b"table inet rkt-portmap {
+  map any4 { type inet_proto . inet_service : ipv4_addr . inet_service; elements = { tcp . 9999 : 10.9.9.9 . 80 } }
+  chain mapped { meta nfproto ipv4 dnat ip to meta l4proto . th dport map @any4; }
+  chain pre { type nat hook prerouting priority dstnat; policy accept; fib daddr type local jump mapped; }
+}
+",
+    )
+    .ok();
+    other_host(&host);
+    let (child, uuid) = serve(&host, "default", &["--publish=8080:80"], "fresh");
+    assert_eq!(
+        get(&host, From::OtherHost, "10.250.0.1:8080"),
+        "served-by-fresh"
+    );
+    let table = host
+        .exec(&["nft", "list", "table", "inet", "rkt-portmap"])
+        .ok()
+        .stdout;
+    assert!(!table.contains("9999"), "the stale element went: {table}");
+    assert_eq!(table.matches("map @any4").count(), 1, "{table}");
+    stop(&host, &uuid, child);
+    assert!(table_gone(&host));
+    remove_other_host(&host);
+    host.finish();
+}
+
 /// CNI GC of the plugin drops the elements of attachments that are gone
 /// and keeps the others.
 #[test]

@@ -28,12 +28,11 @@ use crate::plugins::pkg::nf_tables::{Elem, Fields};
 
 pub const TABLE: &str = "rkt-portmap";
 
-/// The table with its maps and chains, replacing any table of that name.
-pub fn install() -> String {
+/// The table with its maps and chains (added: see [`create`] and
+/// [`replace`]).
+fn table() -> String {
     format!(
-        "add table inet {TABLE}
-delete table inet {TABLE}
-table inet {TABLE} {{
+        "table inet {TABLE} {{
   map any4 {{ type inet_proto . inet_service : ipv4_addr . inet_service; }}
   map hip4 {{ type inet_proto . ipv4_addr . inet_service : ipv4_addr . inet_service; }}
   map any6 {{ type inet_proto . inet_service : ipv6_addr . inet_service; }}
@@ -67,6 +66,19 @@ table inet {TABLE} {{
 /// Removes the table (whether or not it exists).
 pub fn remove() -> String {
     format!("add table inet {TABLE}\ndelete table inet {TABLE}\n")
+}
+
+/// The table, refused (the whole transaction) when one of its name exists:
+/// the common case, with none, costs no deletion (a table's deletion costs
+/// the kernel an RCU grace period: 10-30 ms here).
+pub fn create() -> String {
+    format!("create table inet {TABLE}\n{}", table())
+}
+
+/// The table, replacing one of its name (whose chains would otherwise get
+/// their rules twice).
+pub fn replace() -> String {
+    remove() + &table()
 }
 
 /// One element of one of the table's maps or sets.

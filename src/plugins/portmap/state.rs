@@ -295,11 +295,15 @@ impl State {
             nft::apply(&rules::remove())?;
             return self.set_installed(false);
         }
-        let mut script = rules::install();
-        for a in &all {
-            script.extend(a.elements.iter().map(Element::add));
+        let elements: String = all
+            .iter()
+            .flat_map(|a| a.elements.iter().map(Element::add))
+            .collect();
+        // A table left from before (nft flush ruleset spares none, but a
+        // lost state directory leaves one) makes `create` fail: replaced then.
+        if nft::apply(&(rules::create() + &elements)).is_err() {
+            nft::apply(&(rules::replace() + &elements))?;
         }
-        nft::apply(&script)?;
         self.set_installed(true)
     }
 
