@@ -149,6 +149,32 @@ fn the_package_runs_a_pod_from_its_installed_layout() {
     host.finish();
 }
 
+/// Debian's own checker finds nothing to say but what the package's
+/// overrides explain (static binaries look like shared libraries to it).
+#[test]
+fn lintian_passes_the_package() {
+    let lintian = |extra: &[&str]| {
+        let out = Command::new("lintian")
+            .args(extra)
+            .arg(package())
+            .output()
+            .expect("run lintian (provision.sh installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = lintian(&[]);
+    let complaints: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("E:") || l.starts_with("W:"))
+        .collect();
+    assert!(complaints.is_empty(), "{report}");
+    // Without the overrides it does complain: it read the package.
+    let raw = lintian(&["--no-override"]);
+    assert!(
+        raw.contains("shared-library-lacks-prerequisites [usr/bin/rkt]"),
+        "{raw}"
+    );
+}
+
 #[test]
 fn the_package_units_pass_systemd_analyze_verify() {
     let root = unpacked();

@@ -20,6 +20,8 @@ mkdir -p "$out/man" "$out/completions"
 "$bin/rkt" completion bash >"$out/completions/rkt"
 "$bin/rkt" completion zsh >"$out/completions/_rkt"
 "$bin/rkt" completion fish >"$out/completions/rkt.fish"
+# The upstream changelog, where Debian's policy puts it.
+gzip -9n <CHANGELOG.md >"$out/changelog.gz"
 # cargo-deb finds the binaries under target/<tuple>/release for --target.
 cargo deb --no-build --target "$tuple" --output target/debian/ >/dev/null
 ls -1 target/debian/rkt_*.deb | tail -n 1

@@ -4,7 +4,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # libc6-dev: the static glibc the binaries link (.cargo/config.toml).
-pkgs=(busybox-static nftables iproute2 dnsmasq-base containernetworking-plugins util-linux iptables ca-certificates curl gcc libc6-dev jq python3 podman runc man-db systemd containerd zsh fish)
+pkgs=(busybox-static nftables iproute2 dnsmasq-base containernetworking-plugins util-linux iptables ca-certificates curl gcc libc6-dev jq python3 podman runc man-db systemd containerd zsh fish lintian)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
