@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{tmp_dir, Host};
+use common::{tmp_dir, Host, Outcome, Session};
 
 /// The .deb under test: `$RKT_DEB` (`vagrant/test.sh` builds it with
 /// `vagrant/package.sh` before the tests), else built here the same way.
@@ -292,6 +292,15 @@ fn version_names_the_runtime_the_spec_and_the_plugins() {
     host.finish();
 }
 
+/// `rkt completion SHELL` saved to `path`, then `code` run by that shell
+/// (with HOME=/tmp: `/` is read-only in the host).
+fn completion(host: &Session, shell: &str, path: &str, code: &str) -> Outcome {
+    let script = host.rkt(&["completion", shell]).ok().stdout;
+    host.write(path, &script);
+    let flag = if shell == "zsh" { "-fc" } else { "-c" };
+    host.exec(&["env", "HOME=/tmp", shell, flag, code]).ok()
+}
+
 #[test]
 fn man_pages_render_and_shells_complete() {
     let host = Host::new().start();
@@ -316,45 +325,32 @@ fn man_pages_render_and_shells_complete() {
         "{}",
         run.stdout
     );
-    let script = host.rkt(&["completion", "bash"]).ok().stdout;
-    host.write("/tmp/rkt.bash", &script);
-    let completed = host
-        .exec(&[
-            "bash",
-            "-c",
-            "source /tmp/rkt.bash; COMP_WORDS=(rkt run --n); COMP_CWORD=2; COMP_LINE='rkt run --n'; COMP_POINT=${#COMP_LINE}; _rkt rkt --n run; printf '%s\\n' \"${COMPREPLY[@]}\"",
-        ])
-        .ok();
+    let completed = completion(
+        &host,
+        "bash",
+        "/tmp/rkt.bash",
+        "source /tmp/rkt.bash; COMP_WORDS=(rkt run --n); COMP_CWORD=2; COMP_LINE='rkt run --n'; COMP_POINT=${#COMP_LINE}; _rkt rkt --n run; printf '%s\\n' \"${COMPREPLY[@]}\"",
+    );
     assert!(completed.lines().contains(&"--net"), "{}", completed.stdout);
     // fish completes the same; zsh loads its script and registers it for
     // rkt (driving zsh's completion needs a terminal).
-    let fish = host.rkt(&["completion", "fish"]).ok().stdout;
-    host.write("/tmp/rkt.fish", &fish);
-    let completed = host
-        .exec(&[
-            "env",
-            "HOME=/tmp",
-            "fish",
-            "-c",
-            "source /tmp/rkt.fish; complete -C 'rkt run --n'",
-        ])
-        .ok();
+    let completed = completion(
+        &host,
+        "fish",
+        "/tmp/rkt.fish",
+        "source /tmp/rkt.fish; complete -C 'rkt run --n'",
+    );
     assert!(
         completed.lines().iter().any(|l| l.starts_with("--net\t")),
         "{}",
         completed.stdout
     );
-    let zsh = host.rkt(&["completion", "zsh"]).ok().stdout;
-    host.write("/tmp/_rkt", &zsh);
-    let loaded = host
-        .exec(&[
-            "env",
-            "HOME=/tmp",
-            "zsh",
-            "-fc",
-            "autoload -Uz compinit && compinit -u -d /tmp/zcompdump && source /tmp/_rkt && print -r -- ${_comps[rkt]}",
-        ])
-        .ok();
+    let loaded = completion(
+        &host,
+        "zsh",
+        "/tmp/_rkt",
+        "autoload -Uz compinit && compinit -u -d /tmp/zcompdump && source /tmp/_rkt && print -r -- ${_comps[rkt]}",
+    );
     assert_eq!(loaded.stdout.trim(), "_rkt", "{loaded:?}");
     host.finish();
 }
