@@ -103,6 +103,12 @@ fn the_package_runs_a_pod_from_its_installed_layout() {
     ] {
         assert!(r.join(file).is_file(), "{file} in the package");
     }
+    // A program named like a plugin beside the installed rkt (as
+    // /usr/bin may hold one) is not taken for it.
+    let decoy = r.join("usr/bin/ptp");
+    std::fs::write(&decoy, "#!/bin/sh\necho not a CNI plugin >&2\nexit 1\n").expect("decoy");
+    std::fs::set_permissions(&decoy, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod decoy");
     // The installed rkt, with no flag, finds the installed plugins
     // (PREFIX/bin/rkt -> PREFIX/lib/rkt/plugins/net), not the build's.
     let host = Host::new().rkt_binary(r.join("usr/bin/rkt")).start();

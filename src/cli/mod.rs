@@ -43,9 +43,9 @@ pub struct Global {
     /// Print debug output, with the timing of each phase.
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Colon-separated plugin directories [default: beside rkt,
-    /// PREFIX/lib/rkt/plugins/net for rkt in PREFIX/bin,
-    /// /usr/lib/rkt/plugins/net, /opt/cni/bin, /usr/lib/cni].
+    /// Colon-separated plugin directories [default: PREFIX/lib/rkt/plugins/net
+    /// for rkt in PREFIX/bin (else beside rkt), /usr/lib/rkt/plugins/net,
+    /// /opt/cni/bin, /usr/lib/cni].
     #[arg(long = "net-plugin-path", global = true)]
     pub net_plugin_path: Option<String>,
     /// How long a CNI plugin may take before it is killed and the pod rolled back.
@@ -193,12 +193,14 @@ impl Global {
             .ok()
             .and_then(|e| e.parent().map(Path::to_path_buf))
         {
-            // An installed tree under any prefix: PREFIX/bin/rkt finds
-            // PREFIX/lib/rkt/plugins/net (the package's layout).
-            if let Some(prefix) = dir.parent() {
-                out.push(prefix.join("lib/rkt/plugins/net"));
-            }
-            out.insert(0, dir);
+            // Installed under a prefix (the package's layout), PREFIX/bin/rkt
+            // finds PREFIX/lib/rkt/plugins/net and never looks for plugins
+            // among PREFIX/bin's programs; a build tree has them beside rkt.
+            let installed = dir
+                .parent()
+                .map(|prefix| prefix.join("lib/rkt/plugins/net"))
+                .filter(|d| d.is_dir());
+            out.push(installed.unwrap_or(dir));
         }
         for d in ["/usr/lib/rkt/plugins/net", "/opt/cni/bin", "/usr/lib/cni"] {
             let d = PathBuf::from(d);
