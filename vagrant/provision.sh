@@ -34,6 +34,7 @@ if ! rust_ok; then
   fi
 fi
 # cargo-deb packs the Debian package (vagrant/package.sh); built once.
-if ! "$HOME/.cargo/bin/cargo-deb" --version 2>/dev/null | grep -q '^cargo-deb 3\.8\.'; then
-  "$HOME/.cargo/bin/cargo" install cargo-deb --version 3.8.0 --locked --quiet
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! cargo deb --version 2>/dev/null | grep -q '^cargo-deb 3\.8\.'; then
+  cargo install cargo-deb --version 3.8.0 --locked --quiet
 fi
