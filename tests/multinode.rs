@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::{kill_spawned, remove_upstream, upstream, Host, Session};
 
 /// Node `n`'s network: our bridge + host-local on its slice, masquerade
@@ -105,10 +103,14 @@ fn pods_reach_each_other_across_nodes_by_address_masquerade_only_off_cluster() {
 
     // Off-cluster: masqueraded to node A's address on that side.
     let upstream = a.spawn(&["ip", "netns", "exec", "up", "python3", "-c", UPSTREAM]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Until the server listens (it takes the first connection only).
     a.in_pod(
         "cluster",
-        &["/bin/sh", "-c", "echo | timeout 5 nc 10.200.0.2 8080"],
+        &[
+            "/bin/sh",
+            "-c",
+            "for i in $(seq 50); do echo | timeout 5 nc 10.200.0.2 8080 && break; sleep 0.1; done",
+        ],
     );
     let peer = upstream.wait_with_output().expect("the upstream's server");
     assert_eq!(String::from_utf8_lossy(&peer.stdout).trim(), "10.200.0.1");
