@@ -194,6 +194,21 @@ fn podman_runs_on_our_ptp_and_host_local() {
         "-h",
         "/tmp/www",
     ]);
+    // Listening before the container asks.
+    for _ in 0..100 {
+        let local = host.exec(&[
+            "timeout",
+            "5",
+            "busybox",
+            "wget",
+            "-qO-",
+            "http://127.0.0.1:8081/",
+        ]);
+        if local.stdout.contains("served-by-the-host") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = pm
         .container(
             "rktptp",
