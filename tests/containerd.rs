@@ -23,14 +23,6 @@ fn ctr(host: &Session, args: &[&str]) -> common::Outcome {
     host.exec(&argv)
 }
 
-/// The addresses host-local holds for the network.
-fn leases(host: &Session) -> Vec<String> {
-    host.ls("/var/lib/cni/networks/rkt-pods")
-        .into_iter()
-        .filter(|f| f.starts_with("10.244."))
-        .collect()
-}
-
 #[test]
 fn ctr_run_cni_runs_containers_on_our_plugins() {
     let host = Host::new().start();
@@ -78,7 +70,7 @@ fn ctr_run_cni_runs_containers_on_our_plugins() {
     ]);
     let mut ip = Vec::new();
     for _ in 0..100 {
-        ip = leases(&host);
+        ip = host.leases("rkt-pods");
         if !ip.is_empty() {
             break;
         }
@@ -124,14 +116,14 @@ fn ctr_run_cni_runs_containers_on_our_plugins() {
     );
     assert!(client.stdout.contains("served-by-ctr"), "{}", client.stdout);
     assert_eq!(
-        leases(&host).len(),
+        host.leases("rkt-pods").len(),
         1,
         "the client's DEL released its address"
     );
     ctr(&host, &["task", "kill", "--signal", "SIGKILL", "web"]).ok();
     let out = web.wait_with_output().expect("ctr run web");
     assert!(
-        leases(&host).is_empty(),
+        host.leases("rkt-pods").is_empty(),
         "ctr's DEL released the web's: {out:?}"
     );
     kill_spawned(containerd);

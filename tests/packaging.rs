@@ -15,6 +15,18 @@ use std::sync::OnceLock;
 
 use common::{tmp_dir, Host, Outcome, Session};
 
+/// The plugins the project ships (stated here, not read from the code: the
+/// tests say what must be there).
+const PLUGINS: [&str; 7] = [
+    "loopback",
+    "ptp",
+    "bridge",
+    "macvlan",
+    "host-local",
+    "dhcp",
+    "portmap",
+];
+
 /// The .deb under test: `$RKT_DEB` (`vagrant/test.sh` builds it with
 /// `vagrant/package.sh` before the tests), else built here the same way.
 fn package() -> &'static Path {
@@ -75,15 +87,7 @@ fn the_package_runs_a_pod_from_its_installed_layout() {
     let root = unpacked();
     let r = root.path();
     let plugins = r.join("usr/lib/rkt/plugins/net");
-    for plugin in [
-        "loopback",
-        "ptp",
-        "bridge",
-        "macvlan",
-        "host-local",
-        "dhcp",
-        "portmap",
-    ] {
+    for plugin in PLUGINS {
         assert!(
             plugins.join(plugin).is_file(),
             "{plugin} in {}",
@@ -266,15 +270,7 @@ fn version_names_the_runtime_the_spec_and_the_plugins() {
         "{}",
         v.stdout
     );
-    for plugin in [
-        "ptp",
-        "bridge",
-        "macvlan",
-        "loopback",
-        "portmap",
-        "host-local",
-        "dhcp",
-    ] {
+    for plugin in PLUGINS {
         let line = lines
             .iter()
             .find(|l| l.starts_with(&format!("plugin {plugin}: ")))

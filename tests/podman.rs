@@ -224,11 +224,7 @@ fn podman_runs_on_our_ptp_and_host_local() {
     assert!(out.stdout.contains("served-by-the-host"), "{}", out.stdout);
     common::kill_spawned(httpd);
     // Podman's DEL released the address.
-    let left: Vec<String> = host
-        .ls("/var/lib/cni/networks/rktptp")
-        .into_iter()
-        .filter(|f| f.starts_with("10.97."))
-        .collect();
+    let left = host.leases("rktptp");
     assert!(left.is_empty(), "{left:?}");
     pm.finish();
 }

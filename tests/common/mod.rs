@@ -563,6 +563,14 @@ impl Session {
         o.stdout.lines().map(str::to_string).collect()
     }
 
+    /// The addresses host-local holds for `network` (its lease files).
+    pub fn leases(&self, network: &str) -> Vec<String> {
+        self.ls(&format!("/var/lib/cni/networks/{network}"))
+            .into_iter()
+            .filter(|f| f.parse::<std::net::IpAddr>().is_ok())
+            .collect()
+    }
+
     /// The UUIDs of the host's pods in `state` (running, exited, ...).
     pub fn pods(&self, state: &str) -> Vec<String> {
         self.rkt(&["list", "--full", "--no-legend"])
